@@ -1,0 +1,250 @@
+"""Find Chromium, launch it with a fresh profile, connect over CDP, and always shut it down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from ._cdp import CdpConnection, CdpSession, open_cdp
+from ._exceptions import BrowserError, CdpError, ToolNotFoundError
+from ._process import ManagedProcess, log_tail, spawn
+
+__all__ = [
+    "LAUNCH_TIMEOUT",
+    "SHUTDOWN_GRACE",
+    "Browser",
+    "find_browser",
+    "launch_browser",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds Chromium gets to announce its DevTools endpoint.
+LAUNCH_TIMEOUT = 30.0
+#: Seconds Chromium gets to exit after ``Browser.close``/SIGTERM before it is killed.
+SHUTDOWN_GRACE = 1.0
+
+_PATH_CANDIDATES = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "chrome",
+    "chrome-headless-shell",
+    "headless_shell",
+)
+
+#: Flags every launch gets. The network ones keep Chromium from calling home (and from hanging
+#: on a machine without network); the rest make rendering deterministic and unthrottled.
+BASE_FLAGS = (
+    "--headless",
+    "--remote-debugging-port=0",
+    "--remote-debugging-address=127.0.0.1",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
+    "--disable-dev-shm-usage",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-hang-monitor",
+    "--disable-ipc-flooding-protection",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,"
+    "AcceptCHFrame,CalculateNativeWinOcclusion,InterestFeedContentSuggestions",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--force-color-profile=srgb",
+    "--font-render-hinting=none",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+)
+
+#: Extra flags for browsers whose compositor we drive with ``HeadlessExperimental.beginFrame``.
+BEGIN_FRAME_FLAGS = (
+    "--deterministic-mode",
+    "--enable-begin-frame-control",
+    "--disable-new-content-rendering-timeout",
+    "--run-all-compositor-stages-before-draw",
+    "--disable-threaded-animation",
+    "--disable-threaded-scrolling",
+    "--disable-checker-imaging",
+    "--disable-image-animation-resync",
+)
+
+
+def _playwright_candidates() -> list[Path]:
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache/ms-playwright")
+    found: list[Path] = []
+    for pattern in (
+        "chromium_headless_shell-*/chrome-*/headless_shell",
+        "chromium_headless_shell-*/chrome-*/chrome-headless-shell",
+        "chromium-*/chrome-linux*/chrome",
+    ):
+        found.extend(sorted(root.glob(pattern), reverse=True))
+    return found
+
+
+def _check_executable(path: Path, origin: str) -> Path:
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ToolNotFoundError(
+            f"Chromium not found at {path} (from {origin}): give the path of a Chromium or "
+            "Chrome executable, or install one (Debian/Ubuntu: apt-get install chromium)"
+        )
+    return path
+
+
+def find_browser(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Locate a Chromium executable.
+
+    Order: ``explicit`` (``--browser``), ``$HELIOS_CHROMIUM``, ``chromium``,
+    ``chromium-browser``, ``google-chrome``, ``chrome-headless-shell`` on ``PATH``, then
+    Playwright's browser cache.
+
+    Raises:
+        ToolNotFoundError: Nothing usable was found; the message says what to install.
+    """
+    if explicit:
+        return _check_executable(Path(explicit), "--browser")
+    env = os.environ.get("HELIOS_CHROMIUM")
+    if env:
+        return _check_executable(Path(env), "HELIOS_CHROMIUM")
+    for name in _PATH_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    for candidate in _playwright_candidates():
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise ToolNotFoundError(
+        "no Chromium found: install one (Debian/Ubuntu: apt-get install chromium), "
+        "or pass --browser PATH or set HELIOS_CHROMIUM"
+    )
+
+
+def browser_version(executable: Path) -> str:
+    """``chromium --version``, or a note that it would not say."""
+    try:
+        result = subprocess.run(
+            [os.fspath(executable), "--version"],
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    return result.stdout.decode("utf-8", "replace").strip() or "unknown"
+
+
+@dataclass(slots=True, eq=False)
+class Browser:
+    """A running Chromium and its DevTools connection."""
+
+    executable: Path
+    process: ManagedProcess
+    connection: CdpConnection
+    profile_dir: Path
+    begin_frame_control: bool
+
+    @property
+    def cdp(self) -> CdpSession:
+        """The browser-level CDP session."""
+        return self.connection.session(None)
+
+    def log_tail(self) -> str:
+        """The tail of Chromium's own log."""
+        return log_tail(self.profile_dir / "chromium.log")
+
+
+async def _read_endpoint(process: ManagedProcess, profile_dir: Path) -> str:
+    port_file = profile_dir / "DevToolsActivePort"
+    while True:
+        if process.poll() is not None:
+            raise BrowserError(
+                f"Chromium exited with status {process.returncode} before it was ready:\n"
+                + log_tail(profile_dir / "chromium.log")
+            )
+        try:
+            lines = port_file.read_text().split()
+        except OSError:
+            lines = []
+        if len(lines) >= 2:
+            return f"ws://127.0.0.1:{int(lines[0])}{lines[1]}"
+        await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def launch_browser(
+    executable: Path,
+    *,
+    width: int,
+    height: int,
+    begin_frame_control: bool = False,
+    extra_args: Sequence[str] = (),
+) -> AsyncIterator[Browser]:
+    """Launch Chromium with a fresh profile and connect to it.
+
+    Raises:
+        BrowserError: It did not start or announce its endpoint within
+            :data:`LAUNCH_TIMEOUT`; the message quotes the tail of its log.
+
+    Cancellation:
+        On every exit, cancellation included: ``Browser.close``, :data:`SHUTDOWN_GRACE`,
+        SIGKILL to the process group, reap, and remove the profile directory.
+    """
+    profile_dir = Path(tempfile.mkdtemp(prefix="helios-chromium-"))
+    args: list[str] = [os.fspath(executable), *BASE_FLAGS]
+    if os.geteuid() == 0:
+        # Chromium refuses to run as root with its sandbox on; it is only off in that case.
+        args.append("--no-sandbox")
+    if begin_frame_control:
+        args.extend(BEGIN_FRAME_FLAGS)
+    args += [f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", *extra_args]
+    args.append("about:blank")
+    process: ManagedProcess | None = None
+    try:
+        try:
+            process = spawn(args, name="chromium", log_path=profile_dir / "chromium.log")
+        except OSError as exc:
+            raise ToolNotFoundError(f"could not start Chromium at {executable}: {exc}") from exc
+        try:
+            with trio.fail_after(LAUNCH_TIMEOUT):
+                url = await _read_endpoint(process, profile_dir)
+        except trio.TooSlowError:
+            raise BrowserError(
+                f"Chromium did not announce its DevTools endpoint within {LAUNCH_TIMEOUT:g} s:\n"
+                + log_tail(profile_dir / "chromium.log")
+            ) from None
+        async with open_cdp(url) as connection:
+            browser = Browser(executable, process, connection, profile_dir, begin_frame_control)
+            try:
+                yield browser
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE):
+                    try:
+                        await browser.cdp.execute("Browser.close")
+                    except CdpError:
+                        pass
+    finally:
+        if process is not None:
+            await process.terminate(SHUTDOWN_GRACE)
+        shutil.rmtree(profile_dir, ignore_errors=True)

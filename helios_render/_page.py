@@ -1,0 +1,247 @@
+"""A composition loaded in a page, with the virtual-time runtime, seekable frame by frame."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from typing import Any
+
+import trio
+
+from ._browser import Browser
+from ._cdp import CdpEvent, CdpSession
+from ._exceptions import (
+    BrowserError,
+    CdpCommandError,
+    FrameTimeoutError,
+    PageError,
+    SourceError,
+)
+from ._util import background_nursery
+
+__all__ = ["EPOCH_MS", "Page", "PageConfig", "open_page", "runtime_source"]
+
+logger = logging.getLogger(__name__)
+
+#: What ``Date.now()`` returns at frame 0: 2024-01-01T00:00:00Z, the same in every worker.
+EPOCH_MS = 1_704_067_200_000
+#: ``Math.random`` seed when none is given.
+DEFAULT_SEED = 0x48454C49
+
+
+@dataclass(frozen=True, slots=True)
+class PageConfig:
+    """What a page needs to load a composition."""
+
+    url: str
+    width: int
+    height: int
+    fps: Fraction
+    props: Any = None
+    seed: int = DEFAULT_SEED
+    timeout: float = 30.0
+    ignore_page_errors: bool = False
+
+
+def runtime_source(config: PageConfig) -> str:
+    """The runtime script with this render's settings filled in."""
+    template = resources.files("helios_render").joinpath("js/runtime.js").read_text("utf-8")
+    settings = {
+        "fps": float(config.fps),
+        "seed": config.seed,
+        "props": config.props,
+        "epoch": EPOCH_MS,
+    }
+    return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
+
+
+def _exception_text(details: dict[str, Any]) -> str:
+    exception = details.get("exception") or {}
+    text = exception.get("description") or details.get("text") or "unknown error"
+    if "stack" not in str(text) and details.get("stackTrace"):
+        frames = details["stackTrace"].get("callFrames", [])[:8]
+        text += "".join(
+            f"\n    at {f.get('functionName') or '<anonymous>'} "
+            f"({f.get('url')}:{f.get('lineNumber', 0) + 1}:{f.get('columnNumber', 0) + 1})"
+            for f in frames
+        )
+    return str(text)
+
+
+class Page:
+    """A loaded composition. Create it with :func:`open_page`."""
+
+    def __init__(self, browser: Browser, session: CdpSession, config: PageConfig) -> None:
+        self.browser = browser
+        self.session = session
+        self.config = config
+        self.position: int | None = None
+
+    async def evaluate(self, expression: str, *, await_promise: bool = True) -> Any:
+        """Evaluate ``expression`` in the page and return its value.
+
+        Raises:
+            PageError: The expression threw or its promise rejected.
+        """
+        reply = await self.session.execute(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "awaitPromise": await_promise,
+                "returnByValue": True,
+                "userGesture": True,
+            },
+        )
+        details = reply.get("exceptionDetails")
+        if details:
+            raise PageError(f"the composition threw: {_exception_text(details)}")
+        return reply.get("result", {}).get("value")
+
+    async def pending_labels(self) -> list[str]:
+        """What the page is still waiting for (delay labels, images, media, fonts)."""
+        with trio.move_on_after(2):
+            try:
+                labels = await self.evaluate("window.__helios.pending()", await_promise=False)
+            except (PageError, BrowserError):
+                return []
+            return [str(label) for label in labels or []]
+        return []
+
+    async def seek(self, frame: int) -> None:
+        """Show ``frame``: move the virtual clock to ``frame / fps`` and wait until ready.
+
+        Raises:
+            FrameTimeoutError: Not ready within ``config.timeout``; names what is still open.
+            PageError: A callback of the composition threw.
+        """
+        time_ms = float(Fraction(frame) * 1000 / self.config.fps)
+        with trio.move_on_after(self.config.timeout) as scope:
+            await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r})")
+        if scope.cancelled_caught:
+            labels = await self.pending_labels()
+            waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
+            raise FrameTimeoutError(
+                f"frame {frame} was not ready within {self.config.timeout:g} s{waiting} "
+                "(raise --timeout, or resume every heliosRender.delay() handle)"
+            )
+        self.position = frame
+
+    async def needs_replay(self) -> bool:
+        """Whether state built frame by frame (rAF loops) needs frames 0..S-1 run before S."""
+        info = await self.evaluate("window.__helios.info()", await_promise=False)
+        return bool(info and info.get("rafPending"))
+
+    async def screenshot(self, image_format: str, quality: int) -> bytes:
+        """Capture the viewport as JPEG or PNG bytes."""
+        import base64
+
+        params: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
+        if image_format == "jpeg":
+            params["quality"] = quality
+        reply = await self.session.execute("Page.captureScreenshot", params)
+        return base64.b64decode(reply["data"])
+
+
+async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], config: PageConfig) -> None:
+    async for event in events:
+        if event.method == "Runtime.exceptionThrown":
+            if config.ignore_page_errors:
+                logger.warning("page error ignored: %s", event.params)
+                continue
+            details = event.params.get("exceptionDetails", {})
+            raise PageError(f"the composition threw an uncaught error: {_exception_text(details)}")
+        if event.method == "Inspector.targetCrashed":
+            raise BrowserError("the page's renderer process crashed (out of memory?)")
+        if event.method == "Inspector.detached":
+            reason = event.params.get("reason", "unknown")
+            raise BrowserError(f"the page was closed ({reason})")
+        if event.method == "Page.javascriptDialogOpening":
+            # alert()/confirm() would block the page forever; dismiss them and say so.
+            logger.warning("dismissing a %s dialog: %s", event.params.get("type"),
+                           event.params.get("message"))
+            continue
+
+
+async def _navigate(session: CdpSession, config: PageConfig) -> None:
+    with session.listen("Page.loadEventFired") as loads:
+        reply = await session.execute("Page.navigate", {"url": config.url})
+        error = reply.get("errorText")
+        if error:
+            raise SourceError(
+                f"could not load {config.url}: {error} (check the URL, or that the server is up)"
+            )
+        await loads.receive()
+
+
+@asynccontextmanager
+async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]:
+    """Open a new tab, install the runtime, load the composition and wait until it is ready.
+
+    Raises:
+        SourceError: The URL could not be loaded (or answered an HTTP error).
+        FrameTimeoutError: The page did not finish loading within ``config.timeout``.
+        PageError: The page threw while loading.
+        BrowserError: The renderer crashed.
+
+    Cancellation:
+        The tab is left to die with its browser (the caller owns the browser).
+    """
+    created = await browser.cdp.execute("Target.createTarget", {"url": "about:blank"})
+    attached = await browser.cdp.execute(
+        "Target.attachToTarget", {"targetId": created["targetId"], "flatten": True}
+    )
+    session = browser.connection.session(attached["sessionId"])
+    page = Page(browser, session, config)
+    async with background_nursery() as nursery:
+        with session.listen(
+            "Runtime.exceptionThrown",
+            "Inspector.targetCrashed",
+            "Inspector.detached",
+            "Page.javascriptDialogOpening",
+        ) as events:
+            nursery.start_soon(_watch_page, events, config)
+            await session.execute("Page.enable")
+            await session.execute("Runtime.enable")
+            await session.execute("Inspector.enable")
+            await session.execute(
+                "Emulation.setDeviceMetricsOverride",
+                {
+                    "width": config.width,
+                    "height": config.height,
+                    "deviceScaleFactor": 1,
+                    "mobile": False,
+                },
+            )
+            await session.execute(
+                "Page.addScriptToEvaluateOnNewDocument", {"source": runtime_source(config)}
+            )
+            with trio.move_on_after(config.timeout) as scope:
+                await _navigate(session, config)
+                await page.evaluate("window.__helios.ready()")
+            if scope.cancelled_caught:
+                labels = await page.pending_labels()
+                waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
+                raise FrameTimeoutError(
+                    f"{config.url} did not finish loading within {config.timeout:g} s{waiting}"
+                )
+            status = await page.evaluate(
+                "(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0",
+                await_promise=False,
+            )
+            if isinstance(status, int) and status >= 400:
+                raise SourceError(f"{config.url} answered HTTP {status}: check the path or URL")
+            try:
+                yield page
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+                    try:
+                        await browser.cdp.execute(
+                            "Target.closeTarget", {"targetId": created["targetId"]}
+                        )
+                    except (CdpCommandError, BrowserError):
+                        pass

@@ -1,0 +1,289 @@
+"""render(): plan the chunks, run one worker per chunk in one nursery, stitch, finalize."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import trio
+
+from ._browser import find_browser, launch_browser
+from ._exceptions import OptionsError, SourceError, UsageError, WorkerError
+from ._ffmpeg import (
+    CODECS,
+    CONTAINERS,
+    EncoderSettings,
+    concat_args,
+    concat_list,
+    ffmpeg_encoders,
+    find_ffmpeg,
+    run_ffmpeg,
+)
+from ._options import RenderOptions
+from ._page import PageConfig, open_page
+from ._plan import Chunk, default_concurrency, plan_chunks
+from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
+
+from ._worker import FrameCursor, WorkerSpec, render_chunk
+
+__all__ = ["RenderResult", "render", "render_still", "render_sync"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[RenderProgress], object]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """What a finished render produced."""
+
+    output: Path
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+    workers: int
+    elapsed: float
+
+    @property
+    def frames_per_second(self) -> float:
+        """Render throughput: frames over wall-clock seconds."""
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _is_url(source: str) -> bool:
+    return urlsplit(source).scheme in ("http", "https", "file", "data", "about")
+
+
+@asynccontextmanager
+async def open_source(source: str | os.PathLike[str]) -> AsyncIterator[str]:
+    """The URL Chromium should load: a URL as given, or a local file served over loopback.
+
+    Raises:
+        SourceError: A local file that does not exist.
+    """
+    text = os.fspath(source)
+    if _is_url(text):
+        yield text
+        return
+    path = Path(text).expanduser().absolute()
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.is_file():
+        raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
+    from ._server import serve_directory
+
+    async with serve_directory(path.parent) as server:
+        yield server.url_for(path.name)
+
+
+def _temporary_output(output: Path) -> Path:
+    return output.with_name(f".{output.stem}.helios-{uuid.uuid4().hex[:8]}{output.suffix}")
+
+
+def _check_output(output: Path, suffixes: tuple[str, ...]) -> None:
+    if output.suffix.lower() not in suffixes:
+        raise OptionsError(
+            f"cannot write {output.name}: the output must end in {', '.join(suffixes)}"
+        )
+    if output.is_dir():
+        raise OptionsError(f"output {output} is a folder: give a file name")
+    if not output.parent.is_dir():
+        raise UsageError(f"output folder {output.parent} does not exist: create it first")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {output.parent} is not writable")
+
+
+def _page_config(options: RenderOptions, url: str) -> PageConfig:
+    return PageConfig(
+        url=url,
+        width=options.width,
+        height=options.height,
+        fps=options.exact_fps,
+        props=options.props,
+        seed=options.seed,
+        timeout=options.timeout,
+        ignore_page_errors=options.ignore_page_errors,
+    )
+
+
+async def _check_codec(ffmpeg: Path, codec: str) -> None:
+    encoders = await trio.to_thread.run_sync(ffmpeg_encoders, ffmpeg)
+    if CODECS[codec] not in encoders:
+        raise UsageError(
+            f"this FFmpeg ({ffmpeg}) has no {CODECS[codec]} encoder for --codec {codec}: "
+            "install a full FFmpeg build (Debian/Ubuntu: apt-get install ffmpeg)"
+        )
+
+
+async def _run_worker(
+    spec: WorkerSpec,
+    chunk: Chunk,
+    progress: trio.MemorySendChannel[WorkerProgress],
+    failures: list[WorkerError],
+    results: dict[int, Path],
+) -> None:
+    cursor = FrameCursor()
+    async with progress:
+        try:
+            results[chunk.index] = await render_chunk(spec, chunk.index, chunk, progress, cursor)
+        except Exception as exc:
+            error = WorkerError(chunk.index, (chunk.start, chunk.end), cursor.frame, exc)
+            if failures:
+                logger.debug("worker %d also failed: %r", chunk.index, exc)
+            else:
+                logger.debug("worker %d failed first: %r", chunk.index, exc)
+                failures.append(error)
+            raise error from exc
+
+
+async def _run_workers(
+    spec: WorkerSpec, chunks: list[Chunk], aggregator: ProgressAggregator
+) -> list[Path]:
+    """Run one worker per chunk in one nursery; the first failure cancels the rest."""
+    failures: list[WorkerError] = []
+    results: dict[int, Path] = {}
+    send, receive = trio.open_memory_channel[WorkerProgress](max(16, 4 * len(chunks)))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(aggregator.run, receive)
+            async with send:
+                for chunk in chunks:
+                    nursery.start_soon(_run_worker, spec, chunk, send.clone(), failures, results)
+    except BaseExceptionGroup as group:
+        if failures and group.subgroup(KeyboardInterrupt) is None:
+            # The first worker to fail is the story; errors of siblings that were being
+            # cancelled at the time are consequences (logged above at DEBUG).
+            first = failures[0]
+            raise first from first.__cause__
+        raise
+    return [results[chunk.index] for chunk in chunks]
+
+
+async def render(
+    options: RenderOptions, *, on_progress: ProgressCallback | None = None
+) -> RenderResult:
+    """Render ``options.source`` to ``options.output``.
+
+    The frames are split into contiguous chunks rendered by concurrent workers (each its own
+    Chromium and FFmpeg) under one nursery, then joined by stream copy into a temporary file
+    beside the output, which is renamed over the output only when everything succeeded.
+
+    Args:
+        options: What to render.
+        on_progress: Called with a :class:`RenderProgress` as the render advances: stage,
+            monotonic progress that ends at exactly 1.0, frames done, fps and ETA.
+
+    Raises:
+        UsageError: Bad options or environment (nothing was started).
+        WorkerError: A worker failed; ``__cause__`` is the original error and the message
+            names the worker, its chunk and the frame.
+        RenderError: Stitching failed.
+
+    Cancellation:
+        Every worker is cancelled; each Chromium and FFmpeg is stopped and reaped, the
+        temporary files are removed, and the output path is left as it was.
+    """
+    started = time.monotonic()
+    output = options.output_path
+    _check_output(output, tuple(CONTAINERS))
+    browser = find_browser(options.browser)
+    ffmpeg = find_ffmpeg(options.ffmpeg)
+    await _check_codec(ffmpeg, options.codec)
+    concurrency = options.concurrency or default_concurrency()
+    chunks = plan_chunks(options.start_frame, options.frame_count, concurrency)
+    aggregator = ProgressAggregator([chunk.frames for chunk in chunks], on_progress)
+    aggregator.set_stage("launching")
+    workdir = Path(tempfile.mkdtemp(prefix="helios-render-"))
+    temporary = _temporary_output(output)
+    try:
+        async with open_source(options.source) as url:
+            spec = WorkerSpec(
+                browser=browser,
+                ffmpeg=ffmpeg,
+                page=_page_config(options, url),
+                encoder=EncoderSettings(
+                    fps=options.exact_fps,
+                    width=options.width,
+                    height=options.height,
+                    codec=options.codec,
+                    crf=options.crf,
+                    preset=options.preset,
+                    image_format=options.image_format,
+                ),
+                quality=options.quality,
+                workdir=workdir,
+            )
+            chunk_files = await _run_workers(spec, chunks, aggregator)
+        aggregator.set_stage("stitching")
+        list_file = workdir / "chunks.txt"
+        list_file.write_text(concat_list(chunk_files))
+        await run_ffmpeg(
+            concat_args(ffmpeg, list_file, temporary), workdir / "concat.log", what="join chunks"
+        )
+        os.replace(temporary, output)
+        aggregator.set_stage("done")
+    finally:
+        with trio.CancelScope(shield=True):
+            temporary.unlink(missing_ok=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+    return RenderResult(
+        output=output,
+        frames=options.frame_count,
+        fps=options.exact_fps,
+        width=options.width,
+        height=options.height,
+        workers=len(chunks),
+        elapsed=time.monotonic() - started,
+    )
+
+
+async def render_still(options: RenderOptions, frame: int) -> Path:
+    """Render one frame of the composition to a PNG file at ``options.output``.
+
+    Raises:
+        UsageError: Bad options (the output must end in ``.png``).
+        RenderError: The page failed.
+
+    Cancellation:
+        Chromium is stopped and reaped; the output path is left as it was.
+    """
+    if frame < 0:
+        raise OptionsError(f"frame must be 0 or more, got {frame}")
+    output = options.output_path
+    _check_output(output, (".png",))
+    browser = find_browser(options.browser)
+    temporary = _temporary_output(output)
+    try:
+        async with (
+            open_source(options.source) as url,
+            launch_browser(browser, width=options.width, height=options.height) as chromium,
+            open_page(chromium, _page_config(options, url)) as page,
+        ):
+            if frame > 0 and await page.needs_replay():
+                for earlier in range(frame):
+                    await page.seek(earlier)
+            await page.seek(frame)
+            temporary.write_bytes(await page.screenshot("png", 100))
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return output
+
+
+def render_sync(
+    options: RenderOptions, *, on_progress: ProgressCallback | None = None
+) -> RenderResult:
+    """Blocking :func:`render` for scripts: runs its own Trio loop."""
+    return trio.run(lambda: render(options, on_progress=on_progress))
+
