@@ -75,8 +75,11 @@ BASE_FLAGS = (
     "--force-color-profile=srgb",
     "--font-render-hinting=none",
     "--autoplay-policy=no-user-gesture-required",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
+    # Compositor-thread copies of transform/opacity animations can show a frame the page's
+    # (paused, seeked) animation no longer has; keep every animation on the main thread.
+    "--disable-threaded-animation",
+    #"--use-angle=swiftshader",
+    #"--enable-unsafe-swiftshader",
 )
 
 #: Extra flags for browsers whose compositor we drive with ``HeadlessExperimental.beginFrame``.
@@ -85,7 +88,6 @@ BEGIN_FRAME_FLAGS = (
     "--enable-begin-frame-control",
     "--disable-new-content-rendering-timeout",
     "--run-all-compositor-stages-before-draw",
-    "--disable-threaded-animation",
     "--disable-threaded-scrolling",
     "--disable-checker-imaging",
     "--disable-image-animation-resync",

@@ -20,10 +20,13 @@ from typing import IO
 
 import trio
 
-__all__ = ["ManagedProcess", "spawn"]
+__all__ = ["OWNER_ENV", "ManagedProcess", "spawn"]
 
 logger = logging.getLogger(__name__)
 
+#: Set in the environment of every process we start (and so of Chromium's helpers) to the pid
+#: of the Python process that owns it, so that leaks can be found by scanning ``/proc``.
+OWNER_ENV = "HELIOS_RENDER_OWNER"
 _PR_SET_PDEATHSIG = 1
 _libc: ctypes.CDLL | None
 try:
@@ -115,6 +118,8 @@ def spawn(
 ) -> ManagedProcess:
     """Start ``command`` in a new session; it gets SIGKILL if this thread dies.
 
+    Its environment (``env``, else ours) gets :data:`OWNER_ENV` set to our pid.
+
     ``stdout`` and ``stderr`` go to ``log_path`` (or nowhere), which never blocks the child and
     lets errors quote the log's tail.
 
@@ -132,7 +137,7 @@ def spawn(
             stderr=log,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            env=env,
+            env={**(os.environ if env is None else env), OWNER_ENV: str(os.getpid())},
             close_fds=True,
         )
     finally:

@@ -33,6 +33,7 @@ from ._options import RenderOptions
 from ._page import PageConfig, open_page
 from ._plan import Chunk, default_concurrency, plan_chunks
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
+from ._server import serve_directory
 
 from ._worker import FrameCursor, WorkerSpec, render_chunk
 
@@ -81,8 +82,6 @@ async def open_source(source: str | os.PathLike[str]) -> AsyncIterator[str]:
         path = path / "index.html"
     if not path.is_file():
         raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
-    from ._server import serve_directory
-
     async with serve_directory(path.parent) as server:
         yield server.url_for(path.name)
 

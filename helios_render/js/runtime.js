@@ -147,20 +147,31 @@
       try { animation.pause(); } catch (error) { /* an animation without a timeline */ }
     }
   }
-  function seekAnimations(t) {
-    for (const [animation, start] of tracked) {
+  function seekAnimation(animation, t) {
+    try {
+      if (animation.playState !== "paused") animation.pause();
+      animation.currentTime = (t - tracked.get(animation)) * animation.playbackRate;
+    } catch (error) {
+      tracked.delete(animation);
+    }
+  }
+  // A pause that is still pending (the animation had not started when it was found) completes
+  // at the next animation frame and would overwrite the time we set: wait for it, then set
+  // the time again.
+  async function seekAnimations(t) {
+    const pending = [];
+    for (const animation of tracked.keys()) {
       const target = animation.effect && animation.effect.target;
       if (target && !target.isConnected) {
         tracked.delete(animation);
         continue;
       }
-      try {
-        if (animation.playState !== "paused") animation.pause();
-        animation.currentTime = (t - start) * animation.playbackRate;
-      } catch (error) {
-        tracked.delete(animation);
-      }
+      seekAnimation(animation, t);
+      if (animation.pending) pending.push(animation);
     }
+    if (pending.length === 0) return;
+    await Promise.all(pending.map((animation) => animation.ready.catch(() => undefined)));
+    for (const animation of pending) seekAnimation(animation, t);
   }
 
   // ---- <video> and <audio> --------------------------------------------------------------------
@@ -248,7 +259,7 @@
     now = t;
     await runAnimationFrame(t);
     trackAnimations();
-    seekAnimations(t);
+    await seekAnimations(t);
     const waits = seekMedia(t);
     const helios = window.helios;
     if (helios && typeof helios.seek === "function") {

@@ -1,0 +1,136 @@
+"""Shared helpers: real tools, frame decoding, process scans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helios_render._process import OWNER_ENV
+
+COMPOSITIONS = Path(__file__).parent / "compositions"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _have_tools() -> bool:
+    try:
+        from helios_render._browser import find_browser
+
+        find_browser()
+    except Exception:
+        return False
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+HAVE_TOOLS = _have_tools()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if HAVE_TOOLS:
+        return
+    if os.environ.get("CI"):
+        # In CI the tools are installed by .ci/run; a missing one is a failure, not a skip.
+        raise pytest.UsageError("CI=true but Chromium or FFmpeg is missing")
+    skip = pytest.mark.skip(reason="needs Chromium and FFmpeg (apt-get install chromium ffmpeg)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded RGB frame."""
+
+    width: int
+    height: int
+    rgb: bytes
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int]:
+        i = (y * self.width + x) * 3
+        return self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]
+
+    def first_x(self, y: int, predicate: object) -> int | None:
+        """The leftmost x on row ``y`` whose pixel satisfies ``predicate``."""
+        assert callable(predicate)
+        for x in range(self.width):
+            if predicate(self.pixel(x, y)):
+                return x
+        return None
+
+
+def probe(path: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [
+            "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_frames,pix_fmt",
+            "-of", "default=noprint_wrappers=1", str(path),
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.strip().splitlines())
+
+
+def decode_frames(path: Path, indices: list[int] | None = None) -> list[Frame]:
+    """Decode frames of a video to RGB (all, or the given indices in order)."""
+    info = probe(path)
+    width, height = int(info["width"]), int(info["height"])
+    args = ["ffmpeg", "-v", "error", "-i", str(path)]
+    if indices is not None:
+        select = "+".join(f"eq(n\\,{i})" for i in indices)
+        args += ["-vf", f"select={select}", "-fps_mode", "passthrough"]
+    args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(args, capture_output=True, check=True).stdout
+    size = width * height * 3
+    frames = [Frame(width, height, raw[i : i + size]) for i in range(0, len(raw), size)]
+    if indices is not None:
+        assert len(frames) == len(indices), f"decoded {len(frames)} of {len(indices)} frames"
+    return frames
+
+
+def our_processes(owner: int | None = None) -> set[int]:
+    """PIDs of live (non-zombie) processes that helios_render started from ``owner`` (default:
+    this process), found by the owner mark in their environment."""
+    mark = f"{OWNER_ENV}={owner or os.getpid()}".encode()
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if mark not in environ.split(b"\0"):
+            continue
+        if "\nState:\tZ" in status:
+            continue
+        pids.add(int(entry.name))
+    return pids
+
+
+def wait_no_processes(timeout: float = 3.0, owner: int | None = None) -> set[int]:
+    """Our processes still alive after ``timeout`` seconds (ideally none)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = our_processes(owner)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def clean_processes() -> Iterator[None]:
+    """Fail the test if it leaves a Chromium or FFmpeg of ours running."""
+    before = our_processes()
+    yield
+    # Reaped means gone at once; a short wait covers Chromium helpers that the kernel is
+    # still tearing down after SIGKILL.
+    left = wait_no_processes() - before
+    assert not left, f"processes left running: {left}"
