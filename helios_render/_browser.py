@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds Chromium gets to announce its DevTools endpoint.
 LAUNCH_TIMEOUT = 30.0
-#: Seconds Chromium gets to exit after ``Browser.close``/SIGTERM before it is killed.
+#: Seconds ``Browser.close`` may take before we stop asking politely.
+CLOSE_TIMEOUT = 0.5
+#: Seconds Chromium gets to exit after SIGTERM before it is killed.
 SHUTDOWN_GRACE = 1.0
 
 _PATH_CANDIDATES = (
@@ -241,11 +243,12 @@ async def launch_browser(
             try:
                 yield browser
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE):
-                    try:
-                        await browser.cdp.execute("Browser.close")
-                    except CdpError:
-                        pass
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(CLOSE_TIMEOUT),
+                    suppress(CdpError),
+                ):
+                    await browser.cdp.execute("Browser.close")
     finally:
         if process is not None:
             await process.terminate(SHUTDOWN_GRACE)

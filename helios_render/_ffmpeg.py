@@ -55,7 +55,8 @@ def find_ffmpeg(explicit: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         ToolNotFoundError: Not found; the message says what to install.
     """
-    for value, origin in ((explicit, "--ffmpeg"), (os.environ.get("HELIOS_FFMPEG"), "HELIOS_FFMPEG")):
+    candidates = ((explicit, "--ffmpeg"), (os.environ.get("HELIOS_FFMPEG"), "HELIOS_FFMPEG"))
+    for value, origin in candidates:
         if value:
             path = Path(value)
             if not path.is_file() or not os.access(path, os.X_OK):

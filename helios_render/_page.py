@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
@@ -238,10 +238,11 @@ async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]
             try:
                 yield page
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(0.5):
-                    try:
-                        await browser.cdp.execute(
-                            "Target.closeTarget", {"targetId": created["targetId"]}
-                        )
-                    except (CdpCommandError, BrowserError):
-                        pass
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(0.5),
+                    suppress(CdpCommandError, BrowserError),
+                ):
+                    await browser.cdp.execute(
+                        "Target.closeTarget", {"targetId": created["targetId"]}
+                    )

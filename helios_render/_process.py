@@ -9,6 +9,7 @@ wait for exit on a pidfd, which Trio can watch without a thread.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -68,20 +69,18 @@ class ManagedProcess:
         Cancellation:
             Stops waiting; the process keeps running (see :meth:`terminate`).
         """
-        while self.popen.poll() is None:
+        while (status := self.popen.poll()) is None:
             if self._pidfd is not None:
                 await trio.lowlevel.wait_readable(self._pidfd)
             else:  # pragma: no cover
                 await trio.sleep(0.02)
         self._close_pidfd()
-        return self.popen.returncode
+        return status
 
     def signal_group(self, signum: int) -> None:
         """Send ``signum`` to the whole process group; a group already gone is fine."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     async def terminate(self, grace: float) -> int:
         """Stop the process group: SIGTERM, up to ``grace`` seconds, then SIGKILL; reap.
@@ -91,13 +90,16 @@ class ManagedProcess:
         Cancellation:
             Shielded: the process is always reaped before this returns.
         """
+        status: int | None = None
         with trio.CancelScope(shield=True):
             if self.popen.poll() is None:
                 self.signal_group(signal.SIGTERM)
                 with trio.move_on_after(grace):
                     await self.wait()
             self.signal_group(signal.SIGKILL)
-            return await self.wait()
+            status = await self.wait()
+        assert status is not None
+        return status
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:
@@ -130,7 +132,7 @@ def spawn(
     if log_path is not None:
         log = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed below
     try:
-        popen = subprocess.Popen(  # noqa: ASYNC220 - see the module docstring
+        popen = subprocess.Popen(
             [os.fspath(part) for part in command],
             stdin=stdin,
             stdout=log,

@@ -34,7 +34,6 @@ from ._page import PageConfig, open_page
 from ._plan import Chunk, default_concurrency, plan_chunks
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._server import serve_directory
-
 from ._worker import FrameCursor, WorkerSpec, render_chunk
 
 __all__ = ["RenderResult", "render", "render_still", "render_sync"]
@@ -233,9 +232,8 @@ async def render(
         os.replace(temporary, output)
         aggregator.set_stage("done")
     finally:
-        with trio.CancelScope(shield=True):
-            temporary.unlink(missing_ok=True)
-            shutil.rmtree(workdir, ignore_errors=True)
+        temporary.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return RenderResult(
         output=output,
         frames=options.frame_count,

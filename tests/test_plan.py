@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -29,7 +30,7 @@ def test_plan_partitions_the_range_exactly_once_and_balanced(
     chunks = plan_chunks(start, frames, concurrency)
     assert chunks[0].start == start
     assert chunks[-1].end == start + frames
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.end == after.start
     sizes = [c.frames for c in chunks]
     assert min(sizes) >= 1

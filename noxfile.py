@@ -1,0 +1,49 @@
+"""Sessions: tests, lint, typecheck, docs (default) and bench (on demand: nox -s bench)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _group(name: str) -> list[str]:
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit, property-based and integration tests (real Chromium and FFmpeg)."""
+    session.install("-e", ".", *_group("test"))
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, with the flake8-async (ASYNC) rules."""
+    session.install(*_group("lint"))
+    session.run("ruff", "check", "helios_render", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and the tests."""
+    session.install("-e", ".", *_group("typecheck"))
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """mkdocs build --strict."""
+    session.install(*_group("docs"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp() + "/site")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_render.py", *session.posargs)
