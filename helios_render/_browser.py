@@ -34,6 +34,8 @@ LAUNCH_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 0.5
 #: Seconds Chromium gets to exit after SIGTERM before it is killed.
 SHUTDOWN_GRACE = 1.0
+#: The same when the render is failing or cancelled.
+ABORT_GRACE = 0.2
 
 _PATH_CANDIDATES = (
     "chromium",
@@ -225,6 +227,7 @@ async def launch_browser(
     args += [f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", *extra_args]
     args.append("about:blank")
     process: ManagedProcess | None = None
+    polite = False
     try:
         try:
             process = spawn(args, name="chromium", log_path=profile_dir / "chromium.log")
@@ -242,14 +245,22 @@ async def launch_browser(
             browser = Browser(executable, process, connection, profile_dir, begin_frame_control)
             try:
                 yield browser
+            except BaseException:
+                # Failing or cancelled: the profile is thrown away, so there is nothing to
+                # close politely; siblings are waiting for us to be gone.
+                polite = False
+                raise
+            else:
+                polite = True
             finally:
-                with (
-                    trio.CancelScope(shield=True),
-                    trio.move_on_after(CLOSE_TIMEOUT),
-                    suppress(CdpError),
-                ):
-                    await browser.cdp.execute("Browser.close")
+                if polite:
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(CLOSE_TIMEOUT),
+                        suppress(CdpError),
+                    ):
+                        await browser.cdp.execute("Browser.close")
     finally:
         if process is not None:
-            await process.terminate(SHUTDOWN_GRACE)
+            await process.terminate(SHUTDOWN_GRACE if polite else ABORT_GRACE)
         shutil.rmtree(profile_dir, ignore_errors=True)

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_SIZE = 256 * 1024 * 1024
 #: Seconds allowed to open the websocket to a browser that has announced its endpoint.
 CONNECT_TIMEOUT = 10.0
+#: Seconds the websocket close handshake may take on a normal exit.
+CLOSE_HANDSHAKE_TIMEOUT = 1.0
 #: Events buffered per listener before new ones are dropped (and logged).
 DEFAULT_EVENT_BUFFER = 256
 
@@ -325,9 +327,14 @@ async def open_cdp(url: str) -> AsyncIterator[CdpConnection]:
             raise CdpConnectionClosed(f"could not connect to Chromium at {url}: {exc!r}") from exc
         connection = CdpConnection(ws)
         nursery.start_soon(connection._read)
+        grace = CLOSE_HANDSHAKE_TIMEOUT
         try:
             yield connection
+        except BaseException:
+            # Failing or cancelled: the browser is about to be killed; do not wait for it.
+            grace = 0.0
+            raise
         finally:
             connection._close("the client closed it")
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
+            with trio.CancelScope(shield=True), trio.move_on_after(grace):
                 await ws.aclose()

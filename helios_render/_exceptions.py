@@ -128,10 +128,16 @@ class WorkerError(RenderError):
         worker_id: Index of the worker that failed.
         chunk: ``(first_frame, end_frame)`` of the worker's chunk, end exclusive.
         frame: The frame being rendered when it failed, or ``None`` before the first frame.
+        failed_at: ``trio.current_time()`` when the worker raised, before its cleanup.
     """
 
     def __init__(
-        self, worker_id: int, chunk: tuple[int, int], frame: int | None, cause: BaseException
+        self,
+        worker_id: int,
+        chunk: tuple[int, int],
+        frame: int | None,
+        cause: BaseException,
+        failed_at: float | None = None,
     ) -> None:
         where = "before its first frame" if frame is None else f"at frame {frame}"
         super().__init__(
@@ -140,6 +146,8 @@ class WorkerError(RenderError):
         self.worker_id = worker_id
         self.chunk = chunk
         self.frame = frame
+        #: ``trio.current_time()`` when the error was raised in the worker, if known.
+        self.failed_at = failed_at
         # A usage problem found by a worker (unreachable URL, unknown codec) is still a usage
         # problem for the command line.
         self.exit_code = cause.exit_code if isinstance(cause, HeliosError) else 1

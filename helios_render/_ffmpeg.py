@@ -45,8 +45,9 @@ CODECS: dict[str, str] = {"h264": "libx264", "h265": "libx265", "hevc": "libx265
 CONTAINERS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
 #: Seconds FFmpeg gets to finish writing after EOF on stdin before it is killed.
 ENCODER_FINISH_TIMEOUT = 60.0
-#: Seconds FFmpeg gets to exit after EOF when the render is being torn down.
-ENCODER_ABORT_GRACE = 1.0
+#: Seconds FFmpeg gets to exit after EOF when the render is being torn down (its file is
+#: discarded then, so there is no reason to wait long).
+ENCODER_ABORT_GRACE = 0.3
 
 
 def find_ffmpeg(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
@@ -17,7 +17,6 @@ from ._browser import Browser
 from ._cdp import CdpEvent, CdpSession
 from ._exceptions import (
     BrowserError,
-    CdpCommandError,
     FrameTimeoutError,
     PageError,
     SourceError,
@@ -81,6 +80,8 @@ class Page:
         self.session = session
         self.config = config
         self.position: int | None = None
+        #: Set when we close the tab ourselves, so that its detach is not reported as an error.
+        self.closing = False
 
     async def evaluate(self, expression: str, *, await_promise: bool = True) -> Any:
         """Evaluate ``expression`` in the page and return its value.
@@ -147,8 +148,11 @@ class Page:
         return base64.b64decode(reply["data"])
 
 
-async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], config: PageConfig) -> None:
+async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -> None:
+    config = page.config
     async for event in events:
+        if page.closing:
+            return
         if event.method == "Runtime.exceptionThrown":
             if config.ignore_page_errors:
                 logger.warning("page error ignored: %s", event.params)
@@ -161,10 +165,11 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], config: PageC
             reason = event.params.get("reason", "unknown")
             raise BrowserError(f"the page was closed ({reason})")
         if event.method == "Page.javascriptDialogOpening":
-            # alert()/confirm() would block the page forever; dismiss them and say so.
-            logger.warning("dismissing a %s dialog: %s", event.params.get("type"),
-                           event.params.get("message"))
-            continue
+            # alert()/confirm() would block the page forever: accept them and say so.
+            logger.warning(
+                "accepting a %s dialog: %s", event.params.get("type"), event.params.get("message")
+            )
+            await page.session.execute("Page.handleJavaScriptDialog", {"accept": True})
 
 
 async def _navigate(session: CdpSession, config: PageConfig) -> None:
@@ -204,7 +209,7 @@ async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]
             "Inspector.detached",
             "Page.javascriptDialogOpening",
         ) as events:
-            nursery.start_soon(_watch_page, events, config)
+            nursery.start_soon(_watch_page, events, page)
             await session.execute("Page.enable")
             await session.execute("Runtime.enable")
             await session.execute("Inspector.enable")
@@ -238,11 +243,5 @@ async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]
             try:
                 yield page
             finally:
-                with (
-                    trio.CancelScope(shield=True),
-                    trio.move_on_after(0.5),
-                    suppress(CdpCommandError, BrowserError),
-                ):
-                    await browser.cdp.execute(
-                        "Target.closeTarget", {"targetId": created["targetId"]}
-                    )
+                # The tab dies with its browser (one per worker); only stop reporting on it.
+                page.closing = True

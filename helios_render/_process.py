@@ -91,6 +91,7 @@ class ManagedProcess:
             Shielded: the process is always reaped before this returns.
         """
         status: int | None = None
+        started = trio.current_time()
         with trio.CancelScope(shield=True):
             if self.popen.poll() is None:
                 self.signal_group(signal.SIGTERM)
@@ -98,6 +99,8 @@ class ManagedProcess:
                     await self.wait()
             self.signal_group(signal.SIGKILL)
             status = await self.wait()
+        elapsed = trio.current_time() - started
+        logger.debug("stopped %s pid=%d in %.3f s", self.name, self.pid, elapsed)
         assert status is not None
         return status
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +41,11 @@ __all__ = ["RenderResult", "render", "render_still", "render_sync"]
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[RenderProgress], object]
+#: The signature of a worker: render one chunk, report progress, return the chunk's file.
+ChunkRenderer = Callable[
+    [WorkerSpec, int, Chunk, trio.MemorySendChannel[WorkerProgress], FrameCursor],
+    Awaitable[Path],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,30 +130,63 @@ async def _check_codec(ffmpeg: Path, codec: str) -> None:
 
 
 async def _run_worker(
+    work: ChunkRenderer,
     spec: WorkerSpec,
     chunk: Chunk,
     progress: trio.MemorySendChannel[WorkerProgress],
     failures: list[WorkerError],
     results: dict[int, Path],
+    cancel_siblings: trio.CancelScope,
 ) -> None:
     cursor = FrameCursor()
+    reported: list[WorkerError] = []
+
+    def fail(exc: BaseException) -> None:
+        # Runs at the moment the worker raises (from the worker itself when it can, else when
+        # the error reaches us): the first failure wins and cancels every sibling at once.
+        if reported:
+            return
+        error = WorkerError(
+            chunk.index, (chunk.start, chunk.end), cursor.frame, exc, cursor.failed_at
+        )
+        error.__cause__ = exc
+        reported.append(error)
+        if failures:
+            logger.debug("worker %d also failed: %r", chunk.index, exc)
+            return
+        logger.debug("worker %d failed first: %r", chunk.index, exc)
+        failures.append(error)
+        cancel_siblings.cancel()
+
+    cursor.on_failure = fail
     async with progress:
         try:
-            results[chunk.index] = await render_chunk(spec, chunk.index, chunk, progress, cursor)
+            results[chunk.index] = await work(spec, chunk.index, chunk, progress, cursor)
         except Exception as exc:
-            error = WorkerError(chunk.index, (chunk.start, chunk.end), cursor.frame, exc)
-            if failures:
-                logger.debug("worker %d also failed: %r", chunk.index, exc)
-            else:
-                logger.debug("worker %d failed first: %r", chunk.index, exc)
-                failures.append(error)
-            raise error from exc
+            if cursor.failed_at is None:
+                cursor.failed_at = trio.current_time()
+            fail(exc)
+            raise reported[0] from exc
 
 
-async def _run_workers(
-    spec: WorkerSpec, chunks: list[Chunk], aggregator: ProgressAggregator
+async def run_workers(
+    spec: WorkerSpec,
+    chunks: list[Chunk],
+    aggregator: ProgressAggregator,
+    work: ChunkRenderer = render_chunk,
 ) -> list[Path]:
-    """Run one worker per chunk in one nursery; the first failure cancels the rest."""
+    """Run one worker per chunk in one nursery and return the chunk files in order.
+
+    ``work`` renders one chunk (the real :func:`render_chunk`, or a fake in tests).
+
+    Raises:
+        WorkerError: The first worker to fail, with its original error as ``__cause__``.
+            Siblings are cancelled; their errors while dying are logged, never raised.
+
+    Cancellation:
+        Every worker is cancelled and has released its processes before this returns; the
+        progress channel is closed.
+    """
     failures: list[WorkerError] = []
     results: dict[int, Path] = {}
     send, receive = trio.open_memory_channel[WorkerProgress](max(16, 4 * len(chunks)))
@@ -157,7 +195,16 @@ async def _run_workers(
             nursery.start_soon(aggregator.run, receive)
             async with send:
                 for chunk in chunks:
-                    nursery.start_soon(_run_worker, spec, chunk, send.clone(), failures, results)
+                    nursery.start_soon(
+                        _run_worker,
+                        work,
+                        spec,
+                        chunk,
+                        send.clone(),
+                        failures,
+                        results,
+                        nursery.cancel_scope,
+                    )
     except BaseExceptionGroup as group:
         if failures and group.subgroup(KeyboardInterrupt) is None:
             # The first worker to fail is the story; errors of siblings that were being
@@ -165,6 +212,11 @@ async def _run_workers(
             first = failures[0]
             raise first from first.__cause__
         raise
+    if failures:
+        # The failing worker's own cleanup ran cancelled, so its error may have been
+        # replaced by Cancelled on the way out; the recorded failure is the story.
+        first = failures[0]
+        raise first from first.__cause__
     return [results[chunk.index] for chunk in chunks]
 
 
@@ -222,7 +274,7 @@ async def render(
                 quality=options.quality,
                 workdir=workdir,
             )
-            chunk_files = await _run_workers(spec, chunks, aggregator)
+            chunk_files = await run_workers(spec, chunks, aggregator)
         aggregator.set_stage("stitching")
         list_file = workdir / "chunks.txt"
         list_file.write_text(concat_list(chunk_files))

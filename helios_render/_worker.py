@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class FrameCursor:
 
     frame: int | None = None
     replaying: bool = field(default=False)
+    #: ``trio.current_time()`` when the worker's error was raised, before its cleanup.
+    failed_at: float | None = None
+    #: Called with the error as soon as it is raised, before the worker's own cleanup, so
+    #: that the siblings can be cancelled without waiting for it.
+    on_failure: Callable[[BaseException], None] | None = None
 
 
 async def render_chunk(
@@ -73,33 +79,39 @@ async def render_chunk(
         ) as browser,
         open_page(browser, spec.page) as page,
     ):
-        if chunk.start > 0 and await page.needs_replay():
-            # rAF-driven state is built one frame at a time: run frames 0..S-1 without capture
-            # so that this chunk's first frame shows what a single worker shows there.
-            cursor.replaying = True
-            for frame in range(chunk.start):
-                cursor.frame = frame
-                await page.seek(frame)
-            cursor.replaying = False
-        log = spec.workdir / f"ffmpeg-{chunk.index:04d}.log"
-        async with open_encoder(encoder_args(spec.ffmpeg, settings, output), log) as encoder:
-            send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
+        try:
+            if chunk.start > 0 and await page.needs_replay():
+                # rAF-driven state is built one frame at a time: run frames 0..S-1 without capture
+                # so that this chunk's first frame shows what a single worker shows there.
+                cursor.replaying = True
+                for frame in range(chunk.start):
+                    cursor.frame = frame
+                    await page.seek(frame)
+                cursor.replaying = False
+            log = spec.workdir / f"ffmpeg-{chunk.index:04d}.log"
+            async with open_encoder(encoder_args(spec.ffmpeg, settings, output), log) as encoder:
+                send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
 
-            async def feed() -> None:
-                async with receive:
-                    async for image in receive:
-                        await encoder.write(image)
+                async def feed() -> None:
+                    async with receive:
+                        async for image in receive:
+                            await encoder.write(image)
 
-            async with task_nursery() as nursery:
-                nursery.start_soon(feed)
-                async with send:
-                    for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
-                        cursor.frame = frame
-                        await page.seek(frame)
-                        image = await page.screenshot(settings.image_format, spec.quality)
-                        await send.send(image)
-                        if done < chunk.frames:
-                            await progress.send(WorkerProgress(worker_id, done / chunk.frames))
-            await encoder.finish()
+                async with task_nursery() as nursery:
+                    nursery.start_soon(feed)
+                    async with send:
+                        for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
+                            cursor.frame = frame
+                            await page.seek(frame)
+                            image = await page.screenshot(settings.image_format, spec.quality)
+                            await send.send(image)
+                            if done < chunk.frames:
+                                await progress.send(WorkerProgress(worker_id, done / chunk.frames))
+                await encoder.finish()
+        except Exception as exc:
+            cursor.failed_at = trio.current_time()
+            if cursor.on_failure is not None:
+                cursor.on_failure(exc)
+            raise
     await progress.send(WorkerProgress(worker_id, 1.0))
     return output

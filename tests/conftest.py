@@ -115,6 +115,36 @@ def our_processes(owner: int | None = None) -> set[int]:
     return pids
 
 
+def orphans() -> set[int]:
+    """Live processes marked by a helios_render owner that no longer exists."""
+    found = set()
+    prefix = f"{OWNER_ENV}=".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        marks = [item[len(prefix):] for item in environ if item.startswith(prefix)]
+        if not marks or "\nState:\tZ" in status:
+            continue
+        if not Path(f"/proc/{int(marks[0])}").exists():
+            found.add(int(entry.name))
+    return found
+
+
+def wait_no_orphans(timeout: float = 3.0) -> set[int]:
+    """Orphaned processes still alive after ``timeout`` seconds (ideally none)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = orphans()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
 def wait_no_processes(timeout: float = 3.0, owner: int | None = None) -> set[int]:
     """Our processes still alive after ``timeout`` seconds (ideally none)."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,191 @@
+"""The worker nursery with fake in-process workers: failure, cancellation, progress, reaping."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helios_render import ProgressAggregator, RenderProgress, WorkerError, WorkerProgress
+from helios_render._ffmpeg import EncoderSettings
+from helios_render._page import PageConfig
+from helios_render._plan import Chunk, plan_chunks
+from helios_render._process import spawn
+from helios_render._render import run_workers
+from helios_render._worker import FrameCursor, WorkerSpec
+
+from .conftest import wait_no_processes
+
+SPEC = WorkerSpec(
+    browser=Path("/nonexistent/chromium"),
+    ffmpeg=Path("/nonexistent/ffmpeg"),
+    page=PageConfig(url="about:blank", width=64, height=64, fps=Fraction(30)),
+    encoder=EncoderSettings(fps=Fraction(30), width=64, height=64),
+    quality=90,
+    workdir=Path("/nonexistent"),
+)
+
+
+class Boom(Exception):
+    pass
+
+
+@dataclass
+class Schedule:
+    """Per worker: seconds per frame, and the frame at which it raises (None: never)."""
+
+    frame_time: list[float]
+    fail_at: list[int | None]
+    started: set[int] = field(default_factory=set)
+    finished: set[int] = field(default_factory=set)
+    failed_at: dict[int, float] = field(default_factory=dict)
+    cancelled: set[int] = field(default_factory=set)
+
+    async def work(
+        self,
+        spec: WorkerSpec,
+        worker_id: int,
+        chunk: Chunk,
+        progress: trio.MemorySendChannel[WorkerProgress],
+        cursor: FrameCursor,
+    ) -> Path:
+        self.started.add(worker_id)
+        try:
+            for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
+                cursor.frame = frame
+                await trio.sleep(self.frame_time[worker_id])
+                if self.fail_at[worker_id] == done - 1:
+                    self.failed_at[worker_id] = trio.current_time()
+                    raise Boom(f"worker {worker_id} frame {frame}")
+                if done < chunk.frames:
+                    await progress.send(WorkerProgress(worker_id, done / chunk.frames))
+            await progress.send(WorkerProgress(worker_id, 1.0))
+            return Path(f"chunk-{worker_id}")
+        except trio.Cancelled:
+            self.cancelled.add(worker_id)
+            raise
+        finally:
+            self.finished.add(worker_id)
+
+
+schedules = st.integers(1, 6).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.lists(st.floats(0.001, 0.05), min_size=n, max_size=n),
+        st.lists(st.one_of(st.none(), st.integers(0, 12)), min_size=n, max_size=n),
+        st.integers(n * 5, n * 12),
+    )
+)
+
+
+@settings(deadline=None, max_examples=60)
+@given(schedules)
+async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_error(
+    case: tuple[int, list[float], list[int | None], int],
+) -> None:
+    workers, frame_time, fail_at, frames = case
+    chunks = plan_chunks(0, frames, workers)
+    schedule = Schedule(frame_time, fail_at)
+    published: list[RenderProgress] = []
+    aggregator = ProgressAggregator([c.frames for c in chunks], published.append, min_interval=0)
+    failing = [
+        c.index for c in chunks if fail_at[c.index] is not None and fail_at[c.index] < c.frames  # type: ignore[operator]
+    ]
+    if failing:
+        with pytest.raises(WorkerError) as caught:
+            await run_workers(SPEC, chunks, aggregator, schedule.work)
+        error = caught.value
+        assert isinstance(error.__cause__, Boom)
+        first = min(schedule.failed_at, key=lambda w: schedule.failed_at[w])
+        assert error.worker_id in schedule.failed_at
+        assert schedule.failed_at[error.worker_id] == schedule.failed_at[first]
+        assert error.frame is not None
+        assert chunks[error.worker_id].start <= error.frame < chunks[error.worker_id].end
+        assert aggregator.progress < 1.0
+    else:
+        files = await run_workers(SPEC, chunks, aggregator, schedule.work)
+        assert files == [Path(f"chunk-{c.index}") for c in chunks]
+        assert published[-1].progress == 1.0
+    # No task survives, and every worker that started has ended.
+    assert schedule.finished == schedule.started
+    values = [s.progress for s in published]
+    assert values == sorted(values)
+
+
+@settings(deadline=None, max_examples=30)
+@given(workers=st.integers(1, 5), cancel_after=st.floats(0.0, 0.2))
+async def test_a_caller_cancel_stops_every_worker(workers: int, cancel_after: float) -> None:
+    chunks = plan_chunks(0, workers * 10, workers)
+    schedule = Schedule([0.05] * workers, [None] * workers)
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with trio.move_on_after(cancel_after) as scope:
+        await run_workers(SPEC, chunks, aggregator, schedule.work)
+    assert scope.cancelled_caught
+    assert schedule.finished == schedule.started
+    assert schedule.cancelled == schedule.started
+    assert aggregator.progress < 1.0
+
+
+async def test_fake_workers_owning_real_processes_have_them_reaped() -> None:
+    chunks = plan_chunks(0, 30, 3)
+    pids: list[int] = []
+
+    async def work(
+        spec: WorkerSpec,
+        worker_id: int,
+        chunk: Chunk,
+        progress: trio.MemorySendChannel[WorkerProgress],
+        cursor: FrameCursor,
+    ) -> Path:
+        process = spawn(["sleep", "60"], name="sleep", stdin=subprocess.DEVNULL)
+        pids.append(process.pid)
+        try:
+            await trio.sleep(0.05 * (worker_id + 1))
+            if worker_id == 1:
+                raise Boom("worker 1 fails while the others hold processes")
+            await trio.sleep(60)
+            return Path("never")
+        finally:
+            await process.terminate(1.0)
+
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with trio.fail_after(5), pytest.raises(WorkerError) as caught:
+        await run_workers(SPEC, chunks, aggregator, work)
+    assert caught.value.worker_id == 1
+    assert len(pids) == 3
+    assert not wait_no_processes(timeout=1.0)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "State:\tZ" in Path(
+            f"/proc/{pid}/status"
+        ).read_text()
+
+
+async def test_errors_of_dying_siblings_are_not_the_cause() -> None:
+    chunks = plan_chunks(0, 20, 2)
+
+    async def work(
+        spec: WorkerSpec,
+        worker_id: int,
+        chunk: Chunk,
+        progress: trio.MemorySendChannel[WorkerProgress],
+        cursor: FrameCursor,
+    ) -> Path:
+        if worker_id == 0:
+            await trio.sleep(0.01)
+            raise Boom("the real failure")
+        try:
+            await trio.sleep(60)
+        finally:
+            # A sibling that raises something else while being cancelled.
+            raise RuntimeError("target closed")
+
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with pytest.raises(WorkerError) as caught:
+        await run_workers(SPEC, chunks, aggregator, work)
+    assert str(caught.value.__cause__) == "the real failure"
