@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 import trio_websocket
@@ -125,7 +126,12 @@ class CdpRouter:
             return None
         command_id = message.get("id")
         if command_id is not None:
-            if not isinstance(command_id, int) or command_id not in self._pending:
+            # bool is an int in Python, and True == 1: never a command id.
+            if (
+                not isinstance(command_id, int)
+                or isinstance(command_id, bool)
+                or command_id not in self._pending
+            ):
                 logger.debug("dropping a reply to unknown command id %r", command_id)
                 return None
             error = message.get("error")
@@ -214,7 +220,12 @@ class CdpConnection:
         assert waiter.reply is not None
         if waiter.reply.error is not None:
             error = waiter.reply.error
-            raise CdpCommandError(method, int(error.get("code", 0)), str(error.get("message", "")))
+            code = error.get("code")
+            raise CdpCommandError(
+                method,
+                code if isinstance(code, int) and not isinstance(code, bool) else 0,
+                str(error.get("message", "")),
+            )
         return waiter.reply.result or {}
 
     @contextmanager
@@ -317,13 +328,27 @@ async def open_cdp(url: str) -> AsyncIterator[CdpConnection]:
         The reader task is cancelled and the websocket closed; pending commands fail with
         :class:`~helios_render.CdpConnectionClosed`.
     """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
     async with background_nursery() as nursery:
+        stream: trio.SocketStream | None = None
         try:
             with trio.fail_after(CONNECT_TIMEOUT):
-                ws = await trio_websocket.connect_websocket_url(
-                    nursery, url, max_message_size=MAX_MESSAGE_SIZE, message_queue_size=16
+                stream = await trio.open_tcp_stream(host, port)
+                # We own the TCP stream: trio-websocket does not close it when the peer
+                # closes first (a crashed browser), so it is closed below on every path.
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    stream,
+                    host,
+                    resource or "/",
+                    max_message_size=MAX_MESSAGE_SIZE,
+                    message_queue_size=16,
                 )
         except (OSError, trio.TooSlowError, trio_websocket.HandshakeError) as exc:
+            if stream is not None:
+                await stream.aclose()
             raise CdpConnectionClosed(f"could not connect to Chromium at {url}: {exc!r}") from exc
         connection = CdpConnection(ws)
         nursery.start_soon(connection._read)
@@ -336,5 +361,7 @@ async def open_cdp(url: str) -> AsyncIterator[CdpConnection]:
             raise
         finally:
             connection._close("the client closed it")
-            with trio.CancelScope(shield=True), trio.move_on_after(grace):
-                await ws.aclose()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(grace):
+                    await ws.aclose()
+                await stream.aclose()

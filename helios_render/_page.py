@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 #: What ``Date.now()`` returns at frame 0: 2024-01-01T00:00:00Z, the same in every worker.
 EPOCH_MS = 1_704_067_200_000
+#: Frames issued at most to get one beginFrame screenshot.
+BEGIN_FRAME_ATTEMPTS = 8
 #: ``Math.random`` seed when none is given.
 DEFAULT_SEED = 0x48454C49
 
@@ -75,11 +79,17 @@ def _exception_text(details: dict[str, Any]) -> str:
 class Page:
     """A loaded composition. Create it with :func:`open_page`."""
 
-    def __init__(self, browser: Browser, session: CdpSession, config: PageConfig) -> None:
+    def __init__(
+        self, browser: Browser, session: CdpSession, config: PageConfig, begin_frame: bool
+    ) -> None:
         self.browser = browser
         self.session = session
         self.config = config
+        self.begin_frame = begin_frame
         self.position: int | None = None
+        self._frame_interval = 1000.0 / float(config.fps)
+        # Chromium's TimeTicks are CLOCK_MONOTONIC in ms; frame times only need to increase.
+        self._frame_ticks = time.monotonic() * 1000.0
         #: Set when we close the tab ourselves, so that its detach is not reported as an error.
         self.closing = False
 
@@ -137,15 +147,48 @@ class Page:
         info = await self.evaluate("window.__helios.info()", await_promise=False)
         return bool(info and info.get("rafPending"))
 
-    async def screenshot(self, image_format: str, quality: int) -> bytes:
-        """Capture the viewport as JPEG or PNG bytes."""
-        import base64
+    async def capture(self, image_format: str, quality: int) -> bytes:
+        """Capture the current frame as JPEG or PNG bytes, by the page's capture path."""
+        if self.begin_frame:
+            return await self.begin_frame_capture(image_format, quality)
+        return await self.screenshot(image_format, quality)
 
+    async def screenshot(self, image_format: str, quality: int) -> bytes:
+        """Capture the viewport with ``Page.captureScreenshot``."""
         params: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
         if image_format == "jpeg":
             params["quality"] = quality
         reply = await self.session.execute("Page.captureScreenshot", params)
         return base64.b64decode(reply["data"])
+
+    async def begin_frame_capture(self, image_format: str, quality: int) -> bytes:
+        """Produce one compositor frame with ``HeadlessExperimental.beginFrame`` and return its
+        screenshot. The first frames after a navigation may come without one (no damage yet):
+        up to :data:`BEGIN_FRAME_ATTEMPTS` frames are issued.
+
+        Raises:
+            BrowserError: No screenshot came back.
+        """
+        shot: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
+        if image_format == "jpeg":
+            shot["quality"] = quality
+        for _ in range(BEGIN_FRAME_ATTEMPTS):
+            self._frame_ticks += self._frame_interval
+            reply = await self.session.execute(
+                "HeadlessExperimental.beginFrame",
+                {
+                    "frameTimeTicks": self._frame_ticks,
+                    "interval": self._frame_interval,
+                    "screenshot": shot,
+                },
+            )
+            data = reply.get("screenshotData")
+            if data:
+                return base64.b64decode(data)
+        raise BrowserError(
+            f"HeadlessExperimental.beginFrame returned no screenshot in {BEGIN_FRAME_ATTEMPTS} "
+            "frames; use --capture screenshot"
+        )
 
 
 async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -> None:
@@ -184,8 +227,13 @@ async def _navigate(session: CdpSession, config: PageConfig) -> None:
 
 
 @asynccontextmanager
-async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]:
+async def open_page(
+    browser: Browser, config: PageConfig, *, begin_frame: bool = False
+) -> AsyncIterator[Page]:
     """Open a new tab, install the runtime, load the composition and wait until it is ready.
+
+    With ``begin_frame`` (the browser must run with begin-frame control) the tab draws only
+    when :meth:`Page.capture` issues ``HeadlessExperimental.beginFrame``.
 
     Raises:
         SourceError: The URL could not be loaded (or answered an HTTP error).
@@ -196,12 +244,15 @@ async def open_page(browser: Browser, config: PageConfig) -> AsyncIterator[Page]
     Cancellation:
         The tab is left to die with its browser (the caller owns the browser).
     """
-    created = await browser.cdp.execute("Target.createTarget", {"url": "about:blank"})
+    target: dict[str, Any] = {"url": "about:blank"}
+    if begin_frame:
+        target.update(enableBeginFrameControl=True, width=config.width, height=config.height)
+    created = await browser.cdp.execute("Target.createTarget", target)
     attached = await browser.cdp.execute(
         "Target.attachToTarget", {"targetId": created["targetId"], "flatten": True}
     )
     session = browser.connection.session(attached["sessionId"])
-    page = Page(browser, session, config)
+    page = Page(browser, session, config, begin_frame)
     async with background_nursery() as nursery:
         with session.listen(
             "Runtime.exceptionThrown",

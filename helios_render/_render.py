@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import trio
 
 from ._browser import find_browser, launch_browser
+from ._capture import probe_begin_frame
 from ._exceptions import OptionsError, SourceError, UsageError, WorkerError
 from ._ffmpeg import (
     CODECS,
@@ -118,6 +119,24 @@ def _page_config(options: RenderOptions, url: str) -> PageConfig:
         timeout=options.timeout,
         ignore_page_errors=options.ignore_page_errors,
     )
+
+
+async def choose_capture(options: RenderOptions, browser: Path) -> bool:
+    """Whether to capture with beginFrame: ``auto`` uses it when the browser passes the probe.
+
+    Raises:
+        UsageError: ``capture="beginframe"`` with a browser that does not have it.
+    """
+    if options.capture == "screenshot":
+        return False
+    supported = await probe_begin_frame(browser)
+    if options.capture == "beginframe" and not supported:
+        raise UsageError(
+            f"{browser} has no HeadlessExperimental.beginFrame: use a chrome-headless-shell "
+            "build (--browser PATH, see docs/cli.md) or --capture screenshot"
+        )
+    logger.info("capture path: %s", "beginFrame" if supported else "screenshots")
+    return supported
 
 
 async def _check_codec(ffmpeg: Path, codec: str) -> None:
@@ -250,6 +269,7 @@ async def render(
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
     await _check_codec(ffmpeg, options.codec)
+    begin_frame = await choose_capture(options, browser)
     concurrency = options.concurrency or default_concurrency()
     chunks = plan_chunks(options.start_frame, options.frame_count, concurrency)
     aggregator = ProgressAggregator([chunk.frames for chunk in chunks], on_progress)
@@ -273,6 +293,7 @@ async def render(
                 ),
                 quality=options.quality,
                 workdir=workdir,
+                begin_frame=begin_frame,
             )
             chunk_files = await run_workers(spec, chunks, aggregator)
         aggregator.set_stage("stitching")
@@ -312,18 +333,24 @@ async def render_still(options: RenderOptions, frame: int) -> Path:
     output = options.output_path
     _check_output(output, (".png",))
     browser = find_browser(options.browser)
+    begin_frame = await choose_capture(options, browser)
     temporary = _temporary_output(output)
     try:
         async with (
             open_source(options.source) as url,
-            launch_browser(browser, width=options.width, height=options.height) as chromium,
-            open_page(chromium, _page_config(options, url)) as page,
+            launch_browser(
+                browser,
+                width=options.width,
+                height=options.height,
+                begin_frame_control=begin_frame,
+            ) as chromium,
+            open_page(chromium, _page_config(options, url), begin_frame=begin_frame) as page,
         ):
             if frame > 0 and await page.needs_replay():
                 for earlier in range(frame):
                     await page.seek(earlier)
             await page.seek(frame)
-            temporary.write_bytes(await page.screenshot("png", 100))
+            temporary.write_bytes(await page.capture("png", 100))
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)

@@ -77,7 +77,7 @@ async def render_chunk(
             begin_frame_control=spec.begin_frame,
             extra_args=spec.browser_args,
         ) as browser,
-        open_page(browser, spec.page) as page,
+        open_page(browser, spec.page, begin_frame=spec.begin_frame) as page,
     ):
         try:
             if chunk.start > 0 and await page.needs_replay():
@@ -103,7 +103,7 @@ async def render_chunk(
                         for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
                             cursor.frame = frame
                             await page.seek(frame)
-                            image = await page.screenshot(settings.image_format, spec.quality)
+                            image = await page.capture(settings.image_format, spec.quality)
                             await send.send(image)
                             if done < chunk.frames:
                                 await progress.send(WorkerProgress(worker_id, done / chunk.frames))

@@ -48,6 +48,12 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds for the page to load and for each frame to become ready")
     parser.add_argument("--seed", type=int, default=0x48454C49, help="seed of Math.random")
+    parser.add_argument(
+        "--capture",
+        default="auto",
+        choices=("auto", "screenshot", "beginframe"),
+        help="capture path (default auto: beginFrame when the browser has it, else screenshots)",
+    )
     parser.add_argument("--ignore-page-errors", action="store_true",
                         help="log uncaught errors of the page instead of failing")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -115,6 +121,7 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
         "timeout": args.timeout,
         "seed": args.seed,
         "ignore_page_errors": args.ignore_page_errors,
+        "capture": args.capture,
     }
     if args.command == "still":
         return RenderOptions(frames=1, image_format="png", **common)

@@ -147,31 +147,22 @@
       try { animation.pause(); } catch (error) { /* an animation without a timeline */ }
     }
   }
-  function seekAnimation(animation, t) {
-    try {
-      if (animation.playState !== "paused") animation.pause();
-      animation.currentTime = (t - tracked.get(animation)) * animation.playbackRate;
-    } catch (error) {
-      tracked.delete(animation);
-    }
-  }
-  // A pause that is still pending (the animation had not started when it was found) completes
-  // at the next animation frame and would overwrite the time we set: wait for it, then set
-  // the time again.
-  async function seekAnimations(t) {
-    const pending = [];
-    for (const animation of tracked.keys()) {
+  // pause() first, then currentTime: a pause that is still pending (the animation had not
+  // started yet when it was found) keeps the hold time we set when it completes.
+  function seekAnimations(t) {
+    for (const [animation, start] of tracked) {
       const target = animation.effect && animation.effect.target;
       if (target && !target.isConnected) {
         tracked.delete(animation);
         continue;
       }
-      seekAnimation(animation, t);
-      if (animation.pending) pending.push(animation);
+      try {
+        if (animation.playState !== "paused") animation.pause();
+        animation.currentTime = (t - start) * animation.playbackRate;
+      } catch (error) {
+        tracked.delete(animation);
+      }
     }
-    if (pending.length === 0) return;
-    await Promise.all(pending.map((animation) => animation.ready.catch(() => undefined)));
-    for (const animation of pending) seekAnimation(animation, t);
   }
 
   // ---- <video> and <audio> --------------------------------------------------------------------
@@ -259,7 +250,7 @@
     now = t;
     await runAnimationFrame(t);
     trackAnimations();
-    await seekAnimations(t);
+    seekAnimations(t);
     const waits = seekMedia(t);
     const helios = window.helios;
     if (helios && typeof helios.seek === "function") {
