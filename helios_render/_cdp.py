@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_SIZE = 256 * 1024 * 1024
 #: Seconds allowed to open the websocket to a browser that has announced its endpoint.
 CONNECT_TIMEOUT = 10.0
+#: Bytes read from the socket at a time. trio-websocket's default (4 KiB) costs ~100 reads
+#: and wsproto passes per 1080p frame, which was most of our CPU time per frame.
+RECEIVE_BUFFER_SIZE = 1024 * 1024
 #: Seconds the websocket close handshake may take on a normal exit.
 CLOSE_HANDSHAKE_TIMEOUT = 1.0
 #: Events buffered per listener before new ones are dropped (and logged).
@@ -345,6 +348,7 @@ async def open_cdp(url: str) -> AsyncIterator[CdpConnection]:
                     resource or "/",
                     max_message_size=MAX_MESSAGE_SIZE,
                     message_queue_size=16,
+                    receive_buffer_size=RECEIVE_BUFFER_SIZE,
                 )
         except (OSError, trio.TooSlowError, trio_websocket.HandshakeError) as exc:
             if stream is not None:
