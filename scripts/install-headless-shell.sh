@@ -8,6 +8,9 @@
 # Needs node and npm. PREFIX (default /opt/helios-headless-shell) receives the package and the
 # unpacked browser.
 set -euo pipefail
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get install -y -qq nodejs npm >&2
+fi
 prefix="${PREFIX:-/opt/helios-headless-shell}"
 mkdir -p "$prefix/unpacked"
 if [ ! -d "$prefix/node_modules/@sparticuz/chromium" ]; then

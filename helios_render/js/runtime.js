@@ -133,18 +133,37 @@
   // includes shadow trees. An animation is given the virtual time at which it was first seen
   // as its start: the runtime looks right after every callback it runs, so an animation
   // started by a timer at t = 1.5 s starts at 1.5 s exactly.
+  // Chromium's document.getAnimations() leaves out shadow trees, so every shadow root the page
+  // creates (open or closed) is remembered as it is attached, and asked too.
   const tracked = new Map(); // Animation -> virtual start time (ms)
-  function trackAnimations() {
-    let list;
-    try {
-      list = document.getAnimations();
-    } catch (error) {
-      return;
+  const shadowRoots = new Set();
+  const realAttachShadow = Element.prototype.attachShadow;
+  Element.prototype.attachShadow = function attachShadow(...args) {
+    const root = realAttachShadow.apply(this, args);
+    shadowRoots.add(root);
+    return root;
+  };
+  function findDeclarativeShadowRoots() {
+    for (const element of document.querySelectorAll("*")) {
+      if (element.shadowRoot) shadowRoots.add(element.shadowRoot);
     }
+  }
+  function trackList(list) {
     for (const animation of list) {
       if (tracked.has(animation)) continue;
       tracked.set(animation, now);
       try { animation.pause(); } catch (error) { /* an animation without a timeline */ }
+    }
+  }
+  function trackAnimations() {
+    try {
+      trackList(document.getAnimations());
+    } catch (error) {
+      return;
+    }
+    for (const root of shadowRoots) {
+      if (!root.host || !root.host.isConnected) continue;
+      try { trackList(root.getAnimations()); } catch (error) { /* detached */ }
     }
   }
   // pause() first, then currentTime: a pause that is still pending (the animation had not
@@ -272,6 +291,7 @@
     }
     if (document.fonts) await document.fonts.ready;
     await Promise.all(imagesReady());
+    findDeclarativeShadowRoots();
     trackAnimations();
     const children = sameOriginChildren();
     await Promise.all(children.map((child) => child.ready()));
