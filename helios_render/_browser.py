@@ -22,6 +22,7 @@ __all__ = [
     "LAUNCH_TIMEOUT",
     "SHUTDOWN_GRACE",
     "Browser",
+    "chromium_args",
     "find_browser",
     "launch_browser",
 ]
@@ -198,6 +199,31 @@ async def _read_endpoint(process: ManagedProcess, profile_dir: Path) -> str:
         await trio.sleep(0.02)
 
 
+def chromium_args(
+    executable: Path,
+    profile_dir: Path,
+    *,
+    width: int,
+    height: int,
+    begin_frame_control: bool,
+    extra_args: Sequence[str],
+    as_root: bool,
+) -> list[str]:
+    """The command line of a Chromium we launch (pure, so that it can be checked).
+
+    The DevTools endpoint listens on loopback only, web security stays on, and the sandbox is
+    turned off only when running as root, where Chromium refuses to start with it.
+    """
+    args: list[str] = [os.fspath(executable), *BASE_FLAGS]
+    if as_root:
+        args.append("--no-sandbox")
+    if begin_frame_control:
+        args.extend(BEGIN_FRAME_FLAGS)
+    args += [f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", *extra_args]
+    args.append("about:blank")
+    return args
+
+
 @asynccontextmanager
 async def launch_browser(
     executable: Path,
@@ -218,14 +244,15 @@ async def launch_browser(
         SIGKILL to the process group, reap, and remove the profile directory.
     """
     profile_dir = Path(tempfile.mkdtemp(prefix="helios-chromium-"))
-    args: list[str] = [os.fspath(executable), *BASE_FLAGS]
-    if os.geteuid() == 0:
-        # Chromium refuses to run as root with its sandbox on; it is only off in that case.
-        args.append("--no-sandbox")
-    if begin_frame_control:
-        args.extend(BEGIN_FRAME_FLAGS)
-    args += [f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", *extra_args]
-    args.append("about:blank")
+    args = chromium_args(
+        executable,
+        profile_dir,
+        width=width,
+        height=height,
+        begin_frame_control=begin_frame_control,
+        extra_args=extra_args,
+        as_root=os.geteuid() == 0,
+    )
     process: ManagedProcess | None = None
     polite = False
     try:

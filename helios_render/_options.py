@@ -59,6 +59,8 @@ class RenderOptions:
         ignore_page_errors: Log uncaught page errors instead of failing.
         capture: ``auto`` (beginFrame where the browser has it, else screenshots),
             ``screenshot`` or ``beginframe``.
+        retries: Times a chunk is restarted on a fresh browser after a crash (browser or page
+            crashed, connection lost); page errors and timeouts are never retried.
     """
 
     source: str | os.PathLike[str]
@@ -82,6 +84,7 @@ class RenderOptions:
     seed: int = 0x48454C49
     ignore_page_errors: bool = False
     capture: Literal["auto", "screenshot", "beginframe"] = "auto"
+    retries: int = 1
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -146,6 +149,8 @@ class RenderOptions:
             fail(f"quality must be from 0 to 100, got {self.quality!r}")
         if not self.timeout > 0:
             fail(f"timeout must be positive, got {self.timeout!r}")
+        if not isinstance(self.retries, int) or not 0 <= self.retries <= 10:
+            fail(f"retries must be from 0 to 10, got {self.retries!r}")
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         try:

@@ -59,6 +59,7 @@ def runtime_source(config: PageConfig) -> str:
         "seed": config.seed,
         "props": config.props,
         "epoch": EPOCH_MS,
+        "ignorePageErrors": config.ignore_page_errors,
     }
     return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
 
@@ -92,6 +93,8 @@ class Page:
         self._frame_ticks = time.monotonic() * 1000.0
         #: Set when we close the tab ourselves, so that its detach is not reported as an error.
         self.closing = False
+        #: Set once the composition has loaded: a main-frame navigation after that is an error.
+        self.loaded = False
 
     async def evaluate(self, expression: str, *, await_promise: bool = True) -> Any:
         """Evaluate ``expression`` in the page and return its value.
@@ -202,6 +205,14 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
                 continue
             details = event.params.get("exceptionDetails", {})
             raise PageError(f"the composition threw an uncaught error: {_exception_text(details)}")
+        if event.method == "Page.frameNavigated" and page.loaded:
+            frame = event.params.get("frame", {})
+            if not frame.get("parentId"):
+                raise PageError(
+                    f"the composition navigated away to {frame.get('url')}: a composition must "
+                    "stay on its page (remove the navigation, or render that URL instead)"
+                )
+            continue
         if event.method == "Inspector.targetCrashed":
             raise BrowserError("the page's renderer process crashed (out of memory?)")
         if event.method == "Inspector.detached":
@@ -259,6 +270,7 @@ async def open_page(
             "Inspector.targetCrashed",
             "Inspector.detached",
             "Page.javascriptDialogOpening",
+            "Page.frameNavigated",
         ) as events:
             nursery.start_soon(_watch_page, events, page)
             await session.execute("Page.enable")
@@ -291,6 +303,7 @@ async def open_page(
             )
             if isinstance(status, int) and status >= 400:
                 raise SourceError(f"{config.url} answered HTTP {status}: check the path or URL")
+            page.loaded = True
             try:
                 yield page
             finally:

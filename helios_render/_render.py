@@ -19,7 +19,7 @@ import trio
 
 from ._browser import find_browser, launch_browser
 from ._capture import probe_begin_frame
-from ._exceptions import OptionsError, SourceError, UsageError, WorkerError
+from ._exceptions import BrowserError, OptionsError, SourceError, UsageError, WorkerError
 from ._ffmpeg import (
     CODECS,
     CONTAINERS,
@@ -104,8 +104,15 @@ def _check_output(output: Path, suffixes: tuple[str, ...]) -> None:
         raise OptionsError(f"output {output} is a folder: give a file name")
     if not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist: create it first")
-    if not os.access(output.parent, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {output.parent} is not writable")
+    # Try it: permission bits say nothing for root, read-only mounts or full disks.
+    try:
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".helios-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"output folder {output.parent} is not writable ({exc.strerror}): "
+            "choose another output path"
+        ) from exc
 
 
 def _page_config(options: RenderOptions, url: str) -> PageConfig:
@@ -148,6 +155,12 @@ async def _check_codec(ffmpeg: Path, codec: str) -> None:
         )
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """Crash-class failures (browser or page crashed, target closed, connection lost) may pass
+    on a fresh browser; deterministic ones (page errors, timeouts, bad options) never do."""
+    return isinstance(exc, BrowserError) and exc.retryable
+
+
 async def _run_worker(
     work: ChunkRenderer,
     spec: WorkerSpec,
@@ -156,11 +169,11 @@ async def _run_worker(
     failures: list[WorkerError],
     results: dict[int, Path],
     cancel_siblings: trio.CancelScope,
+    on_retry: Callable[[], object],
 ) -> None:
-    cursor = FrameCursor()
     reported: list[WorkerError] = []
 
-    def fail(exc: BaseException) -> None:
+    def fail(exc: BaseException, cursor: FrameCursor) -> None:
         # Runs at the moment the worker raises (from the worker itself when it can, else when
         # the error reaches us): the first failure wins and cancels every sibling at once.
         if reported:
@@ -177,15 +190,35 @@ async def _run_worker(
         failures.append(error)
         cancel_siblings.cancel()
 
-    cursor.on_failure = fail
+    attempts = spec.retries + 1
     async with progress:
-        try:
-            results[chunk.index] = await work(spec, chunk.index, chunk, progress, cursor)
-        except Exception as exc:
-            if cursor.failed_at is None:
-                cursor.failed_at = trio.current_time()
-            fail(exc)
-            raise reported[0] from exc
+        for attempt in range(1, attempts + 1):
+            cursor = FrameCursor()
+            final = attempt == attempts
+
+            def on_failure(
+                exc: BaseException, cursor: FrameCursor = cursor, final: bool = final
+            ) -> None:
+                if final or not is_retryable(exc):
+                    fail(exc, cursor)
+
+            cursor.on_failure = on_failure
+            try:
+                results[chunk.index] = await work(spec, chunk.index, chunk, progress, cursor)
+                return
+            except Exception as exc:
+                if cursor.failed_at is None:
+                    cursor.failed_at = trio.current_time()
+                if not final and is_retryable(exc) and not reported:
+                    logger.warning(
+                        "worker %d (frames %d..%d): %s; retrying the chunk on a fresh browser "
+                        "(retry %d of %d)",
+                        chunk.index, chunk.start, chunk.end - 1, exc, attempt, spec.retries,
+                    )
+                    on_retry()
+                    continue
+                fail(exc, cursor)
+                raise reported[0] from exc
 
 
 async def run_workers(
@@ -223,6 +256,7 @@ async def run_workers(
                         failures,
                         results,
                         nursery.cancel_scope,
+                        aggregator.count_retry,
                     )
     except BaseExceptionGroup as group:
         if failures and group.subgroup(KeyboardInterrupt) is None:
@@ -294,6 +328,7 @@ async def render(
                 quality=options.quality,
                 workdir=workdir,
                 begin_frame=begin_frame,
+                retries=options.retries,
             )
             chunk_files = await run_workers(spec, chunks, aggregator)
         aggregator.set_stage("stitching")

@@ -37,6 +37,8 @@ class WorkerSpec:
     workdir: Path
     begin_frame: bool = False
     browser_args: tuple[str, ...] = ()
+    #: Times a chunk is restarted on a fresh browser after a crash-class failure.
+    retries: int = 1
 
 
 @dataclass(slots=True)

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="frame format out of the browser (default jpeg; png is exact)")
     run.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     run.add_argument("--ffmpeg", default=None, help="path of FFmpeg (default: find one)")
+    run.add_argument("--retries", type=int, default=1,
+                     help="restarts of a chunk after a browser crash (default 1)")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
 
@@ -136,6 +138,7 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
         image_format=args.image_format,
         quality=args.quality,
         ffmpeg=args.ffmpeg,
+        retries=args.retries,
         **common,
     )
 

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helios_render import ProgressAggregator, RenderProgress, WorkerError, WorkerProgress
+from helios_render import (
+    BrowserError,
+    CdpCommandError,
+    CdpConnectionClosed,
+    FrameTimeoutError,
+    PageError,
+    ProgressAggregator,
+    RenderProgress,
+    WorkerError,
+    WorkerProgress,
+)
 from helios_render._ffmpeg import EncoderSettings
 from helios_render._page import PageConfig
 from helios_render._plan import Chunk, plan_chunks
@@ -189,3 +200,65 @@ async def test_errors_of_dying_siblings_are_not_the_cause() -> None:
     with pytest.raises(WorkerError) as caught:
         await run_workers(SPEC, chunks, aggregator, work)
     assert str(caught.value.__cause__) == "the real failure"
+
+
+def _flaky(errors: dict[int, list[Exception]]) -> tuple[list[int], Any]:
+    """A fake worker that raises the queued errors of its id, then succeeds."""
+    calls: list[int] = []
+
+    async def work(
+        spec: WorkerSpec,
+        worker_id: int,
+        chunk: Chunk,
+        progress: trio.MemorySendChannel[WorkerProgress],
+        cursor: FrameCursor,
+    ) -> Path:
+        calls.append(worker_id)
+        await trio.sleep(0.01)
+        queue = errors.get(worker_id, [])
+        if queue:
+            cursor.frame = chunk.start
+            raise queue.pop(0)
+        await progress.send(WorkerProgress(worker_id, 1.0))
+        return Path(f"chunk-{worker_id}")
+
+    return calls, work
+
+
+async def test_a_crashed_chunk_is_retried_on_a_fresh_browser() -> None:
+    chunks = plan_chunks(0, 20, 2)
+    calls, work = _flaky({1: [BrowserError("the page's renderer process crashed")]})
+    published: list[RenderProgress] = []
+    aggregator = ProgressAggregator([c.frames for c in chunks], published.append)
+    files = await run_workers(replace(SPEC, retries=1), chunks, aggregator, work)
+    assert files == [Path("chunk-0"), Path("chunk-1")]
+    assert sorted(calls) == [0, 1, 1]
+    assert aggregator.retries == 1
+    assert any(state.retries == 1 for state in published)
+    assert published[-1].progress == 1.0
+
+
+async def test_retries_run_out() -> None:
+    chunks = plan_chunks(0, 10, 1)
+    crash: list[Exception] = [CdpConnectionClosed("lost") for _ in range(3)]
+    calls, work = _flaky({0: crash})
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with pytest.raises(WorkerError) as caught:
+        await run_workers(replace(SPEC, retries=2), chunks, aggregator, work)
+    assert calls == [0, 0, 0]
+    assert isinstance(caught.value.__cause__, CdpConnectionClosed)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [PageError("the composition threw"), FrameTimeoutError("frame 3 was not ready"),
+     CdpCommandError("Page.navigate", -32000, "bad")],
+)
+async def test_deterministic_failures_are_never_retried(error: Exception) -> None:
+    chunks = plan_chunks(0, 10, 1)
+    calls, work = _flaky({0: [error]})
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with pytest.raises(WorkerError) as caught:
+        await run_workers(replace(SPEC, retries=3), chunks, aggregator, work)
+    assert calls == [0]
+    assert caught.value.__cause__ is error

@@ -13,6 +13,10 @@
   const errors = [];
 
   function recordError(error) {
+    if (config.ignorePageErrors) {
+      console.error("helios: ignored an error of the composition:", error);
+      return;
+    }
     errors.push(error instanceof Error ? error : new Error(String(error)));
   }
 
