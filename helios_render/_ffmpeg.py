@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ __all__ = [
     "encoder_args",
     "find_ffmpeg",
     "open_encoder",
+    "pad_transport_stream",
     "probe_video",
 ]
 
@@ -176,6 +178,22 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
     return args
 
 
+#: FFmpeg's MPEG-TS probe needs more packets than a chunk of a few flat frames holds; shorter
+#: chunks are padded with null packets (PID 0x1FFF, ignored by every demuxer) up to this size.
+MIN_CHUNK_BYTES = 64 * 1024
+_TS_NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
+
+
+def pad_transport_stream(path: Path, minimum: int = MIN_CHUNK_BYTES) -> None:
+    """Append MPEG-TS null packets to ``path`` until it is at least ``minimum`` bytes."""
+    size = path.stat().st_size
+    if size >= minimum:
+        return
+    packets = -(-(minimum - size) // len(_TS_NULL_PACKET))
+    with path.open("ab") as handle:
+        handle.write(_TS_NULL_PACKET * packets)
+
+
 def concat_args(ffmpeg: Path, list_file: Path, output: Path) -> list[str]:
     """Arguments that join the chunks named in ``list_file`` by stream copy into ``output``."""
     container = CONTAINERS.get(output.suffix.lower(), "mp4")
@@ -211,6 +229,17 @@ def concat_list(chunks: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _status_hint(status: int | None, log: Path) -> str:
+    """What an FFmpeg exit status and log say, for a user: disk full, killed, the log tail."""
+    hint = ""
+    tail = log_tail(log)
+    if status == -signal.SIGXFSZ or "No space left" in tail or "File too large" in tail:
+        hint = " (file size limit exceeded or disk full: free space or write elsewhere)"
+    elif status is not None and status < 0:
+        hint = f" (killed by signal {signal.Signals(-status).name})"
+    return hint + (f":\n{tail}" if tail else "")
+
+
 class Encoder:
     """An FFmpeg process fed images on stdin. Create it with :func:`open_encoder`."""
 
@@ -223,8 +252,7 @@ class Encoder:
 
     def error(self, what: str) -> EncoderError:
         """An :class:`EncoderError` quoting the tail of FFmpeg's log."""
-        tail = log_tail(self._log)
-        return EncoderError(f"FFmpeg {what}" + (f":\n{tail}" if tail else ""))
+        return EncoderError(f"FFmpeg {what}{_status_hint(self.process.returncode, self._log)}")
 
     async def write(self, image: bytes) -> None:
         """Hand one image to FFmpeg; waits while FFmpeg is busy (bounded backpressure).
@@ -311,8 +339,9 @@ async def run_ffmpeg(args: Sequence[str], log: Path, *, what: str) -> None:
         if process.returncode is None:
             await process.terminate(ENCODER_ABORT_GRACE)
     if status != 0:
-        tail = log_tail(log)
-        raise EncoderError(f"FFmpeg failed to {what} (exit status {status})" + f":\n{tail}")
+        raise EncoderError(
+            f"FFmpeg failed to {what} (exit status {status}){_status_hint(status, log)}"
+        )
 
 
 def probe_video(ffprobe: Path, path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from ._browser import Browser
 from ._cdp import CdpEvent, CdpSession
 from ._exceptions import (
     BrowserError,
+    CdpCommandError,
     FrameTimeoutError,
     PageError,
     SourceError,
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: What ``Date.now()`` returns at frame 0: 2024-01-01T00:00:00Z, the same in every worker.
 EPOCH_MS = 1_704_067_200_000
+NAVIGATED_AWAY = (
+    "the composition navigated away to {url}: a composition must stay on its page "
+    "(remove the navigation, or render that URL instead)"
+)
 #: Frames issued at most to get one beginFrame screenshot.
 BEGIN_FRAME_ATTEMPTS = 8
 #: ``Math.random`` seed when none is given.
@@ -102,15 +107,20 @@ class Page:
         Raises:
             PageError: The expression threw or its promise rejected.
         """
-        reply = await self.session.execute(
-            "Runtime.evaluate",
-            {
-                "expression": expression,
-                "awaitPromise": await_promise,
-                "returnByValue": True,
-                "userGesture": True,
-            },
-        )
+        try:
+            reply = await self.session.execute(
+                "Runtime.evaluate",
+                {
+                    "expression": expression,
+                    "awaitPromise": await_promise,
+                    "returnByValue": True,
+                    "userGesture": True,
+                },
+            )
+        except CdpCommandError as exc:
+            if "navigated or closed" in exc.detail and self.loaded and not self.closing:
+                raise PageError(NAVIGATED_AWAY.format(url="another page")) from exc
+            raise
         details = reply.get("exceptionDetails")
         if details:
             raise PageError(f"the composition threw: {_exception_text(details)}")
@@ -208,10 +218,7 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
         if event.method == "Page.frameNavigated" and page.loaded:
             frame = event.params.get("frame", {})
             if not frame.get("parentId"):
-                raise PageError(
-                    f"the composition navigated away to {frame.get('url')}: a composition must "
-                    "stay on its page (remove the navigation, or render that URL instead)"
-                )
+                raise PageError(NAVIGATED_AWAY.format(url=frame.get("url")))
             continue
         if event.method == "Inspector.targetCrashed":
             raise BrowserError("the page's renderer process crashed (out of memory?)")

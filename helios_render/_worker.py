@@ -10,7 +10,7 @@ from pathlib import Path
 import trio
 
 from ._browser import launch_browser
-from ._ffmpeg import EncoderSettings, encoder_args, open_encoder
+from ._ffmpeg import EncoderSettings, encoder_args, open_encoder, pad_transport_stream
 from ._page import PageConfig, open_page
 from ._plan import Chunk
 from ._progress import WorkerProgress
@@ -110,6 +110,7 @@ async def render_chunk(
                             if done < chunk.frames:
                                 await progress.send(WorkerProgress(worker_id, done / chunk.frames))
                 await encoder.finish()
+                pad_transport_stream(output)
         except Exception as exc:
             cursor.failed_at = trio.current_time()
             if cursor.on_failure is not None:

@@ -256,6 +256,27 @@ async def _run_cancellable(job: Callable[[], Any]) -> tuple[Any, bool]:
     return result, terminated
 
 
+def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
+    """Map what ``trio.run`` raised to one message and an exit code; re-raise the unexpected.
+
+    Ctrl+C can come out of nested nurseries as a group holding KeyboardInterrupt.
+    """
+    interrupted = isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+    )
+    if interrupted:
+        printer.error("interrupted; every browser and encoder was stopped", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BaseExceptionGroup):
+        ours = exc.subgroup(HeliosError)
+        if ours is not None and len(ours.exceptions) == 1:
+            exc = ours.exceptions[0]
+    if isinstance(exc, HeliosError):
+        printer.error(str(exc), exc.exit_code)
+        return exc.exit_code
+    raise exc
+
+
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -284,12 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result, terminated = trio.run(_run_cancellable, job)
-    except KeyboardInterrupt:
-        printer.error("interrupted; every browser and encoder was stopped", EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
-    except HeliosError as exc:
-        printer.error(str(exc), exc.exit_code)
-        return exc.exit_code
+    except BaseException as exc:
+        return _report_failure(exc, printer)
     if terminated:
         printer.error("terminated; every browser and encoder was stopped", EXIT_TERMINATED)
         return EXIT_TERMINATED

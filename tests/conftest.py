@@ -94,44 +94,63 @@ def decode_frames(path: Path, indices: list[int] | None = None) -> list[Frame]:
     return frames
 
 
-def our_processes(owner: int | None = None) -> set[int]:
-    """PIDs of live (non-zombie) processes that helios_render started from ``owner`` (default:
-    this process), found by the owner mark in their environment."""
-    mark = f"{OWNER_ENV}={owner or os.getpid()}".encode()
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if mark not in environ.split(b"\0"):
-            continue
-        if "\nState:\tZ" in status:
-            continue
-        pids.add(int(entry.name))
-    return pids
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    session: int
+    owner: int | None  # the helios_render owner mark in its environment, if any
+    argv0: str
 
 
-def orphans() -> set[int]:
-    """Live processes marked by a helios_render owner that no longer exists."""
-    found = set()
+def process_table() -> dict[int, Proc]:
+    """Live (non-zombie) processes of this machine."""
+    table = {}
     prefix = f"{OWNER_ENV}=".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             environ = (entry / "environ").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0].decode("utf-8", "replace")
         except OSError:
             continue
-        marks = [item[len(prefix):] for item in environ if item.startswith(prefix)]
-        if not marks or "\nState:\tZ" in status:
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
             continue
-        if not Path(f"/proc/{int(marks[0])}").exists():
-            found.add(int(entry.name))
+        marks = [item[len(prefix) :] for item in environ if item.startswith(prefix)]
+        owner = int(marks[0]) if marks else None
+        table[int(entry.name)] = Proc(int(entry.name), int(fields[3]), owner, argv0)
+    return table
+
+
+def _with_sessions(table: dict[int, Proc], leaders: set[int]) -> set[int]:
+    # Chromium's zygote, GPU and renderer processes lose the environment mark but stay in the
+    # session of the browser we started (its own session leader).
+    return leaders | {p.pid for p in table.values() if p.session in leaders}
+
+
+def our_processes(owner: int | None = None) -> set[int]:
+    """Live processes that helios_render started from ``owner`` (default: this process), and
+    their helpers: marked ones and everything in their sessions."""
+    table = process_table()
+    owner = owner or os.getpid()
+    marked = {p.pid for p in table.values() if p.owner == owner}
+    return _with_sessions(table, marked)
+
+
+def orphans() -> set[int]:
+    """Live processes started by a helios_render that no longer exists, with their helpers,
+    and Chromium helpers whose browser is gone."""
+    table = process_table()
+    marked = {p.pid for p in table.values() if p.owner is not None and p.owner not in table}
+    found = _with_sessions(table, marked)
+    browsers = ("chrom", "headless")
+    found |= {
+        p.pid
+        for p in table.values()
+        if p.session not in table and any(b in p.argv0 for b in browsers) and p.owner is None
+    }
     return found
 
 
