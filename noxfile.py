@@ -47,3 +47,10 @@ def bench(session: nox.Session) -> None:
     """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_render.py", *session.posargs)
+
+
+@nox.session(default=False)
+def soak(session: nox.Session) -> None:
+    """20 renders in a row: open file descriptors, threads and child processes must not grow."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/soak.py", *session.posargs)

@@ -181,20 +181,29 @@ class Page:
 
         Raises:
             BrowserError: No screenshot came back.
+            FrameTimeoutError: A frame did not come back within ``config.timeout``.
         """
         shot: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
         if image_format == "jpeg":
             shot["quality"] = quality
         for _ in range(BEGIN_FRAME_ATTEMPTS):
             self._frame_ticks += self._frame_interval
-            reply = await self.session.execute(
-                "HeadlessExperimental.beginFrame",
-                {
-                    "frameTimeTicks": self._frame_ticks,
-                    "interval": self._frame_interval,
-                    "screenshot": shot,
-                },
-            )
+            # A frame that never comes back leaves the target stuck ("Another frame is
+            # pending"): bound it, like every wait on the page.
+            with trio.move_on_after(self.config.timeout) as scope:
+                reply = await self.session.execute(
+                    "HeadlessExperimental.beginFrame",
+                    {
+                        "frameTimeTicks": self._frame_ticks,
+                        "interval": self._frame_interval,
+                        "screenshot": shot,
+                    },
+                )
+            if scope.cancelled_caught:
+                raise FrameTimeoutError(
+                    f"HeadlessExperimental.beginFrame did not answer within "
+                    f"{self.config.timeout:g} s (frame {self.position})"
+                )
             data = reply.get("screenshotData")
             if data:
                 return base64.b64decode(data)

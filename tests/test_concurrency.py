@@ -95,3 +95,22 @@ async def test_cancelling_render_stops_everything(tmp_path: Path) -> None:
     assert trio.current_time() - t0 < 2.0
     assert not (tmp_path / "out.mp4").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_three_renders_at_once_in_one_trio_run(tmp_path: Path) -> None:
+    pages = ["css_linear.html", "waapi.html", "raf_canvas.html"]
+    results: dict[str, helios_render.RenderResult] = {}
+
+    async def one(page: str) -> None:
+        options = _lossless(tmp_path, COMPOSITIONS / page, f"{page}.mp4", frames=12,
+                            concurrency=1, width=320, height=180)
+        results[page] = await helios_render.render(options)
+
+    async with trio.open_nursery() as nursery:
+        for page in pages:
+            nursery.start_soon(one, page)
+    for page in pages:
+        assert probe(results[page].output)["nb_read_frames"] == "12"
+    # Independent: each output is what its own page shows (the three differ).
+    firsts = {page: decode_frames(results[page].output, [11])[0].rgb for page in pages}
+    assert len(set(firsts.values())) == 3
