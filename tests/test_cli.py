@@ -104,3 +104,18 @@ def test_help_lists_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert "render" in result.stdout and "still" in result.stdout and "doctor" in result.stdout
+
+
+def test_the_readme_example_renders_90_frames_of_1080p_h264(tmp_path: Path) -> None:
+    output = tmp_path / "hello.mp4"
+    result = run_cli(
+        "render", str(EXAMPLES / "hello" / "index.html"), str(output),
+        "--frames", "90", "--fps", "30", "--progress", "none", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    info = probe(output)
+    assert info["codec_name"] == "h264"
+    assert (info["width"], info["height"]) == ("1920", "1080")
+    assert info["r_frame_rate"] == "30/1"
+    assert info["nb_read_frames"] == "90"
+    assert info["pix_fmt"] == "yuv420p"

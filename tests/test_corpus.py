@@ -276,3 +276,26 @@ def test_a_frame_that_never_becomes_ready_names_the_frame_and_the_label(
     assert "frame 0" in str(cause)
     assert "waiting for godot" in str(cause)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_webgl_draws_from_the_virtual_timestamp(tmp_path: Path, capture: CapturePath) -> None:
+    page = COMPOSITIONS / "webgl.html"
+    for frames in (render(tmp_path, page, capture, frames=12),
+                   render(tmp_path, page, capture, frames=4, start=8)):
+        for index in frames:
+            x = frames[index].first_x(150, lambda p: p[1] > 200 and p[0] < 60 and p[2] < 60)
+            assert x is not None and abs(x - 400 * clamp(index / FPS / 2)) <= 2, (index, x)
+        for index in frames:
+            t = min(index / FPS, 1.0)
+            r, g, b = frames[index].pixel(400, 20)
+            assert abs(r - 255 * t) <= 3 and g <= 3 and abs(b - 255 * (1 - t)) <= 3, (
+                index, (r, g, b))
+
+
+@pytest.mark.skipif(not SHELL, reason="needs a chrome-headless-shell build")
+@pytest.mark.parametrize("page", ["css_timing.html", "scripted.html", "clocks.html"])
+def test_both_capture_paths_give_the_same_frames(tmp_path: Path, page: str) -> None:
+    screenshots = render(tmp_path, COMPOSITIONS / page, PATHS[0], frames=12)
+    begin_frame = render(tmp_path, COMPOSITIONS / page, PATHS[1], frames=12)
+    differing = [i for i in screenshots if screenshots[i].rgb != begin_frame[i].rgb]
+    assert not differing, f"frames differ between the capture paths: {differing}"
