@@ -131,6 +131,11 @@ class EncoderSettings:
     image_format: str = "jpeg"
 
 
+def _quiet(ffmpeg: Path) -> list[str]:
+    """FFmpeg with errors only in its log, overwriting its output (a temporary name)."""
+    return [os.fspath(ffmpeg), "-hide_banner", "-loglevel", "error", "-y"]
+
+
 def _rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
@@ -140,11 +145,7 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
     chunk of ``settings.codec`` with a keyframe on its first frame."""
     encoder = CODECS[settings.codec]
     args = [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *_quiet(ffmpeg),
         "-f",
         "image2pipe",
         "-framerate",
@@ -198,11 +199,7 @@ def concat_args(ffmpeg: Path, list_file: Path, output: Path) -> list[str]:
     """Arguments that join the chunks named in ``list_file`` by stream copy into ``output``."""
     container = CONTAINERS.get(output.suffix.lower(), "mp4")
     args = [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *_quiet(ffmpeg),
         "-f",
         "concat",
         "-safe",

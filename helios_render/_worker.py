@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -46,7 +46,6 @@ class FrameCursor:
     """Where a worker is, so that its errors can name the frame."""
 
     frame: int | None = None
-    replaying: bool = field(default=False)
     #: ``trio.current_time()`` when the worker's error was raised, before its cleanup.
     failed_at: float | None = None
     #: Called with the error as soon as it is raised, before the worker's own cleanup, so
@@ -85,11 +84,9 @@ async def render_chunk(
             if chunk.start > 0 and await page.needs_replay():
                 # rAF-driven state is built one frame at a time: run frames 0..S-1 without capture
                 # so that this chunk's first frame shows what a single worker shows there.
-                cursor.replaying = True
                 for frame in range(chunk.start):
                     cursor.frame = frame
                     await page.seek(frame)
-                cursor.replaying = False
             log = spec.workdir / f"ffmpeg-{chunk.index:04d}.log"
             async with open_encoder(encoder_args(spec.ffmpeg, settings, output), log) as encoder:
                 send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
