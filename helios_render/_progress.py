@@ -213,6 +213,10 @@ class ProgressAggregator:
         self._stage = stage
         return self._maybe_publish(True)
 
+    def announce(self) -> RenderProgress | None:
+        """Publish the current state now (the ``launching`` state, before any worker reports)."""
+        return self._maybe_publish(True)
+
     def count_retry(self) -> RenderProgress | None:
         """Record that a chunk is being retried on a fresh browser, and publish it."""
         self.retries += 1

@@ -307,7 +307,7 @@ async def render(
     concurrency = options.concurrency or default_concurrency()
     chunks = plan_chunks(options.start_frame, options.frame_count, concurrency)
     aggregator = ProgressAggregator([chunk.frames for chunk in chunks], on_progress)
-    aggregator.set_stage("launching")
+    aggregator.announce()
     workdir = Path(tempfile.mkdtemp(prefix="helios-render-"))
     temporary = _temporary_output(output)
     try:

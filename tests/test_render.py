@@ -126,6 +126,7 @@ async def test_progress_is_monotonic_and_ends_at_one(tmp_path: Path) -> None:
     assert values == sorted(values)
     assert values[-1] == 1.0
     assert all(v < 1.0 for v in values[: values.index(1.0)])
+    assert states[0].stage == "launching" and states[0].progress == 0.0
     assert states[-1].stage == "done"
     assert states[-1].frames_done == 20
 
