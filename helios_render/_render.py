@@ -209,7 +209,9 @@ async def _run_worker(
             except Exception as exc:
                 if cursor.failed_at is None:
                     cursor.failed_at = trio.current_time()
-                if not final and is_retryable(exc) and not reported:
+                # A sibling's failure cancels us: dying then is not a crash worth a retry.
+                stopping = cancel_siblings.cancel_called
+                if not final and is_retryable(exc) and not reported and not stopping:
                     logger.warning(
                         "worker %d (frames %d..%d): %s; retrying the chunk on a fresh browser "
                         "(retry %d of %d)",

@@ -171,6 +171,8 @@ class ProgressPrinter:
         elif self.mode == "bar":
             self._bar(state)
         elif self.mode == "lines":
+            if state.stage == "launching":
+                return  # a log line per state change is enough; this one says nothing yet
             now = time.monotonic()
             if state.stage != self._last_stage or now - self._last_line_at >= 5 or (
                 state.progress == 1.0

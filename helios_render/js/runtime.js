@@ -133,10 +133,10 @@
   }
 
   // ---- CSS animations, CSS transitions and Web Animations ---------------------------------
-  // document.getAnimations() walks the document timeline's animation list (not the DOM) and
-  // includes shadow trees. An animation is given the virtual time at which it was first seen
-  // as its start: the runtime looks right after every callback it runs, so an animation
-  // started by a timer at t = 1.5 s starts at 1.5 s exactly.
+  // Animations are found through the timelines' animation lists (document.getAnimations() and
+  // each known shadow root's getAnimations()), never by walking the DOM. An animation is given
+  // the virtual time at which it was first seen as its start: the runtime looks right after
+  // every callback it runs, so an animation started by a timer at t = 1.5 s starts at 1.5 s.
   // Chromium's document.getAnimations() leaves out shadow trees, so every shadow root the page
   // creates (open or closed) is remembered as it is attached, and asked too.
   const tracked = new Map(); // Animation -> virtual start time (ms)
