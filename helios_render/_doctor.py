@@ -33,7 +33,8 @@ def run_doctor(out: TextIO) -> int:
             print(
                 "beginFrame: "
                 + ("yes (fast deterministic capture)" if begin_frame else
-                   "no (screenshots; a chrome-headless-shell build is faster)"),
+                   "no (screenshots; a chrome-headless-shell build is faster: see "
+                   "'Fast capture path' in the README)"),
                 file=out,
             )
     try:

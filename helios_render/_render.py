@@ -261,9 +261,11 @@ async def run_workers(
                         aggregator.count_retry,
                     )
     except BaseExceptionGroup as group:
-        if failures and group.subgroup(KeyboardInterrupt) is None:
-            # The first worker to fail is the story; errors of siblings that were being
-            # cancelled at the time are consequences (logged above at DEBUG).
+        # Ctrl+C, or a cancellation of the caller's (Cancelled escaping our own nursery
+        # belongs to an outer scope), goes on as it is; otherwise the first worker to fail is
+        # the story, and errors of siblings that were being cancelled are consequences
+        # (logged above at DEBUG).
+        if failures and group.subgroup((KeyboardInterrupt, trio.Cancelled)) is None:
             first = failures[0]
             raise first from first.__cause__
         raise
