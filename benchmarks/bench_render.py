@@ -26,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import trio
 import helios_render
 from helios_render._browser import find_browser, launch_browser
 from helios_render._capture import probe_begin_frame
+from helios_render._page import Page, PageConfig
 from helios_render._server import serve_directory
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "index.html"
@@ -53,14 +55,7 @@ async def bare_loop(
         launch_browser(browser, width=width, height=height, begin_frame_control=begin_frame)
         as chromium,
     ):
-        target: dict[str, Any] = {"url": "about:blank"}
-        if begin_frame:
-            target.update(enableBeginFrameControl=True, width=width, height=height)
-        created = await chromium.cdp.execute("Target.createTarget", target)
-        attached = await chromium.cdp.execute(
-            "Target.attachToTarget", {"targetId": created["targetId"], "flatten": True}
-        )
-        session = chromium.connection.session(attached["sessionId"])
+        session = await chromium.open_tab(width=width, height=height, begin_frame=begin_frame)
         await session.execute("Page.enable")
         await session.execute(
             "Emulation.setDeviceMetricsOverride",
@@ -69,30 +64,15 @@ async def bare_loop(
         with session.listen("Page.loadEventFired") as loads:
             await session.execute("Page.navigate", {"url": server.url_for(EXAMPLE.name)})
             await loads.receive()
-        shot: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
-        if image_format == "jpeg":
-            shot["quality"] = 90
-        ticks, interval = time.monotonic() * 1000, 1000 / 30
-
-        async def capture_one() -> None:
-            nonlocal ticks
-            if begin_frame:
-                for _ in range(8):
-                    ticks += interval
-                    reply = await session.execute(
-                        "HeadlessExperimental.beginFrame",
-                        {"frameTimeTicks": ticks, "interval": interval, "screenshot": shot},
-                    )
-                    if reply.get("screenshotData"):
-                        return
-                raise RuntimeError("beginFrame gave no screenshot")
-            await session.execute("Page.captureScreenshot", shot)
-
+        # The page as it is (no runtime installed): Page.capture is the same capture code
+        # the renderer uses, on either path.
+        page = Page(chromium, session, PageConfig(url="", width=width, height=height,
+                                                  fps=Fraction(30)), begin_frame)
         for _ in range(3):  # warm up
-            await capture_one()
+            await page.capture(image_format, 90)
         started = time.perf_counter()
         for _ in range(frames):
-            await capture_one()
+            await page.capture(image_format, 90)
         return frames / (time.perf_counter() - started)
 
 

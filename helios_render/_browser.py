@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -180,6 +181,21 @@ class Browser:
     def log_tail(self) -> str:
         """The tail of Chromium's own log."""
         return log_tail(self.profile_dir / "chromium.log")
+
+    async def open_tab(self, *, width: int, height: int, begin_frame: bool) -> CdpSession:
+        """Open a blank tab and attach to it as a flattened session.
+
+        With ``begin_frame`` the tab draws only when asked with
+        ``HeadlessExperimental.beginFrame`` (the browser must run with begin-frame control).
+        """
+        target: dict[str, Any] = {"url": "about:blank"}
+        if begin_frame:
+            target.update(enableBeginFrameControl=True, width=width, height=height)
+        created = await self.cdp.execute("Target.createTarget", target)
+        attached = await self.cdp.execute(
+            "Target.attachToTarget", {"targetId": created["targetId"], "flatten": True}
+        )
+        return self.connection.session(attached["sessionId"])
 
 
 async def _read_endpoint(process: ManagedProcess, profile_dir: Path) -> str:

@@ -40,13 +40,7 @@ async def probe_begin_frame(executable: Path) -> bool:
             executable, width=64, height=64, begin_frame_control=True
         ) as browser:
             with trio.move_on_after(PROBE_TIMEOUT):
-                target = await browser.cdp.execute(
-                    "Target.createTarget", {"url": "about:blank", "enableBeginFrameControl": True}
-                )
-                attached = await browser.cdp.execute(
-                    "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-                )
-                session = browser.connection.session(attached["sessionId"])
+                session = await browser.open_tab(width=64, height=64, begin_frame=True)
                 reply = await session.execute(
                     "HeadlessExperimental.beginFrame", {"screenshot": {"format": "png"}}
                 )

@@ -271,14 +271,9 @@ async def open_page(
     Cancellation:
         The tab is left to die with its browser (the caller owns the browser).
     """
-    target: dict[str, Any] = {"url": "about:blank"}
-    if begin_frame:
-        target.update(enableBeginFrameControl=True, width=config.width, height=config.height)
-    created = await browser.cdp.execute("Target.createTarget", target)
-    attached = await browser.cdp.execute(
-        "Target.attachToTarget", {"targetId": created["targetId"], "flatten": True}
+    session = await browser.open_tab(
+        width=config.width, height=config.height, begin_frame=begin_frame
     )
-    session = browser.connection.session(attached["sessionId"])
     page = Page(browser, session, config, begin_frame)
     async with background_nursery() as nursery:
         with session.listen(
