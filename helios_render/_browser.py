@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import trio
 from ._cdp import CdpConnection, CdpSession, open_cdp
 from ._exceptions import BrowserError, CdpError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
+from ._tempdirs import make_private_dir
 
 __all__ = [
     "LAUNCH_TIMEOUT",
@@ -84,8 +84,6 @@ BASE_FLAGS = (
     # Compositor-thread copies of transform/opacity animations can show a frame the page's
     # (paused, seeked) animation no longer has; keep every animation on the main thread.
     "--disable-threaded-animation",
-    #"--use-angle=swiftshader",
-    #"--enable-unsafe-swiftshader",
 )
 
 #: Extra flags for browsers whose compositor we drive with ``HeadlessExperimental.beginFrame``.
@@ -259,7 +257,7 @@ async def launch_browser(
         On every exit, cancellation included: ``Browser.close``, :data:`SHUTDOWN_GRACE`,
         SIGKILL to the process group, reap, and remove the profile directory.
     """
-    profile_dir = Path(tempfile.mkdtemp(prefix="helios-chromium-"))
+    profile_dir = make_private_dir("chromium")
     args = chromium_args(
         executable,
         profile_dir,

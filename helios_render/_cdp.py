@@ -113,10 +113,6 @@ class CdpRouter:
         """Stop waiting for ``command_id`` (replied, cancelled or failed). Idempotent."""
         self._pending.pop(command_id, None)
 
-    def method_of(self, command_id: int) -> str:
-        """The method of a pending command, for error messages."""
-        return self._pending.get(command_id, "?")
-
     def parse(self, raw: str | bytes) -> CdpReply | CdpEvent | None:
         """Classify one raw message. Never raises."""
         try:

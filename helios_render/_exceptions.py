@@ -42,13 +42,56 @@ __all__ = [
 ]
 
 
+def _rebuild(
+    cls: type[HeliosError], args: tuple[object, ...], state: dict[str, object]
+) -> HeliosError:
+    """Unpickle a :class:`HeliosError` without calling its (subclass-specific) ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    cause = state.get("cause")
+    if isinstance(cause, BaseException):
+        error.__cause__ = cause
+    return error
+
+
+def _comparable(state: dict[str, object]) -> dict[str, object]:
+    # Errors other than ours compare by identity; after a round trip they are equal when
+    # their type and arguments are.
+    return {
+        key: (type(value), value.args)
+        if isinstance(value, BaseException) and not isinstance(value, HeliosError)
+        else value
+        for key, value in state.items()
+    }
+
+
 class HeliosError(Exception):
-    """Base class of every error helios_render raises on purpose."""
+    """Base class of every error helios_render raises on purpose.
+
+    Every subclass pickles and unpickles to an equal error (errors cross process boundaries
+    when chunks render in other processes or on other machines): equality is by type,
+    message and attributes.
+    """
 
     exit_code: int = 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, HeliosError)
+        return self.args == other.args and _comparable(self.__dict__) == _comparable(
+            other.__dict__
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
 
 
 class UsageError(HeliosError):
@@ -139,6 +182,10 @@ class WorkerError(RenderError):
         cause: BaseException,
         failed_at: float | None = None,
     ) -> None:
+        if not _picklable(cause):
+            # An arbitrary error from a page or library may not survive pickling; keep its
+            # type and message, which is what a user reads.
+            cause = RenderError(f"{type(cause).__name__}: {cause}")
         where = "before its first frame" if frame is None else f"at frame {frame}"
         super().__init__(
             f"worker {worker_id} (frames {chunk[0]}..{chunk[1] - 1}) failed {where}: {cause}"
@@ -146,8 +193,21 @@ class WorkerError(RenderError):
         self.worker_id = worker_id
         self.chunk = chunk
         self.frame = frame
+        #: The original error (also ``__cause__``; kept as an attribute so that it pickles).
+        self.cause = cause
         #: ``trio.current_time()`` when the error was raised in the worker, if known.
         self.failed_at = failed_at
         # A usage problem found by a worker (unreachable URL, unknown codec) is still a usage
         # problem for the command line.
         self.exit_code = cause.exit_code if isinstance(cause, HeliosError) else 1
+        self.__cause__ = cause
+
+
+def _picklable(error: BaseException) -> bool:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return False
+    return True

@@ -8,7 +8,6 @@ take the same path.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,7 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -33,10 +31,11 @@ __all__ = [
     "EncoderSettings",
     "concat_args",
     "encoder_args",
+    "ffprobe_for",
     "find_ffmpeg",
     "open_encoder",
     "pad_transport_stream",
-    "probe_video",
+    "run_ffmpeg",
 ]
 
 logger = logging.getLogger(__name__)
@@ -217,15 +216,6 @@ def concat_args(ffmpeg: Path, list_file: Path, output: Path) -> list[str]:
     return args
 
 
-def concat_list(chunks: Sequence[Path]) -> str:
-    """The text of a concat-demuxer list naming ``chunks`` in order."""
-    lines = []
-    for chunk in chunks:
-        quoted = os.fspath(chunk).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'")
-    return "\n".join(lines) + "\n"
-
-
 def _status_hint(status: int | None, log: Path) -> str:
     """What an FFmpeg exit status and log say, for a user: disk full, killed, the log tail."""
     hint = ""
@@ -339,28 +329,3 @@ async def run_ffmpeg(args: Sequence[str], log: Path, *, what: str) -> None:
         raise EncoderError(
             f"FFmpeg failed to {what} (exit status {status}){_status_hint(status, log)}"
         )
-
-
-def probe_video(ffprobe: Path, path: Path) -> dict[str, Any]:
-    """Codec, size, frame rate and exact frame count of a video (counts by decoding)."""
-    out = subprocess.run(
-        [
-            os.fspath(ffprobe),
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_frames,pix_fmt",
-            "-of",
-            "json",
-            os.fspath(path),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    streams = json.loads(out).get("streams") or [{}]
-    stream: dict[str, Any] = streams[0]
-    return stream

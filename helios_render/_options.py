@@ -11,6 +11,7 @@ from typing import Any, Literal, NoReturn
 
 from ._exceptions import OptionsError
 from ._ffmpeg import CODECS
+from ._page import DEFAULT_SEED
 from ._plan import frames_for_duration, parse_fps
 
 __all__ = ["X264_PRESETS", "RenderOptions"]
@@ -61,6 +62,12 @@ class RenderOptions:
             ``screenshot`` or ``beginframe``.
         retries: Times a chunk is restarted on a fresh browser after a crash (browser or page
             crashed, connection lost); page errors and timeouts are never retried.
+        chunk_frames: Most frames in one chunk; ``None`` picks at most 60 (and at least 8
+            chunks of 10 or more frames for short renders). Chunk boundaries never depend on
+            ``concurrency``, so a resumed render reuses finished chunks.
+        resume: Reuse the finished chunks of an interrupted render with the same settings:
+            ``None`` (default) does for a local composition (its contents are in the digest)
+            and not for a URL; ``True`` does for a URL too; ``False`` always starts over.
     """
 
     source: str | os.PathLike[str]
@@ -81,10 +88,12 @@ class RenderOptions:
     browser: str | os.PathLike[str] | None = None
     ffmpeg: str | os.PathLike[str] | None = None
     timeout: float = 30.0
-    seed: int = 0x48454C49
+    seed: int = DEFAULT_SEED
     ignore_page_errors: bool = False
     capture: Literal["auto", "screenshot", "beginframe"] = "auto"
     retries: int = 1
+    chunk_frames: int | None = None
+    resume: bool | None = None
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -151,6 +160,14 @@ class RenderOptions:
             fail(f"timeout must be positive, got {self.timeout!r}")
         if not isinstance(self.retries, int) or not 0 <= self.retries <= 10:
             fail(f"retries must be from 0 to 10, got {self.retries!r}")
+        if self.chunk_frames is not None and (
+            not isinstance(self.chunk_frames, int)
+            or isinstance(self.chunk_frames, bool)
+            or self.chunk_frames < 1
+        ):
+            fail(f"chunk_frames must be a whole number of at least 1, got {self.chunk_frames!r}")
+        if self.resume not in (None, True, False):
+            fail(f"resume must be True, False or None, got {self.resume!r}")
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         try:

@@ -1,34 +1,78 @@
-"""Pure frame math: how many frames, which worker renders which, and when frame k happens."""
+"""The pure plan of a render: frames, chunks, chunk jobs, and the digest that keys a job folder.
+
+Nothing here does I/O. :func:`plan_render` turns validated :class:`RenderOptions` and the facts
+gathered about the machine (an :class:`Environment`: tool paths and versions, the capture path,
+how to reach the source and a digest of its contents) into a :class:`RenderPlan`.
+
+Contracts:
+
+* Frame counts and times are integers and Fractions; frame *k* is at exactly ``k / fps``.
+* Chunks are contiguous, non-empty, cover the range exactly once, and their boundaries depend
+  on the frame range and ``chunk_frames`` only, never on the concurrency, so a render resumed
+  with another concurrency reuses the finished chunks.
+* The digest covers every setting that changes pixels (and the tool versions that could);
+  settings that do not (timeout, retries, concurrency, progress) leave it unchanged.
+* A :class:`ChunkJob` is a frozen, picklable value: everything a worker needs, on this machine
+  or another, to render its chunk.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from ._ffmpeg import EncoderSettings
+from ._page import PageConfig
+
+if TYPE_CHECKING:
+    from ._options import RenderOptions
 
 __all__ = [
-    "MIN_FRAMES_PER_WORKER",
+    "DEFAULT_CHUNK_FRAMES",
     "Chunk",
+    "ChunkJob",
+    "Environment",
+    "FolderSource",
+    "RenderPlan",
+    "SourceRef",
+    "UrlSource",
+    "assign_runs",
+    "default_chunk_frames",
     "default_concurrency",
     "frame_time",
     "frames_for_duration",
     "parse_fps",
     "plan_chunks",
+    "plan_render",
 ]
 
-#: A worker costs a browser launch and a page load (about a second); a chunk shorter than this
-#: is merged into fewer workers because starting the worker would cost more than it saves.
-MIN_FRAMES_PER_WORKER = 5
+#: Most frames in a chunk by default: an interruption loses at most this much work.
+DEFAULT_CHUNK_FRAMES = 60
+#: Short renders are still cut into this many chunks (of at least
+#: :data:`MIN_DEFAULT_CHUNK_FRAMES`) by default, so that up to this many workers share them.
+DEFAULT_MIN_CHUNKS = 8
+#: A chunk costs an encoder start; below this many frames one costs more than it saves.
+MIN_DEFAULT_CHUNK_FRAMES = 10
 #: Memory one worker (Chromium at 1080p plus FFmpeg) needs, used to cap the default concurrency.
 WORKER_MEMORY_BYTES = 1536 * 1024 * 1024
 #: Never start more workers than this by default.
 MAX_DEFAULT_CONCURRENCY = 8
+_Run = TypeVar("_Run", "Chunk", "ChunkJob")
+#: Bumped when the chunk files or the digest's inputs change meaning.
+DIGEST_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """The contiguous frames ``[start, end)`` that one worker renders."""
+    """The contiguous frames ``[start, end)`` of one chunk job."""
 
     index: int
     start: int
@@ -69,28 +113,59 @@ def frame_time(frame: int, fps: Fraction) -> Fraction:
     return Fraction(frame) / fps
 
 
-def plan_chunks(
-    start: int, frames: int, concurrency: int, min_frames: int = MIN_FRAMES_PER_WORKER
-) -> list[Chunk]:
-    """Split ``[start, start + frames)`` into contiguous chunks, one per worker.
+def default_chunk_frames(frames: int) -> int:
+    """Chunk size when the user gives none: at most :data:`DEFAULT_CHUNK_FRAMES`, and small
+    enough that a short render still has up to :data:`DEFAULT_MIN_CHUNKS` chunks of at least
+    :data:`MIN_DEFAULT_CHUNK_FRAMES` frames. Depends on the frame count only."""
+    chunks = max(
+        -(-frames // DEFAULT_CHUNK_FRAMES),
+        min(DEFAULT_MIN_CHUNKS, frames // MIN_DEFAULT_CHUNK_FRAMES),
+        1,
+    )
+    return -(-frames // chunks)
 
-    Uses ``min(concurrency, frames // min_frames)`` workers (at least one), so no chunk is
-    empty and none is shorter than ``min_frames`` unless the whole range is. Sizes differ by
-    at most one frame; the larger chunks come first.
+
+def plan_chunks(start: int, frames: int, chunk_frames: int) -> list[Chunk]:
+    """Split ``[start, start + frames)`` into ``ceil(frames / chunk_frames)`` contiguous
+    chunks whose sizes differ by at most one frame (the larger first), none larger than
+    ``chunk_frames``.
     """
     if frames < 1:
         raise ValueError("frames must be at least 1")
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    workers = max(1, min(concurrency, frames // max(1, min_frames), frames))
-    base, extra = divmod(frames, workers)
+    if chunk_frames < 1:
+        raise ValueError("chunk_frames must be at least 1")
+    count = -(-frames // chunk_frames)
+    base, extra = divmod(frames, count)
     chunks = []
     cursor = start
-    for index in range(workers):
+    for index in range(count):
         size = base + (1 if index < extra else 0)
         chunks.append(Chunk(index, cursor, cursor + size))
         cursor += size
     return chunks
+
+
+def assign_runs(items: Sequence[_Run], workers: int) -> list[list[_Run]]:
+    """Split ``items`` (in order) into at most ``workers`` runs of consecutive items with about
+    the same number of frames, so that each worker renders one stretch of the timeline and
+    keeps its page between chunks (an rAF page never replays frames it has already run).
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    count = min(workers, len(items))
+    prefix = [0]
+    for item in items:
+        prefix.append(prefix[-1] + item.frames)
+    total = prefix[-1]
+    cuts = [0]
+    for run in range(1, count):
+        lowest = cuts[-1] + 1
+        highest = len(items) - (count - run)
+        target = total * run / count
+        cut = min(range(lowest, highest + 1), key=lambda c: (abs(prefix[c] - target), c))
+        cuts.append(cut)
+    cuts.append(len(items))
+    return [list(items[a:b]) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def default_concurrency(cpu_count: int | None = None, memory_bytes: int | None = None) -> int:
@@ -105,3 +180,200 @@ def default_concurrency(cpu_count: int | None = None, memory_bytes: int | None =
             memory_bytes = WORKER_MEMORY_BYTES * MAX_DEFAULT_CONCURRENCY
     by_memory = memory_bytes // WORKER_MEMORY_BYTES
     return int(max(1, min(cpus // 2, by_memory, MAX_DEFAULT_CONCURRENCY)))
+
+
+@dataclass(frozen=True, slots=True)
+class UrlSource:
+    """A composition loaded from a URL, the same on every machine."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSource:
+    """A local composition: the worker serves ``root`` on its own loopback and loads
+    ``entry`` (a POSIX path relative to ``root``)."""
+
+    root: str
+    entry: str
+
+
+SourceRef = UrlSource | FolderSource
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What :func:`plan_render` needs to know about the machine, gathered beforehand."""
+
+    browser: Path
+    browser_version: str
+    ffmpeg: Path
+    ffmpeg_version: str
+    #: Whether frames are captured with ``HeadlessExperimental.beginFrame``.
+    begin_frame: bool
+    source: SourceRef
+    #: Digest of the source's contents; ``None`` when they cannot be known (a URL).
+    source_digest: str | None
+    default_concurrency: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkJob:
+    """Everything a worker needs to render one chunk: frozen and picklable.
+
+    ``page.url`` is left empty: the worker fills it in from ``source`` on its own machine.
+    ``browser`` and ``ffmpeg`` are the paths found by the planner; a worker on another machine
+    finds its own when they are ``None``.
+    """
+
+    chunk: Chunk
+    source: SourceRef
+    page: PageConfig
+    encoder: EncoderSettings
+    quality: int
+    begin_frame: bool
+    digest: str
+    browser: str | None = None
+    ffmpeg: str | None = None
+    browser_args: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> int:
+        """The chunk's index in the plan (its ``worker_id`` in progress reports)."""
+        return self.chunk.index
+
+    @property
+    def start(self) -> int:
+        """First frame."""
+        return self.chunk.start
+
+    @property
+    def end(self) -> int:
+        """One past the last frame."""
+        return self.chunk.end
+
+    @property
+    def frames(self) -> int:
+        """Frames in the chunk."""
+        return self.chunk.frames
+
+    @property
+    def file_name(self) -> str:
+        """The chunk file's name (MPEG-TS)."""
+        return f"chunk-{self.chunk.index:05d}.ts"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    """A whole render, decided before anything runs."""
+
+    output: Path
+    fps: Fraction
+    start_frame: int
+    frames: int
+    chunks: tuple[Chunk, ...]
+    jobs: tuple[ChunkJob, ...]
+    concurrency: int
+    retries: int
+    digest: str
+    #: Whether a job folder with the same digest may be resumed without being asked (the
+    #: source's contents are part of the digest).
+    resumable: bool
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> Fraction:
+        """Exact length of the output in seconds."""
+        return Fraction(self.frames) / self.fps
+
+
+def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
+    from . import __version__
+
+    source: object = (
+        {"url": env.source.url}
+        if isinstance(env.source, UrlSource)
+        else {"entry": env.source.entry}
+    )
+    settings = {
+        "format": DIGEST_FORMAT,
+        "helios_render": __version__,
+        "source": source,
+        "source_digest": env.source_digest,
+        "width": options.width,
+        "height": options.height,
+        "fps": str(options.exact_fps),
+        "start_frame": options.start_frame,
+        "frames": options.frame_count,
+        "chunk_frames": chunk_frames,
+        "codec": options.codec,
+        "crf": options.crf,
+        "preset": options.preset,
+        "image_format": options.image_format,
+        "quality": options.quality,
+        "props": options.props,
+        "seed": options.seed,
+        "begin_frame": env.begin_frame,
+        "browser": env.browser_version,
+        "ffmpeg": env.ffmpeg_version,
+        "output_suffix": options.output_path.suffix.lower(),
+    }
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
+    """The plan of a render: chunks, their jobs, the worker count and the job digest."""
+    frames = options.frame_count
+    chunk_frames = options.chunk_frames or default_chunk_frames(frames)
+    chunks = plan_chunks(options.start_frame, frames, chunk_frames)
+    digest = _digest(options, env, chunk_frames)
+    page = PageConfig(
+        url="",
+        width=options.width,
+        height=options.height,
+        fps=options.exact_fps,
+        props=options.props,
+        seed=options.seed,
+        timeout=options.timeout,
+        ignore_page_errors=options.ignore_page_errors,
+    )
+    encoder = EncoderSettings(
+        fps=options.exact_fps,
+        width=options.width,
+        height=options.height,
+        codec=options.codec,
+        crf=options.crf,
+        preset=options.preset,
+        image_format=options.image_format,
+    )
+    jobs = tuple(
+        ChunkJob(
+            chunk=chunk,
+            source=env.source,
+            page=page,
+            encoder=encoder,
+            quality=options.quality,
+            begin_frame=env.begin_frame,
+            digest=digest,
+            browser=os.fspath(env.browser),
+            ffmpeg=os.fspath(env.ffmpeg),
+        )
+        for chunk in chunks
+    )
+    concurrency = options.concurrency or env.default_concurrency
+    return RenderPlan(
+        output=options.output_path,
+        fps=options.exact_fps,
+        start_frame=options.start_frame,
+        frames=frames,
+        chunks=tuple(chunks),
+        jobs=jobs,
+        concurrency=max(1, min(concurrency, len(chunks))),
+        retries=options.retries,
+        digest=digest,
+        resumable=env.source_digest is not None,
+        width=options.width,
+        height=options.height,
+    )

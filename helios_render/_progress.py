@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +60,8 @@ class RenderProgress:
         eta: Seconds left at that rate, if known.
         elapsed: Seconds since the aggregator was created.
         retries: Chunks restarted on a fresh browser after a crash.
+        frames_reused: Frames of chunks finished by an earlier, interrupted run (resumed from
+            the job folder); counted in ``frames_done`` from the start.
     """
 
     progress: float
@@ -71,6 +73,7 @@ class RenderProgress:
     eta: float | None
     elapsed: float
     retries: int = 0
+    frames_reused: int = 0
 
     def as_json(self) -> dict[str, object]:
         """The ``--progress json`` form of this state."""
@@ -85,6 +88,7 @@ class RenderProgress:
             "elapsed": round(self.elapsed, 3),
             "workers": [round(p, 4) for p in self.workers],
             "retries": self.retries,
+            "frames_reused": self.frames_reused,
         }
 
 
@@ -94,6 +98,8 @@ class ProgressAggregator:
     Args:
         frames_per_worker: Frames of each worker's chunk, indexed by worker id.
         on_progress: Called with each published :class:`RenderProgress`; may be ``None``.
+        done: Workers (chunks) already finished before the render started: they count as
+            1.0 from the start, and their frames as reused.
         min_interval: Least seconds between two publications of plain progress.
         clock: Seconds, monotonic; injectable for tests.
     """
@@ -103,6 +109,7 @@ class ProgressAggregator:
         frames_per_worker: Mapping[int, int] | list[int] | tuple[int, ...],
         on_progress: Callable[[RenderProgress], object] | None = None,
         *,
+        done: Collection[int] = (),
         min_interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -117,6 +124,11 @@ class ProgressAggregator:
         self._ids = sorted(weights)
         self._total = sum(weights.values())
         self._best: dict[int, float] = dict.fromkeys(weights, 0.0)
+        for worker_id in done:
+            if worker_id in self._best:
+                self._best[worker_id] = 1.0
+        #: Frames of the chunks that were done before the render started.
+        self.frames_reused = sum(weights[i] for i in set(done) if i in weights)
         self._on_progress = on_progress
         self._min_interval = min_interval
         self._clock = clock
@@ -124,7 +136,7 @@ class ProgressAggregator:
         self._first_frame_at: float | None = None
         self._frames_at_first: int = 0
         self._stage: Stage = "launching"
-        self._value = 0.0
+        self._value = self._compute()
         self._last_published_at: float | None = None
         self._last_published: RenderProgress | None = None
         self.retries = 0
@@ -179,6 +191,7 @@ class ProgressAggregator:
             eta=eta,
             elapsed=now - self._created,
             retries=self.retries,
+            frames_reused=self.frames_reused,
         )
 
     def update(self, worker_id: int, p: float) -> RenderProgress | None:

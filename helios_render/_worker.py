@@ -1,22 +1,46 @@
-"""One worker: its own Chromium and FFmpeg, rendering one chunk of frames to a file."""
+"""Render chunk jobs: a browser, a page and one encoder per chunk, on whatever machine runs it.
+
+:func:`render_chunk` is a function of a :class:`~helios_render._plan.ChunkJob` alone (plus the
+``report`` function its executor provides): it finds Chromium and FFmpeg on this machine,
+serves a local composition on its own loopback, and returns a :class:`ChunkResult`.
+
+A :class:`ChunkWorker` renders several jobs in a row and keeps its browser and page between
+them, so a worker that takes consecutive chunks of an rAF page never replays frames it has
+already run; it starts a new encoder per chunk. Every error it raises is a
+:class:`~helios_render.WorkerError` naming the chunk and the frame, with the original error as
+``__cause__``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from ._browser import launch_browser
-from ._ffmpeg import EncoderSettings, encoder_args, open_encoder, pad_transport_stream
-from ._page import PageConfig, open_page
-from ._plan import Chunk
-from ._progress import WorkerProgress
+from ._browser import Browser, find_browser, launch_browser
+from ._exceptions import WorkerError
+from ._ffmpeg import encoder_args, find_ffmpeg, open_encoder, pad_transport_stream
+from ._page import Page, open_page
+from ._plan import ChunkJob, FolderSource, UrlSource
+from ._server import serve_directory
+from ._tempdirs import make_private_dir
 from ._util import task_nursery
 
-__all__ = ["FRAME_QUEUE", "FrameCursor", "WorkerSpec", "render_chunk"]
+__all__ = [
+    "FRAME_QUEUE",
+    "ChunkResult",
+    "ChunkWorker",
+    "Report",
+    "open_chunk_worker",
+    "render_chunk",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,71 +48,134 @@ logger = logging.getLogger(__name__)
 #: of frame k while keeping memory bounded (a 1080p PNG is a few MB).
 FRAME_QUEUE = 2
 
+#: ``report(worker_id, p)``: the fraction ``p`` of chunk ``worker_id`` that is done. Provided by
+#: the executor; must not block.
+Report = Callable[[int, float], None]
+
 
 @dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """Everything a worker needs, the same for every worker of a render."""
+class ChunkResult:
+    """A finished chunk: its file on this machine (``path``) or its bytes (``data``, from
+    another machine), the frames it holds, and the media the page played in it."""
 
-    browser: Path
-    ffmpeg: Path
-    page: PageConfig
-    encoder: EncoderSettings
-    quality: int
-    workdir: Path
-    begin_frame: bool = False
-    browser_args: tuple[str, ...] = ()
-    #: Times a chunk is restarted on a fresh browser after a crash-class failure.
-    retries: int = 1
+    index: int
+    frames: int
+    path: Path | None = None
+    data: bytes | None = None
+    media: tuple[Any, ...] = ()
 
 
-@dataclass(slots=True)
-class FrameCursor:
-    """Where a worker is, so that its errors can name the frame."""
-
-    frame: int | None = None
-    #: ``trio.current_time()`` when the worker's error was raised, before its cleanup.
-    failed_at: float | None = None
-    #: Called with the error as soon as it is raised, before the worker's own cleanup, so
-    #: that the siblings can be cancelled without waiting for it.
-    on_failure: Callable[[BaseException], None] | None = None
+def _session_key(job: ChunkJob) -> tuple[object, ...]:
+    """Jobs with the same key can share a browser and a page."""
+    return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
 
 
-async def render_chunk(
-    spec: WorkerSpec,
-    worker_id: int,
-    chunk: Chunk,
-    progress: trio.MemorySendChannel[WorkerProgress],
-    cursor: FrameCursor,
-) -> Path:
-    """Render ``chunk`` into ``spec.workdir`` and return the chunk file.
+class ChunkWorker:
+    """Renders chunk jobs one after another on one browser and page. Create it with
+    :func:`open_chunk_worker`."""
 
-    Progress ``p`` is the fraction of the chunk's frames handed to the encoder; 1.0 is sent
-    only after the encoder has closed the chunk file.
+    def __init__(self) -> None:
+        self._stack: AsyncExitStack | None = None
+        self._key: tuple[object, ...] | None = None
+        self._browser: Browser | None = None
+        self._url: str | None = None
+        self._page: Page | None = None
+        self._page_stack: AsyncExitStack | None = None
+        #: The frame being worked on, for error messages.
+        self.frame: int | None = None
 
-    Cancellation:
-        Chromium and FFmpeg are stopped and reaped before this returns.
-    """
-    output = spec.workdir / f"chunk-{chunk.index:04d}.ts"
-    settings = spec.encoder
-    async with (
-        launch_browser(
-            spec.browser,
-            width=settings.width,
-            height=settings.height,
-            begin_frame_control=spec.begin_frame,
-            extra_args=spec.browser_args,
-        ) as browser,
-        open_page(browser, spec.page, begin_frame=spec.begin_frame) as page,
-    ):
+    async def _close_page(self) -> None:
+        stack, self._page_stack, self._page = self._page_stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close the page, the browser and the server (idempotent)."""
+        stack, self._stack = self._stack, None
         try:
-            if chunk.start > 0 and await page.needs_replay():
-                # rAF-driven state is built one frame at a time: run frames 0..S-1 without capture
-                # so that this chunk's first frame shows what a single worker shows there.
-                for frame in range(chunk.start):
-                    cursor.frame = frame
-                    await page.seek(frame)
-            log = spec.workdir / f"ffmpeg-{chunk.index:04d}.log"
-            async with open_encoder(encoder_args(spec.ffmpeg, settings, output), log) as encoder:
+            await self._close_page()
+        finally:
+            self._key = self._browser = self._url = None
+            if stack is not None:
+                await stack.aclose()
+
+    async def _ensure_browser(self, job: ChunkJob) -> None:
+        key = _session_key(job)
+        if self._key == key and self._browser is not None:
+            return
+        await self.aclose()
+        stack = AsyncExitStack()
+        self._stack = stack
+        self._key = key
+        executable = find_browser(job.browser)
+        if isinstance(job.source, FolderSource):
+            server = await stack.enter_async_context(serve_directory(Path(job.source.root)))
+            self._url = server.url_for(job.source.entry)
+        else:
+            assert isinstance(job.source, UrlSource)
+            self._url = job.source.url
+        self._browser = await stack.enter_async_context(
+            launch_browser(
+                executable,
+                width=job.page.width,
+                height=job.page.height,
+                begin_frame_control=job.begin_frame,
+                extra_args=job.browser_args,
+            )
+        )
+
+    async def _open_page(self, job: ChunkJob) -> Page:
+        assert self._browser is not None and self._url is not None
+        await self._close_page()
+        page_stack = AsyncExitStack()
+        self._page_stack = page_stack
+        config = replace(job.page, url=self._url)
+        self._page = await page_stack.enter_async_context(
+            open_page(self._browser, config, begin_frame=job.begin_frame)
+        )
+        return self._page
+
+    async def _page_at(self, job: ChunkJob, first: int) -> Page:
+        """The page, ready to show ``first``: state built frame by frame (rAF loops) is run
+        up to ``first - 1`` without capture, reusing what an earlier chunk already ran."""
+        await self._ensure_browser(job)
+        page = self._page or await self._open_page(job)
+        if page.position is not None and page.position >= first:
+            page = await self._open_page(job)  # virtual time only runs forward: load it again
+        if first == 0 or not await page.needs_replay():
+            return page
+        begin = 0 if page.position is None else page.position + 1
+        for frame in range(begin, first):
+            self.frame = frame
+            await page.seek(frame)
+        return page
+
+    def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
+        if isinstance(exc, WorkerError):
+            return exc
+        return WorkerError(job.index, (job.start, job.end), self.frame, exc, trio.current_time())
+
+    async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
+        """Render ``job`` into ``out_dir/job.file_name``.
+
+        ``report(job.index, p)`` gets the fraction of frames handed to the encoder; 1.0 only
+        after the encoder has closed the chunk file.
+
+        Raises:
+            WorkerError: Naming the chunk and frame; ``__cause__`` is the original error.
+                The browser is closed by the caller (or at the worker's exit).
+
+        Cancellation:
+            FFmpeg is stopped and reaped; the browser stays up until the worker is closed.
+        """
+        self.frame = None
+        output = out_dir / job.file_name
+        try:
+            ffmpeg = find_ffmpeg(job.ffmpeg)
+            page = await self._page_at(job, job.start)
+            settings = job.encoder
+            log = out_dir / f"ffmpeg-{job.index:05d}.log"
+            async with open_encoder(encoder_args(ffmpeg, settings, output), log) as encoder:
                 send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
 
                 async def feed() -> None:
@@ -99,19 +186,79 @@ async def render_chunk(
                 async with task_nursery() as nursery:
                     nursery.start_soon(feed)
                     async with send:
-                        for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
-                            cursor.frame = frame
+                        for done, frame in enumerate(range(job.start, job.end), start=1):
+                            self.frame = frame
                             await page.seek(frame)
-                            image = await page.capture(settings.image_format, spec.quality)
+                            image = await page.capture(settings.image_format, job.quality)
                             await send.send(image)
-                            if done < chunk.frames:
-                                await progress.send(WorkerProgress(worker_id, done / chunk.frames))
+                            if done < job.frames:
+                                report(job.index, done / job.frames)
                 await encoder.finish()
-                pad_transport_stream(output)
-        except Exception as exc:
-            cursor.failed_at = trio.current_time()
-            if cursor.on_failure is not None:
-                cursor.on_failure(exc)
+            pad_transport_stream(output)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                output.unlink(missing_ok=True)
+            if isinstance(exc, Exception):
+                raise self._error(job, exc) from exc
             raise
-    await progress.send(WorkerProgress(worker_id, 1.0))
-    return output
+        finally:
+            with contextlib.suppress(OSError):
+                (out_dir / f"ffmpeg-{job.index:05d}.log").unlink(missing_ok=True)
+        report(job.index, 1.0)
+        return ChunkResult(index=job.index, frames=job.frames, path=output)
+
+    async def still(self, job: ChunkJob, frame: int) -> bytes:
+        """The PNG of ``frame`` (a still image)."""
+        try:
+            page = await self._page_at(job, frame)
+            self.frame = frame
+            await page.seek(frame)
+            return await page.capture("png", 100)
+        except Exception as exc:
+            raise self._error(job, exc) from exc
+
+
+@asynccontextmanager
+async def open_chunk_worker() -> AsyncIterator[ChunkWorker]:
+    """A :class:`ChunkWorker`; its browser, page and server are closed when the block exits.
+
+    Cancellation:
+        Chromium and FFmpeg are stopped and reaped before this returns.
+    """
+    worker = ChunkWorker()
+    try:
+        yield worker
+    finally:
+        await worker.aclose()
+
+
+async def render_chunk(
+    job: ChunkJob, report: Report, *, out_dir: Path | None = None
+) -> ChunkResult:
+    """Render one chunk job on a browser of its own and return its result.
+
+    With ``out_dir`` the chunk file is written there and returned by path; without it, it is
+    written in a private temporary folder and returned as bytes (for a remote caller).
+
+    Raises:
+        WorkerError: Naming the chunk and frame; ``__cause__`` is the original error.
+
+    Cancellation:
+        Chromium and FFmpeg are stopped and reaped before this returns.
+    """
+    scratch: Path | None = None
+    if out_dir is None:
+        scratch = out_dir = make_private_dir("chunk")
+    try:
+        async with open_chunk_worker() as worker:
+            result = await worker.render(job, report, out_dir)
+        if scratch is not None:
+            assert result.path is not None
+            data = result.path.read_bytes()
+            result = replace(result, path=None, data=data)
+        return result
+    finally:
+        if scratch is not None:
+            for entry in scratch.iterdir():
+                entry.unlink(missing_ok=True)
+            os.rmdir(scratch)

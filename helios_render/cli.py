@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 render failed, 2 bad usage or environment, 130 interrupted
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -19,10 +20,11 @@ from typing import Any, TextIO
 import trio
 
 from ._exceptions import HeliosError, OptionsError
+from ._jobs import describe_kept
 from ._options import X264_PRESETS, RenderOptions
 from ._progress import RenderProgress
 from ._render import RenderResult, render, render_still
-from ._util import task_nursery
+from ._util import collapse_group, task_nursery
 
 __all__ = ["main"]
 
@@ -33,28 +35,36 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+#: Every option's default lives on RenderOptions; the parser leaves absent options out.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RenderOptions) if f.init}
+_ABSENT = argparse.SUPPRESS
+
+
 def _add_page_options(parser: argparse.ArgumentParser) -> None:
+    d = _DEFAULTS
     parser.add_argument("source", help="composition: an HTML file or an http(s) URL")
     parser.add_argument("output", help="file to write")
-    parser.add_argument("--width", type=int, default=1920, help="frame width (default 1920)")
-    parser.add_argument("--height", type=int, default=1080, help="frame height (default 1080)")
-    parser.add_argument(
-        "--fps", default="30", help="frames per second, e.g. 30 or 30000/1001 (default 30)"
-    )
+    parser.add_argument("--width", type=int, default=_ABSENT,
+                        help=f"frame width (default {d['width']})")
+    parser.add_argument("--height", type=int, default=_ABSENT,
+                        help=f"frame height (default {d['height']})")
+    parser.add_argument("--fps", default=_ABSENT,
+                        help=f"frames per second, e.g. 30 or 30000/1001 (default {d['fps']})")
     parser.add_argument(
         "--props", default=None, help="JSON the page reads as window.__HELIOS_PROPS__"
     )
-    parser.add_argument("--browser", default=None, help="path of Chromium (default: find one)")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds for the page to load and for each frame to become ready")
-    parser.add_argument("--seed", type=int, default=0x48454C49, help="seed of Math.random")
+    parser.add_argument("--browser", default=_ABSENT, help="path of Chromium (default: find one)")
+    parser.add_argument("--timeout", type=float, default=_ABSENT,
+                        help="seconds for the page to load and for each frame to become ready "
+                        f"(default {d['timeout']:g})")
+    parser.add_argument("--seed", type=int, default=_ABSENT, help="seed of Math.random")
     parser.add_argument(
         "--capture",
-        default="auto",
+        default=_ABSENT,
         choices=("auto", "screenshot", "beginframe"),
         help="capture path (default auto: beginFrame when the browser has it, else screenshots)",
     )
-    parser.add_argument("--ignore-page-errors", action="store_true",
+    parser.add_argument("--ignore-page-errors", action="store_true", default=_ABSENT,
                         help="log uncaught errors of the page instead of failing")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-vv: DevTools traffic)")
@@ -62,6 +72,7 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``helios-render``."""
+    d = _DEFAULTS
     parser = argparse.ArgumentParser(
         prog="helios-render",
         description="Render an HTML/CSS/JS composition to a frame-exact video.",
@@ -71,21 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("render", help="render a composition to a video")
     _add_page_options(run)
     length = run.add_mutually_exclusive_group(required=True)
-    length.add_argument("--frames", type=int, help="number of frames to render")
-    length.add_argument("--duration", help="seconds to render (rounded to whole frames)")
-    run.add_argument("--start-frame", type=int, default=0, help="first frame (default 0)")
-    run.add_argument("--concurrency", type=int, default=None,
+    length.add_argument("--frames", type=int, default=_ABSENT, help="number of frames to render")
+    length.add_argument("--duration", default=_ABSENT,
+                        help="seconds to render (rounded to whole frames)")
+    run.add_argument("--start-frame", type=int, default=_ABSENT, help="first frame (default 0)")
+    run.add_argument("--concurrency", type=int, default=_ABSENT,
                      help="parallel workers (default: half the CPUs, capped by memory)")
-    run.add_argument("--codec", default="h264", help="h264 or h265 (default h264)")
-    run.add_argument("--crf", type=int, default=18, help="quality, 0 lossless to 51 (default 18)")
-    run.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
-                     help="encoder speed preset (default veryfast)")
-    run.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"),
-                     help="frame format out of the browser (default jpeg; png is exact)")
-    run.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    run.add_argument("--ffmpeg", default=None, help="path of FFmpeg (default: find one)")
-    run.add_argument("--retries", type=int, default=1,
-                     help="restarts of a chunk after a browser crash (default 1)")
+    run.add_argument("--chunk-frames", type=int, default=_ABSENT,
+                     help="most frames per chunk (default: at most 60; an interrupted render "
+                     "resumes from its finished chunks)")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=_ABSENT,
+                        help="reuse the finished chunks of an interrupted render (the default "
+                        "for a local file; needed for a URL)")
+    resume.add_argument("--no-resume", dest="resume", action="store_false", default=_ABSENT,
+                        help="start over, discarding the finished chunks of an earlier run")
+    run.add_argument("--codec", default=_ABSENT, help=f"h264 or h265 (default {d['codec']})")
+    run.add_argument("--crf", type=int, default=_ABSENT,
+                     help=f"quality, 0 lossless to 51 (default {d['crf']})")
+    run.add_argument("--preset", default=_ABSENT, choices=X264_PRESETS,
+                     help=f"encoder speed preset (default {d['preset']})")
+    run.add_argument("--image-format", default=_ABSENT, choices=("jpeg", "png"),
+                     help=f"frame format out of the browser (default {d['image_format']}; "
+                     "png is exact)")
+    run.add_argument("--quality", type=int, default=_ABSENT,
+                     help=f"JPEG quality (default {d['quality']})")
+    run.add_argument("--ffmpeg", default=_ABSENT, help="path of FFmpeg (default: find one)")
+    run.add_argument("--retries", type=int, default=_ABSENT,
+                     help=f"restarts of a chunk after a browser crash (default {d['retries']})")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
 
@@ -111,36 +135,16 @@ def _parse_props(text: str | None) -> Any:
         raise OptionsError(f"--props is not valid JSON: {exc}") from exc
 
 
+#: Command-line names that are not RenderOptions fields.
+_NOT_OPTIONS = frozenset({"command", "verbose", "progress", "frame", "props"})
+
+
 def _options_from(args: argparse.Namespace) -> RenderOptions:
-    common: dict[str, Any] = {
-        "source": args.source,
-        "output": args.output,
-        "width": args.width,
-        "height": args.height,
-        "fps": args.fps,
-        "props": _parse_props(args.props),
-        "browser": args.browser,
-        "timeout": args.timeout,
-        "seed": args.seed,
-        "ignore_page_errors": args.ignore_page_errors,
-        "capture": args.capture,
-    }
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
+    given["props"] = _parse_props(args.props)
     if args.command == "still":
-        return RenderOptions(frames=1, image_format="png", **common)
-    return RenderOptions(
-        frames=args.frames,
-        duration=args.duration,
-        start_frame=args.start_frame,
-        concurrency=args.concurrency,
-        codec=args.codec,
-        crf=args.crf,
-        preset=args.preset,
-        image_format=args.image_format,
-        quality=args.quality,
-        ffmpeg=args.ffmpeg,
-        retries=args.retries,
-        **common,
-    )
+        return RenderOptions(frames=1, image_format="png", **given)
+    return RenderOptions(**given)
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -236,26 +240,40 @@ class ProgressPrinter:
         print(f"helios-render: error: {message}", file=self._stream, flush=True)
 
 
+@dataclasses.dataclass(slots=True)
+class _Termination:
+    """Whether SIGTERM stopped the job."""
+
+    received: bool = False
+
+
+async def _watch_sigterm(
+    cancel: trio.CancelScope,
+    termination: _Termination,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        # Started only once the handler is installed: a SIGTERM from now on cancels the job
+        # (with cleanup) instead of killing the process with the default action.
+        task_status.started()
+        async for _ in signals:
+            termination.received = True
+            cancel.cancel()
+            return
+
+
 async def _run_cancellable(job: Callable[[], Any]) -> tuple[Any, bool]:
     """Run ``job``; SIGTERM cancels it (after cleanup) and is reported as ``True``."""
-    terminated = False
+    termination = _Termination()
     result: Any = None
     async with task_nursery() as nursery:
-
-        async def watch_sigterm() -> None:
-            nonlocal terminated
-            with trio.open_signal_receiver(signal.SIGTERM) as signals:
-                async for _ in signals:
-                    terminated = True
-                    nursery.cancel_scope.cancel()
-                    return
-
-        nursery.start_soon(watch_sigterm)
+        await nursery.start(_watch_sigterm, nursery.cancel_scope, termination)
         try:
             result = await job()
         finally:
             nursery.cancel_scope.cancel()
-    return result, terminated
+    return result, termination.received
 
 
 def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
@@ -270,6 +288,8 @@ def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
         printer.error("interrupted; every browser and encoder was stopped", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     if isinstance(exc, BaseExceptionGroup):
+        exc = collapse_group(exc)
+    if isinstance(exc, BaseExceptionGroup):
         ours = exc.subgroup(HeliosError)
         if ours is not None and len(ours.exceptions) == 1:
             exc = ours.exceptions[0]
@@ -277,6 +297,15 @@ def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
         printer.error(str(exc), exc.exit_code)
         return exc.exit_code
     raise exc
+
+
+def _say_kept(options: RenderOptions, error: BaseException | None) -> None:
+    """The last line after a render that stopped early: how to resume or discard its work."""
+    if isinstance(error, BaseExceptionGroup):
+        error = collapse_group(error)
+    hint = describe_kept(error, options.output_path)
+    if hint:
+        print(f"helios-render: {hint}", file=sys.stderr, flush=True)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -308,9 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result, terminated = trio.run(_run_cancellable, job)
     except BaseException as exc:
-        return _report_failure(exc, printer)
+        code = _report_failure(exc, printer)
+        _say_kept(options, exc)
+        return code
     if terminated:
         printer.error("terminated; every browser and encoder was stopped", EXIT_TERMINATED)
+        _say_kept(options, None)
         return EXIT_TERMINATED
     if isinstance(result, RenderResult):
         printer.done(result)

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from helios_render._process import OWNER_ENV
+
+# Tests hold on a busy machine (another render may run beside the suite): no per-example
+# deadline, which would fail on a slow moment rather than on a wrong answer.
+settings.register_profile("helios", deadline=None)
+settings.load_profile("helios")
 
 COMPOSITIONS = Path(__file__).parent / "compositions"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -41,6 +48,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def private_tmpdir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Each test gets its own temp folder (``TMPDIR``, inherited by Chromium and FFmpeg), so
+    that what it leaves there is its own, whatever else runs on the machine."""
+    path = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    yield path
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,22 @@ def test_doctor_reports_what_it_found() -> None:
 def test_help_lists_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    assert "render" in result.stdout and "still" in result.stdout and "doctor" in result.stdout
+    lines = [line.split() for line in result.stdout.splitlines()]
+    commands = {words[0] for words in lines if words and words[0] in {"render", "still", "doctor"}}
+    assert commands == {"render", "still", "doctor"}
+
+
+def test_render_help_shows_the_library_defaults() -> None:
+    from dataclasses import fields
+
+    from helios_render import RenderOptions
+
+    defaults = {f.name: f.default for f in fields(RenderOptions) if f.init}
+    result = run_cli("render", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in ("width", "height", "crf", "preset", "quality", "retries"):
+        assert f"(default {defaults[name]})" in text, name
 
 
 def test_the_readme_example_renders_90_frames_of_1080p_h264(tmp_path: Path) -> None:

@@ -57,11 +57,11 @@ async def test_three_workers_match_one_worker_frame_for_frame(tmp_path: Path) ->
 async def test_a_failing_worker_stops_the_others_within_two_seconds(tmp_path: Path) -> None:
     output = tmp_path / "out.mp4"
     output.write_bytes(b"old")
-    # 60 frames on 3 workers: frames 40..59 belong to worker 2; the page throws at 1.5 s
+    # 60 frames in 3 chunks on 3 workers: frames 40..59 are chunk 2; the page throws at 1.5 s
     # (frame 45) while workers 0 and 1 are still rendering.
     options = _lossless(
         tmp_path, COMPOSITIONS / "throws_at.html", "out.mp4", frames=60, concurrency=3,
-        props={"throwAt": 1.5},
+        chunk_frames=20, props={"throwAt": 1.5},
     )
     with pytest.raises(helios_render.WorkerError) as caught:
         await helios_render.render(options)
@@ -94,7 +94,11 @@ async def test_cancelling_render_stops_everything(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     assert trio.current_time() - t0 < 2.0
     assert not (tmp_path / "out.mp4").exists()
-    assert list(tmp_path.iterdir()) == []
+    # Only the job folder stays, for a resume: finished chunks, nothing half-written.
+    (job,) = tmp_path.iterdir()
+    assert job.name.startswith(".out.mp4.helios-job-")
+    assert sorted(p.name for p in job.iterdir()) == ["chunks", "manifest.json", "partial"]
+    assert list((job / "partial").iterdir()) == []
 
 
 async def test_three_renders_at_once_in_one_trio_run(tmp_path: Path) -> None:

@@ -33,17 +33,34 @@ def helios_temporaries() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith("helios-")}
 
 
+def job_folders_of(folder: Path) -> list[Path]:
+    """Job folders beside ``out.mp4``."""
+    return [p for p in folder.iterdir() if p.name.startswith(".out.mp4.helios-job-")]
+
+
+def kept_job_folders(folder: Path) -> list[Path]:
+    """Job folders beside ``out.mp4``, each holding finished chunks only (nothing partial)."""
+    kept = job_folders_of(folder)
+    for job in kept:
+        assert list((job / "partial").iterdir()) == [], "a half-written chunk was left"
+    return kept
+
+
 @pytest.fixture
 def no_leftovers(tmp_path: Path) -> Iterator[Path]:
     """An output path holding an older file; after the test: that file is intact, nothing
-    else is in its folder, and no temporary folder of ours is left."""
+    else is in its folder but a job folder of finished chunks (kept after a crash, for a
+    resume), and no temporary folder of ours is left in the test's own TMPDIR."""
     before = helios_temporaries()
     output = tmp_path / "out.mp4"
     output.write_bytes(OLD)
     yield output
     assert helios_temporaries() <= before
     assert output.read_bytes() == OLD
-    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    kept = kept_job_folders(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out.mp4", *(p.name for p in kept)]
+    )
 
 
 def options(output: Path, page: str = "slow.html", **kwargs: Any) -> RenderOptions:
@@ -119,6 +136,8 @@ async def test_chromium_killed_mid_render_fails_cleanly_without_retries(
     assert isinstance(outcome.__cause__, helios_render.BrowserError)
     assert outcome.exit_code == 1
     assert seconds < 5
+    # A crash may pass on a rerun: the job folder is kept for it.
+    assert len(kept_job_folders(no_leftovers.parent)) == 1
 
 
 async def test_chromium_killed_mid_render_is_retried(tmp_path: Path) -> None:
@@ -153,6 +172,8 @@ async def test_uncaught_page_error_fails_with_its_message_unless_ignored(
         await helios_render.render(options(no_leftovers, "throws_on_load.html", frames=3))
     assert isinstance(caught.value.__cause__, helios_render.PageError)
     assert "load boom" in str(caught.value)
+    # A page error would only happen again: nothing is kept for a resume.
+    assert kept_job_folders(tmp_path) == []
     ok = tmp_path / "ignored.mp4"
     await helios_render.render(
         options(ok, "throws_on_load.html", frames=3, ignore_page_errors=True)
@@ -165,6 +186,7 @@ async def test_page_that_navigates_away(no_leftovers: Path) -> None:
     with trio.fail_after(20), pytest.raises(helios_render.WorkerError) as caught:
         await helios_render.render(options(no_leftovers, "navigates.html", frames=10))
     assert "navigated away" in str(caught.value)
+    assert kept_job_folders(no_leftovers.parent) == []
 
 
 async def test_page_that_never_finishes_loading(no_leftovers: Path, tmp_path: Path) -> None:
@@ -253,11 +275,20 @@ def test_signals_to_the_cli_leave_nothing_behind(
     # remove them; the other signals must leave none.)
     assert not wait_no_orphans(timeout=5)
     if signum == signal.SIGKILL:
-        for leftover in helios_temporaries() - before:
-            path = Path(tempfile.gettempdir()) / leftover
-            subprocess.run(["rm", "-rf", str(path)], check=False)
-        for partial in no_leftovers.parent.glob(".out.helios-*"):
-            partial.unlink()
+        # Nobody was left to remove its temporary folders: the next render's start sweeps
+        # them, since their owner is gone.
+        assert helios_temporaries() - before
+        from helios_render._tempdirs import sweep_stale_dirs
+
+        sweep_stale_dirs()
+        assert helios_temporaries() <= before
+        # What it was writing stays in the job folder's partial/ until the rerun clears it
+        # (tests/test_resume.py).
+        for job in job_folders_of(no_leftovers.parent):
+            shutil.rmtree(job / "partial")
+            (job / "partial").mkdir()
     else:
         assert "Traceback" not in stderr
         assert "stopped" in stderr
+        last = stderr.strip().splitlines()[-1]
+        assert "run the same command again to resume" in last, stderr

@@ -3,50 +3,64 @@
 from __future__ import annotations
 
 import itertools
+import pickle
+from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helios_render import RenderOptions
 from helios_render._plan import (
-    MIN_FRAMES_PER_WORKER,
+    DEFAULT_CHUNK_FRAMES,
+    ChunkJob,
+    Environment,
+    FolderSource,
+    UrlSource,
+    assign_runs,
+    default_chunk_frames,
     default_concurrency,
     frame_time,
     frames_for_duration,
     parse_fps,
     plan_chunks,
+    plan_render,
 )
 
 
 @given(
     start=st.integers(0, 10**6),
     frames=st.integers(1, 100_000),
-    concurrency=st.integers(1, 64),
+    chunk_frames=st.integers(1, 500),
 )
-def test_plan_partitions_the_range_exactly_once_and_balanced(
-    start: int, frames: int, concurrency: int
+def test_chunks_partition_the_range_exactly_once_and_balanced(
+    start: int, frames: int, chunk_frames: int
 ) -> None:
-    chunks = plan_chunks(start, frames, concurrency)
+    chunks = plan_chunks(start, frames, chunk_frames)
     assert chunks[0].start == start
     assert chunks[-1].end == start + frames
     for before, after in itertools.pairwise(chunks):
         assert before.end == after.start
     sizes = [c.frames for c in chunks]
     assert min(sizes) >= 1
+    assert max(sizes) <= chunk_frames
     assert max(sizes) - min(sizes) <= 1
     assert sum(sizes) == frames
     assert [c.index for c in chunks] == list(range(len(chunks)))
-    assert 1 <= len(chunks) <= min(concurrency, frames)
+    assert len(chunks) == -(-frames // chunk_frames)
+
+
+@given(frames=st.integers(1, 100_000))
+def test_default_chunks_are_at_most_60_frames_and_enough_for_eight_workers(frames: int) -> None:
+    size = default_chunk_frames(frames)
+    chunks = plan_chunks(0, frames, size)
+    assert max(c.frames for c in chunks) <= DEFAULT_CHUNK_FRAMES
+    if frames >= 80:
+        assert len(chunks) >= 8
     if len(chunks) > 1:
-        assert min(sizes) >= MIN_FRAMES_PER_WORKER
-
-
-@given(frames=st.integers(1, 10_000), concurrency=st.integers(1, 16))
-def test_plan_uses_every_worker_when_there_are_enough_frames(frames: int, concurrency: int) -> None:
-    chunks = plan_chunks(0, frames, concurrency)
-    expected = max(1, min(concurrency, frames // MIN_FRAMES_PER_WORKER))
-    assert len(chunks) == expected
+        assert min(c.frames for c in chunks) >= 10 or frames > 80
 
 
 def test_plan_rejects_nonsense() -> None:
@@ -54,6 +68,105 @@ def test_plan_rejects_nonsense() -> None:
         plan_chunks(0, 0, 1)
     with pytest.raises(ValueError):
         plan_chunks(0, 10, 0)
+    with pytest.raises(ValueError):
+        assign_runs(plan_chunks(0, 10, 5), 0)
+
+
+@given(
+    frames=st.integers(1, 5_000),
+    chunk_frames=st.integers(1, 200),
+    workers=st.integers(1, 16),
+    holes=st.sets(st.integers(0, 100)),
+)
+def test_runs_are_consecutive_cover_every_chunk_and_are_balanced(
+    frames: int, chunk_frames: int, workers: int, holes: set[int]
+) -> None:
+    chunks = [c for c in plan_chunks(0, frames, chunk_frames) if c.index not in holes]
+    runs = assign_runs(chunks, workers)
+    assert [c for run in runs for c in run] == chunks
+    assert len(runs) == min(workers, len(chunks))
+    assert all(runs)
+    if runs:
+        loads = [sum(c.frames for c in run) for run in runs]
+        biggest = max(c.frames for c in chunks)
+        # Contiguous cuts nearest to the equal shares: no run is off by more than a chunk
+        # or so from the mean.
+        mean = sum(loads) / len(loads)
+        assert max(loads) - mean <= 2 * biggest
+
+
+ENV = Environment(
+    browser=Path("/usr/bin/chromium"),
+    browser_version="Chromium 1.0",
+    ffmpeg=Path("/usr/bin/ffmpeg"),
+    ffmpeg_version="ffmpeg 5.1",
+    begin_frame=False,
+    source=FolderSource(root="/srv/comp", entry="index.html"),
+    source_digest="abc",
+    default_concurrency=2,
+)
+
+
+def _options(**kw: object) -> RenderOptions:
+    base: dict[str, object] = {"source": "scene.html", "output": "/tmp/out.mp4", "frames": 300}
+    base.update(kw)
+    return RenderOptions(**base)  # type: ignore[arg-type]
+
+
+@given(concurrency=st.integers(1, 64))
+def test_chunk_boundaries_and_digest_do_not_depend_on_concurrency(concurrency: int) -> None:
+    reference = plan_render(_options(concurrency=1), ENV)
+    plan = plan_render(_options(concurrency=concurrency), ENV)
+    assert plan.chunks == reference.chunks
+    assert plan.digest == reference.digest
+    assert plan.jobs == reference.jobs
+    assert plan.concurrency == min(concurrency, len(plan.chunks))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"width": 640}, {"height": 360}, {"fps": 60}, {"frames": 301}, {"start_frame": 1},
+     {"codec": "h265"}, {"crf": 0}, {"preset": "ultrafast"}, {"image_format": "png"},
+     {"quality": 80}, {"props": {"a": 1}}, {"seed": 1}, {"chunk_frames": 10},
+     {"output": "/tmp/out.mkv"}],
+)
+def test_every_setting_that_changes_pixels_changes_the_digest(change: dict[str, object]) -> None:
+    assert plan_render(_options(**change), ENV).digest != plan_render(_options(), ENV).digest
+
+
+@pytest.mark.parametrize(
+    "env_change",
+    [{"browser_version": "Chromium 2.0"}, {"ffmpeg_version": "ffmpeg 6"},
+     {"begin_frame": True}, {"source_digest": "def"},
+     {"source": FolderSource(root="/srv/comp", entry="other.html")}],
+)
+def test_tools_capture_path_and_composition_change_the_digest(
+    env_change: dict[str, object],
+) -> None:
+    changed = replace(ENV, **env_change)  # type: ignore[arg-type]
+    assert plan_render(_options(), changed).digest != plan_render(_options(), ENV).digest
+
+
+@pytest.mark.parametrize(
+    "change", [{"timeout": 5.0}, {"retries": 3}, {"concurrency": 4}, {"resume": False},
+               {"ignore_page_errors": True}, {"capture": "screenshot"}],
+)
+def test_settings_that_keep_pixels_keep_the_digest(change: dict[str, object]) -> None:
+    assert plan_render(_options(**change), ENV).digest == plan_render(_options(), ENV).digest
+
+
+def test_a_url_source_is_not_resumable_by_default() -> None:
+    url = replace(ENV, source=UrlSource("https://example.com/"), source_digest=None)
+    assert not plan_render(_options(), url).resumable
+    assert plan_render(_options(), ENV).resumable
+
+
+@given(index=st.integers(0, 20))
+def test_chunk_jobs_pickle_to_equal_jobs(index: int) -> None:
+    plan = plan_render(_options(props={"title": "é", "n": [1, 2.5, None]}), ENV)
+    job = plan.jobs[index % len(plan.jobs)]
+    assert isinstance(job, ChunkJob)
+    assert pickle.loads(pickle.dumps(job)) == job
 
 
 @pytest.mark.parametrize(

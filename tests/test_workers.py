@@ -1,9 +1,12 @@
-"""The worker nursery with fake in-process workers: failure, cancellation, progress, reaping."""
+"""The local executor with fake in-process workers: failure, cancellation, progress, reaping."""
 
 from __future__ import annotations
 
+import math
 import subprocess
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,23 +27,93 @@ from helios_render import (
     WorkerError,
     WorkerProgress,
 )
+from helios_render._executors import LocalExecutor
 from helios_render._ffmpeg import EncoderSettings
 from helios_render._page import PageConfig
-from helios_render._plan import Chunk, plan_chunks
+from helios_render._plan import Chunk, ChunkJob, UrlSource, plan_chunks
 from helios_render._process import spawn
-from helios_render._render import run_workers
-from helios_render._worker import FrameCursor, WorkerSpec
+from helios_render._util import task_nursery
+from helios_render._worker import ChunkResult, Report
 
 from .conftest import wait_no_processes
 
-SPEC = WorkerSpec(
-    browser=Path("/nonexistent/chromium"),
-    ffmpeg=Path("/nonexistent/ffmpeg"),
-    page=PageConfig(url="about:blank", width=64, height=64, fps=Fraction(30)),
-    encoder=EncoderSettings(fps=Fraction(30), width=64, height=64),
-    quality=90,
-    workdir=Path("/nonexistent"),
-)
+#: A fake worker: renders one job, reporting progress; raises to fail.
+Work = Callable[[ChunkJob, Report], Awaitable[None]]
+
+
+def _jobs(chunks: list[Chunk]) -> list[ChunkJob]:
+    return [
+        ChunkJob(
+            chunk=chunk,
+            source=UrlSource("about:blank"),
+            page=PageConfig(url="", width=64, height=64, fps=Fraction(30)),
+            encoder=EncoderSettings(fps=Fraction(30), width=64, height=64),
+            quality=90,
+            begin_frame=False,
+            digest="test",
+        )
+        for chunk in chunks
+    ]
+
+
+def one_chunk_each(frames: int, workers: int) -> list[Chunk]:
+    """``workers`` chunks of about the same size: each worker gets one."""
+    return plan_chunks(0, frames, -(-frames // workers))
+
+
+def fail(job: ChunkJob, frame: int | None, exc: Exception) -> WorkerError:
+    """What a real worker raises: the chunk, the frame, the cause."""
+    error = WorkerError(job.index, (job.start, job.end), frame, exc, trio.current_time())
+    error.__cause__ = exc
+    return error
+
+
+@dataclass
+class FakeRunner:
+    work: Work
+
+    async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
+        await self.work(job, report)
+        return ChunkResult(index=job.index, frames=job.frames, path=Path(f"chunk-{job.index}"))
+
+
+async def run_fake(
+    chunks: list[Chunk],
+    aggregator: ProgressAggregator,
+    work: Work,
+    *,
+    workers: int | None = None,
+    retries: int = 1,
+) -> list[Path]:
+    """Run fake chunk jobs on a LocalExecutor, progress into ``aggregator``; the chunk files."""
+    results: dict[int, Path] = {}
+
+    @asynccontextmanager
+    async def open_worker() -> AsyncIterator[FakeRunner]:
+        yield FakeRunner(work)
+
+    async def on_result(result: ChunkResult) -> None:
+        assert result.path is not None
+        results[result.index] = result.path
+
+    send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
+
+    def report(worker_id: int, p: float) -> None:
+        send.send_nowait(WorkerProgress(worker_id, p))
+
+    executor = LocalExecutor(workers or len(chunks), open_worker=open_worker)
+    async with task_nursery() as nursery:
+        nursery.start_soon(aggregator.run, receive)
+        async with send:
+            await executor.run(
+                _jobs(chunks),
+                report=report,
+                on_result=on_result,
+                on_retry=aggregator.count_retry,
+                retries=retries,
+                scratch=Path("/nonexistent"),
+            )
+    return [results[chunk.index] for chunk in chunks]
 
 
 class Boom(Exception):
@@ -58,26 +131,19 @@ class Schedule:
     failed_at: dict[int, float] = field(default_factory=dict)
     cancelled: set[int] = field(default_factory=set)
 
-    async def work(
-        self,
-        spec: WorkerSpec,
-        worker_id: int,
-        chunk: Chunk,
-        progress: trio.MemorySendChannel[WorkerProgress],
-        cursor: FrameCursor,
-    ) -> Path:
+    async def work(self, job: ChunkJob, report: Report) -> None:
+        worker_id = job.index
         self.started.add(worker_id)
         try:
-            for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
-                cursor.frame = frame
+            for done, frame in enumerate(range(job.start, job.end), start=1):
                 await trio.sleep(self.frame_time[worker_id])
                 if self.fail_at[worker_id] == done - 1:
                     self.failed_at[worker_id] = trio.current_time()
-                    raise Boom(f"worker {worker_id} frame {frame}")
-                if done < chunk.frames:
-                    await progress.send(WorkerProgress(worker_id, done / chunk.frames))
-            await progress.send(WorkerProgress(worker_id, 1.0))
-            return Path(f"chunk-{worker_id}")
+                    cause = Boom(f"worker {worker_id} frame {frame}")
+                    raise fail(job, frame, cause) from cause
+                if done < job.frames:
+                    report(worker_id, done / job.frames)
+            report(worker_id, 1.0)
         except trio.Cancelled:
             self.cancelled.add(worker_id)
             raise
@@ -101,7 +167,7 @@ async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_erro
     case: tuple[int, list[float], list[int | None], int],
 ) -> None:
     workers, frame_time, fail_at, frames = case
-    chunks = plan_chunks(0, frames, workers)
+    chunks = one_chunk_each(frames, workers)
     schedule = Schedule(frame_time, fail_at)
     published: list[RenderProgress] = []
     aggregator = ProgressAggregator([c.frames for c in chunks], published.append, min_interval=0)
@@ -110,7 +176,7 @@ async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_erro
     ]
     if failing:
         with pytest.raises(WorkerError) as caught:
-            await run_workers(SPEC, chunks, aggregator, schedule.work)
+            await run_fake(chunks, aggregator, schedule.work)
         error = caught.value
         assert isinstance(error.__cause__, Boom)
         first = min(schedule.failed_at, key=lambda w: schedule.failed_at[w])
@@ -120,7 +186,7 @@ async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_erro
         assert chunks[error.worker_id].start <= error.frame < chunks[error.worker_id].end
         assert aggregator.progress < 1.0
     else:
-        files = await run_workers(SPEC, chunks, aggregator, schedule.work)
+        files = await run_fake(chunks, aggregator, schedule.work)
         assert files == [Path(f"chunk-{c.index}") for c in chunks]
         assert published[-1].progress == 1.0
     # No task survives, and every worker that started has ended.
@@ -132,11 +198,11 @@ async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_erro
 @settings(deadline=None, max_examples=30)
 @given(workers=st.integers(1, 5), cancel_after=st.floats(0.0, 0.2))
 async def test_a_caller_cancel_stops_every_worker(workers: int, cancel_after: float) -> None:
-    chunks = plan_chunks(0, workers * 10, workers)
+    chunks = one_chunk_each(workers * 10, workers)
     schedule = Schedule([0.05] * workers, [None] * workers)
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with trio.move_on_after(cancel_after) as scope:
-        await run_workers(SPEC, chunks, aggregator, schedule.work)
+        await run_fake(chunks, aggregator, schedule.work)
     assert scope.cancelled_caught
     assert schedule.finished == schedule.started
     assert schedule.cancelled == schedule.started
@@ -144,16 +210,11 @@ async def test_a_caller_cancel_stops_every_worker(workers: int, cancel_after: fl
 
 
 async def test_fake_workers_owning_real_processes_have_them_reaped() -> None:
-    chunks = plan_chunks(0, 30, 3)
+    chunks = one_chunk_each(30, 3)
     pids: list[int] = []
 
-    async def work(
-        spec: WorkerSpec,
-        worker_id: int,
-        chunk: Chunk,
-        progress: trio.MemorySendChannel[WorkerProgress],
-        cursor: FrameCursor,
-    ) -> Path:
+    async def work(job: ChunkJob, report: Report) -> None:
+        worker_id = job.index
         process = spawn(["sleep", "60"], name="sleep", stdin=subprocess.DEVNULL)
         pids.append(process.pid)
         try:
@@ -161,13 +222,12 @@ async def test_fake_workers_owning_real_processes_have_them_reaped() -> None:
             if worker_id == 1:
                 raise Boom("worker 1 fails while the others hold processes")
             await trio.sleep(60)
-            return Path("never")
         finally:
             await process.terminate(1.0)
 
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with trio.fail_after(5), pytest.raises(WorkerError) as caught:
-        await run_workers(SPEC, chunks, aggregator, work)
+        await run_fake(chunks, aggregator, work)
     assert caught.value.worker_id == 1
     assert len(pids) == 3
     assert not wait_no_processes(timeout=1.0)
@@ -178,16 +238,10 @@ async def test_fake_workers_owning_real_processes_have_them_reaped() -> None:
 
 
 async def test_errors_of_dying_siblings_are_not_the_cause() -> None:
-    chunks = plan_chunks(0, 20, 2)
+    chunks = one_chunk_each(20, 2)
 
-    async def work(
-        spec: WorkerSpec,
-        worker_id: int,
-        chunk: Chunk,
-        progress: trio.MemorySendChannel[WorkerProgress],
-        cursor: FrameCursor,
-    ) -> Path:
-        if worker_id == 0:
+    async def work(job: ChunkJob, report: Report) -> None:
+        if job.index == 0:
             await trio.sleep(0.01)
             raise Boom("the real failure")
         try:
@@ -198,39 +252,32 @@ async def test_errors_of_dying_siblings_are_not_the_cause() -> None:
 
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with pytest.raises(WorkerError) as caught:
-        await run_workers(SPEC, chunks, aggregator, work)
+        await run_fake(chunks, aggregator, work)
     assert str(caught.value.__cause__) == "the real failure"
 
 
-def _flaky(errors: dict[int, list[Exception]]) -> tuple[list[int], Any]:
-    """A fake worker that raises the queued errors of its id, then succeeds."""
+def _flaky(errors: dict[int, list[Exception]]) -> tuple[list[int], Work]:
+    """A fake worker that raises the queued errors of its chunk, then succeeds."""
     calls: list[int] = []
 
-    async def work(
-        spec: WorkerSpec,
-        worker_id: int,
-        chunk: Chunk,
-        progress: trio.MemorySendChannel[WorkerProgress],
-        cursor: FrameCursor,
-    ) -> Path:
-        calls.append(worker_id)
+    async def work(job: ChunkJob, report: Report) -> None:
+        calls.append(job.index)
         await trio.sleep(0.01)
-        queue = errors.get(worker_id, [])
+        queue = errors.get(job.index, [])
         if queue:
-            cursor.frame = chunk.start
-            raise queue.pop(0)
-        await progress.send(WorkerProgress(worker_id, 1.0))
-        return Path(f"chunk-{worker_id}")
+            cause = queue.pop(0)
+            raise fail(job, job.start, cause) from cause
+        report(job.index, 1.0)
 
     return calls, work
 
 
 async def test_a_crashed_chunk_is_retried_on_a_fresh_browser() -> None:
-    chunks = plan_chunks(0, 20, 2)
+    chunks = one_chunk_each(20, 2)
     calls, work = _flaky({1: [BrowserError("the page's renderer process crashed")]})
     published: list[RenderProgress] = []
     aggregator = ProgressAggregator([c.frames for c in chunks], published.append)
-    files = await run_workers(replace(SPEC, retries=1), chunks, aggregator, work)
+    files = await run_fake(chunks, aggregator, work, retries=1)
     assert files == [Path("chunk-0"), Path("chunk-1")]
     assert sorted(calls) == [0, 1, 1]
     assert aggregator.retries == 1
@@ -239,12 +286,12 @@ async def test_a_crashed_chunk_is_retried_on_a_fresh_browser() -> None:
 
 
 async def test_retries_run_out() -> None:
-    chunks = plan_chunks(0, 10, 1)
+    chunks = one_chunk_each(10, 1)
     crash: list[Exception] = [CdpConnectionClosed("lost") for _ in range(3)]
     calls, work = _flaky({0: crash})
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with pytest.raises(WorkerError) as caught:
-        await run_workers(replace(SPEC, retries=2), chunks, aggregator, work)
+        await run_fake(chunks, aggregator, work, retries=2)
     assert calls == [0, 0, 0]
     assert isinstance(caught.value.__cause__, CdpConnectionClosed)
 
@@ -255,10 +302,68 @@ async def test_retries_run_out() -> None:
      CdpCommandError("Page.navigate", -32000, "bad")],
 )
 async def test_deterministic_failures_are_never_retried(error: Exception) -> None:
-    chunks = plan_chunks(0, 10, 1)
+    chunks = one_chunk_each(10, 1)
     calls, work = _flaky({0: [error]})
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with pytest.raises(WorkerError) as caught:
-        await run_workers(replace(SPEC, retries=3), chunks, aggregator, work)
+        await run_fake(chunks, aggregator, work, retries=3)
     assert calls == [0]
     assert caught.value.__cause__ is error
+
+
+async def test_each_worker_renders_one_run_of_consecutive_chunks_on_one_browser() -> None:
+    chunks = plan_chunks(0, 80, 10)
+    opened: list[list[int]] = []
+
+    @asynccontextmanager
+    async def open_worker() -> AsyncIterator[FakeRunner]:
+        mine: list[int] = []
+        opened.append(mine)
+
+        async def work(job: ChunkJob, report: Report) -> None:
+            mine.append(job.index)
+            await trio.sleep(0.001)
+            report(job.index, 1.0)
+
+        yield FakeRunner(work)
+
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    results: list[int] = []
+
+    async def on_result(result: ChunkResult) -> None:
+        results.append(result.index)
+
+    await LocalExecutor(2, open_worker=open_worker).run(
+        _jobs(chunks), report=lambda i, p: None, on_result=on_result,
+        on_retry=aggregator.count_retry, retries=1, scratch=Path("/nonexistent"),
+    )
+    assert sorted(opened) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert sorted(results) == list(range(8))
+
+
+async def test_a_retry_goes_on_with_the_rest_of_the_run_on_a_fresh_browser() -> None:
+    chunks = plan_chunks(0, 40, 10)
+    opened: list[list[int]] = []
+    crashes = [BrowserError("the page's renderer process crashed")]
+
+    @asynccontextmanager
+    async def open_worker() -> AsyncIterator[FakeRunner]:
+        mine: list[int] = []
+        opened.append(mine)
+
+        async def work(job: ChunkJob, report: Report) -> None:
+            mine.append(job.index)
+            if job.index == 1 and crashes:
+                cause = crashes.pop()
+                raise fail(job, job.start, cause) from cause
+            report(job.index, 1.0)
+
+        yield FakeRunner(work)
+
+    retried: list[int] = []
+    await LocalExecutor(1, open_worker=open_worker).run(
+        _jobs(chunks), report=lambda i, p: None, on_result=lambda r: trio.sleep(0),
+        on_retry=lambda: retried.append(1), retries=1, scratch=Path("/nonexistent"),
+    )
+    assert opened == [[0, 1], [1, 2, 3]]
+    assert retried == [1]

@@ -1,0 +1,178 @@
+"""The facts a plan needs about this machine, gathered once before a render: tools and their
+versions, the encoder, the capture path, where the composition is and a digest of its contents.
+
+Everything here does I/O; :func:`~helios_render._plan.plan_render` turns the result into a plan
+without any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import trio
+
+from ._browser import browser_version, find_browser
+from ._capture import probe_begin_frame
+from ._exceptions import OptionsError, SourceError, UsageError
+from ._ffmpeg import CODECS, CONTAINERS, ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._options import RenderOptions
+from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
+
+__all__ = [
+    "check_output",
+    "choose_capture",
+    "digest_folder",
+    "probe_environment",
+    "resolve_source",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Files larger than this are digested by size and modification time instead of contents.
+DIGEST_CONTENT_LIMIT = 64 * 1024 * 1024
+#: Folders never digested (tooling, not composition).
+DIGEST_SKIP = frozenset({"node_modules", "__pycache__"})
+
+
+def _is_url(source: str) -> bool:
+    return urlsplit(source).scheme in ("http", "https", "file", "data", "about")
+
+
+def resolve_source(source: str | os.PathLike[str]) -> tuple[SourceRef, Path | None]:
+    """Where the composition is: a URL as given, or a local HTML file (a folder means its
+    ``index.html``) served from its folder. Returns the reference and the local entry file.
+
+    Raises:
+        SourceError: A local file that does not exist.
+    """
+    text = os.fspath(source)
+    if _is_url(text):
+        return UrlSource(text), None
+    path = Path(text).expanduser().absolute()
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.is_file():
+        raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
+    return FolderSource(root=os.fspath(path.parent), entry=path.name), path
+
+
+def digest_folder(root: Path, *, exclude: frozenset[Path] = frozenset()) -> str:
+    """SHA-256 over the names and contents of the files under ``root``: what the composition
+    can load. Hidden entries (ours among them: job folders, temporary outputs), ``exclude``
+    and tool folders (``node_modules``) are left out; files over
+    :data:`DIGEST_CONTENT_LIMIT` count by size and modification time."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in DIGEST_SKIP)
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.startswith(".") or path in exclude:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            relative = path.relative_to(root).as_posix()
+            digest.update(f"{relative}\0{stat.st_size}\0".encode("utf-8", "surrogateescape"))
+            if stat.st_size > DIGEST_CONTENT_LIMIT:
+                digest.update(f"{stat.st_mtime_ns}\0".encode())
+                continue
+            try:
+                with path.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError:
+                continue
+    return digest.hexdigest()
+
+
+def check_output(output: Path, suffixes: tuple[str, ...]) -> None:
+    """The output's suffix fits and its folder exists and takes a new file.
+
+    Raises:
+        OptionsError: Wrong suffix, or a folder.
+        UsageError: The folder is missing or not writable.
+    """
+    if output.suffix.lower() not in suffixes:
+        raise OptionsError(
+            f"cannot write {output.name}: the output must end in {', '.join(suffixes)}"
+        )
+    if output.is_dir():
+        raise OptionsError(f"output {output} is a folder: give a file name")
+    if not output.parent.is_dir():
+        raise UsageError(f"output folder {output.parent} does not exist: create it first")
+    # Try it: permission bits say nothing for root, read-only mounts or full disks.
+    try:
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".helios-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"output folder {output.parent} is not writable ({exc.strerror}): "
+            "choose another output path"
+        ) from exc
+
+
+async def choose_capture(options: RenderOptions, browser: Path, version: str) -> bool:
+    """Whether to capture with beginFrame: ``auto`` uses it when the browser passes the probe
+    (cached per executable and version).
+
+    Raises:
+        UsageError: ``capture="beginframe"`` with a browser that does not have it.
+    """
+    if options.capture == "screenshot":
+        return False
+    supported = await probe_begin_frame(browser, version)
+    if options.capture == "beginframe" and not supported:
+        raise UsageError(
+            f"{browser} has no HeadlessExperimental.beginFrame: use a chrome-headless-shell "
+            "build (--browser PATH, see docs/cli.md) or --capture screenshot"
+        )
+    logger.info("capture path: %s", "beginFrame" if supported else "screenshots")
+    return supported
+
+
+async def probe_environment(options: RenderOptions, *, video: bool = True) -> Environment:
+    """Gather what the plan needs; check the output and the tools first, so that nothing
+    starts when one is wrong.
+
+    Raises:
+        UsageError: A bad output path, a missing tool or encoder, a missing composition.
+    """
+    if video:
+        check_output(options.output_path, tuple(CONTAINERS))
+    else:
+        check_output(options.output_path, (".png",))
+    browser = find_browser(options.browser)
+    ffmpeg = find_ffmpeg(options.ffmpeg)
+    source, entry = resolve_source(options.source)
+    browser_text = await trio.to_thread.run_sync(browser_version, browser)
+    ffmpeg_text = await trio.to_thread.run_sync(ffmpeg_version, ffmpeg)
+    if video:
+        encoders = await trio.to_thread.run_sync(ffmpeg_encoders, ffmpeg)
+        if CODECS[options.codec] not in encoders:
+            raise UsageError(
+                f"this FFmpeg ({ffmpeg}) has no {CODECS[options.codec]} encoder for --codec "
+                f"{options.codec}: install a full FFmpeg build (Debian/Ubuntu: apt-get install "
+                "ffmpeg); helios-render doctor lists what it can encode"
+            )
+    begin_frame = await choose_capture(options, browser, browser_text)
+    source_digest = None
+    if entry is not None and video:
+        source_digest = await trio.to_thread.run_sync(
+            lambda: digest_folder(entry.parent, exclude=frozenset({options.output_path}))
+        )
+    return Environment(
+        browser=browser,
+        browser_version=browser_text,
+        ffmpeg=ffmpeg,
+        ffmpeg_version=ffmpeg_text,
+        begin_frame=begin_frame,
+        source=source,
+        source_digest=source_digest,
+        default_concurrency=default_concurrency(),
+    )

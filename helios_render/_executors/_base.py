@@ -1,0 +1,106 @@
+"""The executor interface, and the supervision state every executor shares.
+
+An executor runs a render's pending :class:`~helios_render._plan.ChunkJob` s somewhere (one
+Trio nursery on this machine, a Dask cluster) and promises:
+
+* every finished chunk is handed to ``on_result`` (awaited, in the caller's task context) before
+  ``run`` returns; chunk ``i`` reports progress as ``report(i, p)``;
+* the first chunk to fail cancels all the others, and ``run`` raises that chunk's
+  :class:`~helios_render.WorkerError` (with worker, chunk and frame) once every sibling has
+  stopped and released its Chromium and FFmpeg; errors of siblings that die because they were
+  cancelled are logged, never raised;
+* a crash-class failure (browser or page crashed, connection lost) is retried on a fresh browser
+  up to ``retries`` times per chunk, unless the render is already stopping; deterministic ones
+  (page errors, timeouts, FFmpeg failures) never are;
+* cancelling ``run`` (a cancel scope, Ctrl+C) stops every chunk the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from .._exceptions import BrowserError, WorkerError
+from .._plan import ChunkJob
+from .._worker import ChunkResult, Report
+
+__all__ = ["Executor", "ResultSink", "Supervision", "is_retryable"]
+
+logger = logging.getLogger(__name__)
+
+#: Awaited with each finished chunk (the job folder checks and records it).
+ResultSink = Callable[[ChunkResult], Awaitable[None]]
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Crash-class failures (browser or page crashed, target closed, connection lost) may pass
+    on a fresh browser; deterministic ones (page errors, timeouts, bad options) never do."""
+    if isinstance(error, WorkerError) and error.__cause__ is not None:
+        error = error.__cause__
+    return isinstance(error, BrowserError) and error.retryable
+
+
+class Executor(Protocol):
+    """Where chunk jobs run."""
+
+    async def run(
+        self,
+        jobs: Sequence[ChunkJob],
+        *,
+        report: Report,
+        on_result: ResultSink,
+        on_retry: Callable[[], object],
+        retries: int,
+        scratch: Path | None = None,
+    ) -> int:
+        """Run ``jobs``; return how many workers rendered them. See the module docstring."""
+        ...
+
+
+class Supervision:
+    """Who failed first, which chunks were retried, and whether the render is stopping.
+
+    Args:
+        cancel: The scope that stops every chunk of the render.
+        retries: Retries allowed per chunk for crash-class failures.
+        on_retry: Called once per retry (the progress counts them).
+    """
+
+    def __init__(
+        self, cancel: trio.CancelScope, retries: int, on_retry: Callable[[], object]
+    ) -> None:
+        self._cancel = cancel
+        self._retries = retries
+        self._on_retry = on_retry
+        self.first_failure: WorkerError | None = None
+        self.attempts: dict[int, int] = {}
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a failure (or the caller) has stopped the render."""
+        return self.first_failure is not None or self._cancel.cancel_called
+
+    def failed(self, job: ChunkJob, error: WorkerError) -> bool:
+        """Decide about a chunk's failure the moment it happens, before its worker's cleanup:
+        ``True`` to retry it on a fresh browser; else the first failure cancels the render."""
+        if self.stopping:
+            logger.debug("chunk %d also failed while the render stopped: %r", job.index, error)
+            return False
+        used = self.attempts.get(job.index, 0)
+        if is_retryable(error) and used < self._retries:
+            self.attempts[job.index] = used + 1
+            logger.warning(
+                "chunk %d (frames %d..%d): %s; retrying it on a fresh browser (retry %d of %d)",
+                job.index, job.start, job.end - 1, error.__cause__ or error, used + 1,
+                self._retries,
+            )
+            self._on_retry()
+            return True
+        logger.debug("chunk %d failed first: %r", job.index, error)
+        self.first_failure = error
+        self._cancel.cancel()
+        return False
