@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck, docs (default) and bench (on demand: nox -s bench)."""
+"""Sessions: tests, lint, typecheck, docs (default); unit, bench and soak on demand."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ def tests(session: nox.Session) -> None:
     """Unit, property-based and integration tests (real Chromium and FFmpeg)."""
     session.install("-e", ".", *_group("test"))
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(default=False)
+def unit(session: nox.Session) -> None:
+    """The fast tests: pure cores, property-based and fake-worker tests (no Chromium)."""
+    session.install("-e", ".", *_group("test"))
+    session.run("pytest", "-m", "not browser", *(session.posargs or ["-q"]))
 
 
 @nox.session

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import trio
 
-from ._exceptions import EncoderError, PageError, UsageError, WorkerError
+from ._exceptions import EncoderError, FrameTimeoutError, PageError, UsageError, WorkerError
 from ._plan import ChunkJob, RenderPlan
 from ._tempdirs import OWNER_FILE, owner_alive, owner_mark
 from ._worker import ChunkResult
@@ -83,12 +83,12 @@ def job_folders(output: Path) -> list[Path]:
 
 
 def is_deterministic(error: BaseException) -> bool:
-    """Whether a rerun would only fail the same way (the page threw, bad options): then the
-    job folder is removed. Crashes, timeouts, encoder failures (a full disk) and interruptions
-    keep it, so the rerun resumes."""
+    """Whether a rerun would only fail the same way (the page threw, a frame never became
+    ready, bad options): then the job folder is removed. Crashes, encoder failures (a full
+    disk) and interruptions keep it, so the rerun resumes."""
     if isinstance(error, WorkerError) and error.__cause__ is not None:
         error = error.__cause__
-    return isinstance(error, (PageError, UsageError))
+    return isinstance(error, (PageError, FrameTimeoutError, UsageError))
 
 
 def _sha256(path: Path) -> str:
