@@ -25,11 +25,11 @@ from helios_render._environment import probe_environment
 from helios_render._plan import ChunkJob, plan_render
 from helios_render._worker import render_chunk
 
-from .conftest import EXAMPLES, our_processes, wait_no_orphans
+from .conftest import COMPOSITIONS, our_processes, wait_no_orphans
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
-SOURCE = EXAMPLES / "hello" / "index.html"
+SOURCE = COMPOSITIONS / "resume.html"
 FRAMES = 600
 #: Lossless: the same frames always decode to the same pixels.
 LOSSLESS = ["--width", "320", "--height", "180", "--image-format", "png", "--crf", "0",
@@ -102,8 +102,9 @@ def rerun(command: list[str]) -> tuple[list[dict[str, Any]], str]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
-    """A folder holding a copy of the example (so that it can be edited)."""
-    shutil.copytree(SOURCE.parent, tmp_path / "comp")
+    """A folder holding a copy of the composition (so that it can be edited)."""
+    (tmp_path / "comp").mkdir()
+    shutil.copy(SOURCE, tmp_path / "comp" / "index.html")
     yield tmp_path
     assert not wait_no_orphans(timeout=5)
 
@@ -153,7 +154,7 @@ def test_a_changed_composition_or_setting_starts_over_and_says_why(
     output = workdir / "out.mp4"
     interrupt(cli(source, output, "--concurrency", "1"), signal.SIGINT, chunks_done=2)
     assert len(job_folders(workdir)) == 1
-    source.write_text(source.read_text().replace("</body>", "<!-- edited --></body>"))
+    source.write_text(source.read_text() + "<!-- edited -->\n")
     states, stderr = rerun(cli(source, output, "--concurrency", "2"))
     assert "changed" in stderr and "starting over" in stderr
     assert states[0]["frames_reused"] == 0
