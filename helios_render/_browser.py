@@ -20,10 +20,12 @@ from ._exceptions import BrowserError, CdpError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
 
 __all__ = [
+    "EXIT_GRACE",
     "LAUNCH_TIMEOUT",
     "SHUTDOWN_GRACE",
     "Browser",
     "chromium_args",
+    "deny_downloads",
     "find_browser",
     "launch_browser",
 ]
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 LAUNCH_TIMEOUT = 30.0
 #: Seconds ``Browser.close`` may take before we stop asking politely.
 CLOSE_TIMEOUT = 0.5
+#: Seconds Chromium gets to exit by itself after ``Browser.close`` before SIGTERM. Sent
+#: SIGTERM at once, it leaves its own temporary folders behind.
+EXIT_GRACE = 2.0
 #: Seconds Chromium gets to exit after SIGTERM before it is killed.
 SHUTDOWN_GRACE = 1.0
 #: The same when the render is failing or cancelled.
@@ -198,6 +203,19 @@ class Browser:
         return self.connection.session(attached["sessionId"])
 
 
+async def deny_downloads(browser: Browser, context_id: str | None = None) -> None:
+    """Refuse every download in a browser context (``None``: the default one).
+
+    A page that clicks an ``<a download>`` or navigates to a file served as an attachment
+    would otherwise make Chromium save it under ``~/Downloads``. ``eventsEnabled`` keeps the
+    ``Browser.downloadWillBegin`` events coming, so that a refused download can be reported.
+    """
+    params: dict[str, Any] = {"behavior": "deny", "eventsEnabled": True}
+    if context_id is not None:
+        params["browserContextId"] = context_id
+    await browser.cdp.execute("Browser.setDownloadBehavior", params)
+
+
 async def _read_endpoint(process: ManagedProcess, profile_dir: Path) -> str:
     port_file = profile_dir / "DevToolsActivePort"
     while True:
@@ -251,6 +269,10 @@ async def launch_browser(
 ) -> AsyncIterator[Browser]:
     """Launch Chromium with a fresh profile and connect to it.
 
+    Chromium's own temporary files go to a private ``TMPDIR`` inside the profile folder,
+    which is removed on every exit: the temp folder is left as it was found. Downloads are
+    denied: a composition cannot write files on the user's disk.
+
     Raises:
         BrowserError: It did not start or announce its endpoint within
             :data:`LAUNCH_TIMEOUT`; the message quotes the tail of its log.
@@ -260,6 +282,8 @@ async def launch_browser(
         SIGKILL to the process group, reap, and remove the profile directory.
     """
     profile_dir = Path(tempfile.mkdtemp(prefix="helios-chromium-"))
+    private_tmp = profile_dir / "tmp"
+    private_tmp.mkdir()
     args = chromium_args(
         executable,
         profile_dir,
@@ -273,7 +297,12 @@ async def launch_browser(
     polite = False
     try:
         try:
-            process = spawn(args, name="chromium", log_path=profile_dir / "chromium.log")
+            process = spawn(
+                args,
+                name="chromium",
+                log_path=profile_dir / "chromium.log",
+                env={**os.environ, "TMPDIR": os.fspath(private_tmp)},
+            )
         except OSError as exc:
             raise ToolNotFoundError(f"could not start Chromium at {executable}: {exc}") from exc
         try:
@@ -286,6 +315,7 @@ async def launch_browser(
             ) from None
         async with open_cdp(url) as connection:
             browser = Browser(executable, process, connection, profile_dir, begin_frame_control)
+            await deny_downloads(browser)
             try:
                 yield browser
             except BaseException:
@@ -303,6 +333,10 @@ async def launch_browser(
                         suppress(CdpError),
                     ):
                         await browser.cdp.execute("Browser.close")
+        if polite:
+            # Chromium removes its own temporary files on a normal exit, not on SIGTERM.
+            with trio.CancelScope(shield=True), trio.move_on_after(EXIT_GRACE):
+                await process.wait()
     finally:
         if process is not None:
             await process.terminate(SHUTDOWN_GRACE if polite else ABORT_GRACE)

@@ -33,7 +33,17 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 import h11
 import trio
 
-__all__ = ["CHUNK_SIZE", "IDLE_TIMEOUT", "MAX_HEAD_SIZE", "StaticServer", "serve_directory"]
+from ._exceptions import SourceError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "IDLE_TIMEOUT",
+    "MAX_HEAD_SIZE",
+    "PAGE_TYPES",
+    "StaticServer",
+    "check_page_file",
+    "serve_directory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +112,9 @@ _CONTENT_TYPES: dict[str, str] = {
     ".flac": "audio/flac",
 }
 
+#: Content types Chromium renders as a document we can drive (anything else it downloads or
+#: shows as a media or text viewer).
+PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
 _BYTE_RANGE = re.compile(r"[ \t]*(\d{0,18})[ \t]*-[ \t]*(\d{0,18})[ \t]*")
 
 
@@ -139,6 +152,31 @@ class StaticServer:
             The URL, e.g. ``http://127.0.0.1:8123/sub/index.html``.
         """
         return f"{self.base_url}/{_quote_path(relative_path.lstrip('/'))}"
+
+
+def check_page_file(path: Path) -> None:
+    """Refuse a local SOURCE that this server would not serve as a page.
+
+    The content type comes from the name (as the server sends it); a file whose first bytes
+    hold a NUL byte (and no UTF-16 byte order mark) is binary whatever its name says.
+
+    Raises:
+        SourceError: The file would be served as something else than HTML or SVG, is binary,
+            or cannot be read.
+    """
+    hint = "give an HTML file, a folder with an index.html, or the URL of a page"
+    content_type = _content_type(path.name).split(";")[0]
+    if content_type not in PAGE_TYPES:
+        raise SourceError(
+            f"SOURCE is not an HTML page: {path} would be served as {content_type} ({hint})"
+        )
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as exc:
+        raise SourceError(f"cannot read SOURCE {path}: {exc.strerror}") from exc
+    if b"\0" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"SOURCE is not an HTML page: {path} is a binary file ({hint})")
 
 
 @asynccontextmanager

@@ -7,21 +7,26 @@ Exit codes: 0 done, 1 render failed, 2 bad usage or environment, 130 interrupted
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import json
 import logging
+import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import trio
 
-from ._exceptions import HeliosError, OptionsError
+from ._exceptions import HeliosError, OptionsError, UsageError
 from ._options import X264_PRESETS, RenderOptions
 from ._progress import RenderProgress
 from ._render import RenderResult, render, render_still
+from ._server import check_page_file
 from ._util import task_nursery
 
 __all__ = ["main"]
@@ -31,6 +36,55 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+logger = logging.getLogger(__name__)
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: what is wrong, and where to look.
+
+    argparse prints the whole usage block before an error; ours prints
+    ``helios-render: error: MESSAGE (did you mean --width? see helios-render render --help)``.
+    """
+
+    #: The ``--help`` to point at; :func:`main` sets it to the command's when one was given.
+    help_hint: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        hints = [f"did you mean {match}?" for match in _close_matches(self, message)]
+        hints.append(f"see {self.help_hint or self.prog} --help")
+        self.exit(EXIT_USAGE, f"helios-render: error: {message} ({' '.join(hints)})\n")
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def _close_matches(parser: argparse.ArgumentParser, message: str) -> list[str]:
+    """Options or commands close to the misspelt ones that ``message`` quotes."""
+    known: set[str] = set()
+    for each in _parsers(parser):
+        for action in each._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                known.update(action.choices)
+    quoted = re.search(r"invalid choice: '([^']*)'", message)
+    if quoted:
+        words = [quoted.group(1)]
+    elif message.startswith("unrecognized arguments:"):
+        words = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+    else:
+        return []
+    matches: list[str] = []
+    for word in words:
+        name = word.split("=", 1)[0]
+        matches += difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return [match for match in matches if match not in words]
 
 
 def _add_page_options(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +114,9 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
                         help="log more (-vv: DevTools traffic)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandLineParser:
     """The argument parser of ``helios-render``."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="helios-render",
         description="Render an HTML/CSS/JS composition to a frame-exact video.",
     )
@@ -161,13 +215,35 @@ class ProgressPrinter:
         self.mode = mode
         self._stream = stream
         self._json = json_stream
+        #: Streams that could not be written to (a closed pipe, a full disk): left alone.
+        self._dead: list[TextIO] = []
         self._last_line_at = -1.0
         self._last_stage = ""
         self._bar_shown = False
 
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write and flush ``text``; a stream that fails is silenced, never an error.
+
+        ``helios-render ... | head -n 1`` closes our stdout after one line: the render goes
+        on, as ``git log | head`` does, and its progress goes nowhere.
+        """
+        if stream in self._dead:
+            return
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self._dead.append(stream)
+            _silence(stream)
+            if not isinstance(exc, BrokenPipeError) and stream is not self._stream:
+                reason = getattr(exc, "strerror", None) or exc
+                self._write(
+                    self._stream, f"helios-render: warning: progress output stopped: {reason}\n"
+                )
+
     def __call__(self, state: RenderProgress) -> None:
         if self.mode == "json":
-            print(json.dumps(state.as_json()), file=self._json, flush=True)
+            self._write(self._json, json.dumps(state.as_json()) + "\n")
         elif self.mode == "bar":
             self._bar(state)
         elif self.mode == "lines":
@@ -179,7 +255,7 @@ class ProgressPrinter:
             ):
                 self._last_line_at = now
                 self._last_stage = state.stage
-                print(self._summary(state), file=self._stream, flush=True)
+                self._write(self._stream, self._summary(state) + "\n")
 
     @staticmethod
     def _summary(state: RenderProgress) -> str:
@@ -195,15 +271,13 @@ class ProgressPrinter:
         width = 30
         filled = int(state.progress * width)
         bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r[{bar}] {self._summary(state)}\x1b[K")
-        self._stream.flush()
+        self._write(self._stream, f"\r[{bar}] {self._summary(state)}\x1b[K")
         self._bar_shown = True
 
     def finish(self) -> None:
         """End the bar's line."""
         if self._bar_shown:
-            self._stream.write("\n")
-            self._stream.flush()
+            self._write(self._stream, "\n")
             self._bar_shown = False
 
     def done(self, result: RenderResult) -> None:
@@ -219,21 +293,41 @@ class ProgressPrinter:
                 "render_fps": round(result.frames_per_second, 2),
                 "workers": result.workers,
             }
-            print(json.dumps(event), file=self._json, flush=True)
+            self._write(self._json, json.dumps(event) + "\n")
         elif self.mode != "none":
-            print(
+            self._write(
+                self._stream,
                 f"wrote {result.output} ({result.frames} frames in {result.elapsed:.1f} s, "
-                f"{result.frames_per_second:.1f} fps, {result.workers} workers)",
-                file=self._stream,
+                f"{result.frames_per_second:.1f} fps, {result.workers} workers)\n",
             )
+
+    def wrote(self, path: Path) -> None:
+        """Report a still written to ``path``."""
+        self.finish()
+        if self.mode != "none":
+            self._write(self._stream, f"wrote {path}\n")
 
     def error(self, message: str, exit_code: int) -> None:
         """Report failure: one JSON event in json mode, one line on stderr always."""
         self.finish()
         if self.mode == "json":
             event = {"event": "error", "message": message, "exit_code": exit_code}
-            print(json.dumps(event), file=self._json, flush=True)
-        print(f"helios-render: error: {message}", file=self._stream, flush=True)
+            self._write(self._json, json.dumps(event) + "\n")
+        self._write(self._stream, f"helios-render: error: {message}\n")
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, so that nothing (not even the
+    interpreter's last flush at exit) fails on it again."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 async def _run_cancellable(job: Callable[[], Any]) -> tuple[Any, bool]:
@@ -270,13 +364,45 @@ def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
         printer.error("interrupted; every browser and encoder was stopped", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     if isinstance(exc, BaseExceptionGroup):
+        # Never a raw group to the user: its first error of ours is the story (the others
+        # are logged with -v).
         ours = exc.subgroup(HeliosError)
-        if ours is not None and len(ours.exceptions) == 1:
-            exc = ours.exceptions[0]
+        if ours is not None:
+            first, *others = _leaves(ours)
+            for other in others:
+                logger.info("and also: %r", other)
+            exc = first
     if isinstance(exc, HeliosError):
         printer.error(str(exc), exc.exit_code)
         return exc.exit_code
+    if isinstance(exc, Exception):
+        logger.info("unexpected error", exc_info=exc)
+        leaves = _leaves(exc)
+        what = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3])
+        printer.error(
+            f"unexpected {what} (a bug: rerun with -v for the traceback, and report it)",
+            EXIT_FAILED,
+        )
+        return EXIT_FAILED
     raise exc
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions in a (nested) group, in order; ``[exc]`` for one that is not a group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _check_source(source: str) -> None:
+    """Refuse a local SOURCE that is not an HTML page, before any browser starts."""
+    if "://" in source:
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / "index.html"
+    if path.is_file():
+        check_page_file(path)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -286,7 +412,25 @@ def _configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:
+        # ``helios-render --help | head -n 1``, ``helios-render doctor | head -n 1``.
+        _silence(sys.stdout)
+        return EXIT_OK
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _silence(sys.stdout)
+        print(f"helios-render: error: cannot write to stdout: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command in ("render", "still", "doctor"):
+        parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from ._doctor import run_doctor
@@ -296,9 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     printer = ProgressPrinter(getattr(args, "progress", "none"), sys.stderr, sys.stdout)
     try:
         options = _options_from(args)
-    except OptionsError as exc:
-        printer.error(str(exc), EXIT_USAGE)
-        return EXIT_USAGE
+        _check_source(os.fspath(options.source))
+    except UsageError as exc:
+        printer.error(str(exc), exc.exit_code)
+        return exc.exit_code
 
     async def job() -> Any:
         if args.command == "still":
@@ -315,7 +460,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(result, RenderResult):
         printer.done(result)
     elif args.command == "still":
-        printer.finish()
-        if printer.mode != "none":
-            print(f"wrote {result}", file=sys.stderr)
+        printer.wrote(result)
     return EXIT_OK
