@@ -203,6 +203,26 @@ class Browser:
         return self.connection.session(attached["sessionId"])
 
 
+#: Longest path of a Unix socket (``sun_path`` holds 108 bytes with the final NUL).
+_SOCKET_PATH_MAX = 107
+#: What Chromium appends to its TMPDIR for its singleton socket.
+_SINGLETON_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+
+
+def _private_tmp(profile_dir: Path) -> Path:
+    """A private TMPDIR for one Chromium: ``tmp`` in its profile folder.
+
+    Chromium puts a Unix socket in a folder of its TMPDIR, and a socket path has at most 107
+    bytes: when the temp folder's path is too long for that (Chromium would abort), the
+    private TMPDIR is a short-named folder of ``/tmp`` instead, removed the same way.
+    """
+    private = profile_dir / "tmp"
+    if len(os.fsencode(private)) + len(_SINGLETON_SUFFIX) <= _SOCKET_PATH_MAX:
+        private.mkdir()
+        return private
+    return Path(tempfile.mkdtemp(prefix="helios-t-", dir="/tmp"))
+
+
 async def deny_downloads(browser: Browser, context_id: str | None = None) -> None:
     """Refuse every download in a browser context (``None``: the default one).
 
@@ -269,9 +289,11 @@ async def launch_browser(
 ) -> AsyncIterator[Browser]:
     """Launch Chromium with a fresh profile and connect to it.
 
-    Chromium's own temporary files go to a private ``TMPDIR`` inside the profile folder,
-    which is removed on every exit: the temp folder is left as it was found. Downloads are
-    denied: a composition cannot write files on the user's disk.
+    Chromium's own temporary files go to a private ``TMPDIR`` inside the profile folder, and
+    its crash database and caches (``XDG_CONFIG_HOME``, ``XDG_CACHE_HOME``) into the
+    profile folder too, which is removed on every exit: the temp folder and the home folder
+    are left as they were found. Downloads are denied: a composition cannot write files on
+    the user's disk.
 
     Raises:
         BrowserError: It did not start or announce its endpoint within
@@ -282,8 +304,7 @@ async def launch_browser(
         SIGKILL to the process group, reap, and remove the profile directory.
     """
     profile_dir = Path(tempfile.mkdtemp(prefix="helios-chromium-"))
-    private_tmp = profile_dir / "tmp"
-    private_tmp.mkdir()
+    private_tmp = _private_tmp(profile_dir)
     args = chromium_args(
         executable,
         profile_dir,
@@ -301,7 +322,13 @@ async def launch_browser(
                 args,
                 name="chromium",
                 log_path=profile_dir / "chromium.log",
-                env={**os.environ, "TMPDIR": os.fspath(private_tmp)},
+                env={
+                    **os.environ,
+                    "TMPDIR": os.fspath(private_tmp),
+                    # Chromium's crash database and dconf cache go there, not to ~/.config.
+                    "XDG_CONFIG_HOME": os.fspath(profile_dir / "config"),
+                    "XDG_CACHE_HOME": os.fspath(profile_dir / "cache"),
+                },
             )
         except OSError as exc:
             raise ToolNotFoundError(f"could not start Chromium at {executable}: {exc}") from exc
@@ -341,3 +368,4 @@ async def launch_browser(
         if process is not None:
             await process.terminate(SHUTDOWN_GRACE if polite else ABORT_GRACE)
         shutil.rmtree(profile_dir, ignore_errors=True)
+        shutil.rmtree(private_tmp, ignore_errors=True)
