@@ -20,10 +20,12 @@ from ._process import ManagedProcess, log_tail, spawn
 from ._tempdirs import make_private_dir
 
 __all__ = [
+    "EXIT_GRACE",
     "LAUNCH_TIMEOUT",
     "SHUTDOWN_GRACE",
     "Browser",
     "chromium_args",
+    "deny_downloads",
     "find_browser",
     "launch_browser",
 ]
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 LAUNCH_TIMEOUT = 30.0
 #: Seconds ``Browser.close`` may take before we stop asking politely.
 CLOSE_TIMEOUT = 0.5
+#: Seconds Chromium gets to exit by itself after ``Browser.close`` before SIGTERM. Sent
+#: SIGTERM at once, it leaves its own temporary folders behind.
+EXIT_GRACE = 2.0
 #: Seconds Chromium gets to exit after SIGTERM before it is killed.
 SHUTDOWN_GRACE = 1.0
 #: The same when the render is failing or cancelled.
@@ -196,6 +201,39 @@ class Browser:
         return self.connection.session(attached["sessionId"])
 
 
+#: Longest path of a Unix socket (``sun_path`` holds 108 bytes with the final NUL).
+_SOCKET_PATH_MAX = 107
+#: What Chromium appends to its TMPDIR for its singleton socket.
+_SINGLETON_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+
+
+def _private_tmp(profile_dir: Path) -> Path:
+    """A private TMPDIR for one Chromium: ``tmp`` in its profile folder.
+
+    Chromium puts a Unix socket in a folder of its TMPDIR, and a socket path has at most 107
+    bytes: when the temp folder's path is too long for that (Chromium would abort), the
+    private TMPDIR is a short-named folder of ``/tmp`` instead, removed the same way.
+    """
+    private = profile_dir / "tmp"
+    if len(os.fsencode(private)) + len(_SINGLETON_SUFFIX) <= _SOCKET_PATH_MAX:
+        private.mkdir()
+        return private
+    return make_private_dir("t", parent=Path("/tmp"))
+
+
+async def deny_downloads(browser: Browser, context_id: str | None = None) -> None:
+    """Refuse every download in a browser context (``None``: the default one).
+
+    A page that clicks an ``<a download>`` or navigates to a file served as an attachment
+    would otherwise make Chromium save it under ``~/Downloads``. ``eventsEnabled`` keeps the
+    ``Browser.downloadWillBegin`` events coming, so that a refused download can be reported.
+    """
+    params: dict[str, Any] = {"behavior": "deny", "eventsEnabled": True}
+    if context_id is not None:
+        params["browserContextId"] = context_id
+    await browser.cdp.execute("Browser.setDownloadBehavior", params)
+
+
 async def _read_endpoint(process: ManagedProcess, profile_dir: Path) -> str:
     port_file = profile_dir / "DevToolsActivePort"
     while True:
@@ -249,6 +287,12 @@ async def launch_browser(
 ) -> AsyncIterator[Browser]:
     """Launch Chromium with a fresh profile and connect to it.
 
+    Chromium's own temporary files go to a private ``TMPDIR`` inside the profile folder, and
+    its crash database and caches (``XDG_CONFIG_HOME``, ``XDG_CACHE_HOME``) into the
+    profile folder too, which is removed on every exit: the temp folder and the home folder
+    are left as they were found. Downloads are denied: a composition cannot write files on
+    the user's disk.
+
     Raises:
         BrowserError: It did not start or announce its endpoint within
             :data:`LAUNCH_TIMEOUT`; the message quotes the tail of its log.
@@ -258,6 +302,7 @@ async def launch_browser(
         SIGKILL to the process group, reap, and remove the profile directory.
     """
     profile_dir = make_private_dir("chromium")
+    private_tmp = _private_tmp(profile_dir)
     args = chromium_args(
         executable,
         profile_dir,
@@ -271,7 +316,18 @@ async def launch_browser(
     polite = False
     try:
         try:
-            process = spawn(args, name="chromium", log_path=profile_dir / "chromium.log")
+            process = spawn(
+                args,
+                name="chromium",
+                log_path=profile_dir / "chromium.log",
+                env={
+                    **os.environ,
+                    "TMPDIR": os.fspath(private_tmp),
+                    # Chromium's crash database and dconf cache go there, not to ~/.config.
+                    "XDG_CONFIG_HOME": os.fspath(profile_dir / "config"),
+                    "XDG_CACHE_HOME": os.fspath(profile_dir / "cache"),
+                },
+            )
         except OSError as exc:
             raise ToolNotFoundError(f"could not start Chromium at {executable}: {exc}") from exc
         try:
@@ -284,6 +340,7 @@ async def launch_browser(
             ) from None
         async with open_cdp(url) as connection:
             browser = Browser(executable, process, connection, profile_dir, begin_frame_control)
+            await deny_downloads(browser)
             try:
                 yield browser
             except BaseException:
@@ -301,7 +358,12 @@ async def launch_browser(
                         suppress(CdpError),
                     ):
                         await browser.cdp.execute("Browser.close")
+        if polite:
+            # Chromium removes its own temporary files on a normal exit, not on SIGTERM.
+            with trio.CancelScope(shield=True), trio.move_on_after(EXIT_GRACE):
+                await process.wait()
     finally:
         if process is not None:
             await process.terminate(SHUTDOWN_GRACE if polite else ABORT_GRACE)
         shutil.rmtree(profile_dir, ignore_errors=True)
+        shutil.rmtree(private_tmp, ignore_errors=True)

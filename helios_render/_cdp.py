@@ -15,6 +15,8 @@ Guarantees:
 * A cancelled command leaves nothing behind: its id is forgotten and a late reply is dropped.
 * An unknown, unmatched or garbled message is logged and dropped; it never kills the reader.
 * Messages up to :data:`MAX_MESSAGE_SIZE` are accepted (a 4K PNG frame in base64 fits).
+* An event that no listener wants is dropped before it is parsed: a page that logs 100,000
+  console lines per frame costs a string comparison per line, not a JSON parse.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ CLOSE_HANDSHAKE_TIMEOUT = 1.0
 DEFAULT_EVENT_BUFFER = 256
 
 JsonObject = dict[str, Any]
+_EVENT_PREFIX = '{"method":"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,22 @@ class CdpRouter:
     def forget(self, command_id: int) -> None:
         """Stop waiting for ``command_id`` (replied, cancelled or failed). Idempotent."""
         self._pending.pop(command_id, None)
+
+    @staticmethod
+    def event_method(raw: str | bytes) -> str | None:
+        """The method of an event, read without parsing it; ``None`` if ``raw`` may not be one.
+
+        Chromium writes ``"method"`` first in events (``{"method":"Page.loadEventFired",...``)
+        and ``"id"`` first in replies, so a prefix tells them apart. Anything else is left to
+        :meth:`parse`.
+        """
+        if not isinstance(raw, str) or not raw.startswith(_EVENT_PREFIX):
+            return None
+        end = raw.find('"', len(_EVENT_PREFIX))
+        if end < 0:
+            return None
+        method = raw[len(_EVENT_PREFIX) : end]
+        return None if "\\" in method else method
 
     def parse(self, raw: str | bytes) -> CdpReply | CdpEvent | None:
         """Classify one raw message. Never raises."""
@@ -249,6 +268,13 @@ class CdpConnection:
             send.close()
             receive.close()
 
+    def _wanted(self, method: str) -> bool:
+        """Whether any listener receives events of ``method``."""
+        return any(
+            listener.methods is None or method in listener.methods
+            for listener in self._listeners
+        )
+
     def _deliver(self, item: CdpReply | CdpEvent) -> None:
         if isinstance(item, CdpReply):
             waiter = self._waiters.get(item.id)
@@ -273,6 +299,9 @@ class CdpConnection:
         try:
             while True:
                 raw = await self._ws.get_message()
+                method = self._router.event_method(raw)
+                if method is not None and not self._wanted(method):
+                    continue
                 item = self._router.parse(raw)
                 if item is None:
                     continue

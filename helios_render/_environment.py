@@ -22,6 +22,7 @@ from ._exceptions import OptionsError, SourceError, UsageError
 from ._ffmpeg import CODECS, CONTAINERS, ffmpeg_encoders, ffmpeg_version, find_ffmpeg
 from ._options import RenderOptions
 from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
+from ._server import check_page_file
 
 __all__ = [
     "check_output",
@@ -58,6 +59,7 @@ def resolve_source(source: str | os.PathLike[str]) -> tuple[SourceRef, Path | No
         path = path / "index.html"
     if not path.is_file():
         raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
+    check_page_file(path)
     return FolderSource(root=os.fspath(path.parent), entry=path.name), path
 
 

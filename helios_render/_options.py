@@ -14,7 +14,7 @@ from ._ffmpeg import CODECS
 from ._page import DEFAULT_SEED
 from ._plan import frames_for_duration, parse_fps
 
-__all__ = ["X264_PRESETS", "RenderOptions"]
+__all__ = ["MAX_CONCURRENCY", "MAX_FPS", "MAX_FRAMES", "MIN_FPS", "X264_PRESETS", "RenderOptions"]
 
 X264_PRESETS = (
     "ultrafast",
@@ -29,6 +29,14 @@ X264_PRESETS = (
 )
 #: Largest frame side accepted (8K); larger would not fit an encoder level anyway.
 MAX_SIDE = 7680
+#: Frame rates accepted, after ``fps`` is made exact: a frame every 100 s to 240 per second.
+MIN_FPS = Fraction(1, 100)
+MAX_FPS = Fraction(240)
+#: Most frames in one render (and the last frame a render may reach): 10 million frames is
+#: over 92 hours at 30 fps.
+MAX_FRAMES = 10_000_000
+#: Most workers: each one is a Chromium and an FFmpeg.
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,8 +126,9 @@ class RenderOptions:
             fps = parse_fps(self.fps)
         except ValueError as exc:
             fail(str(exc))
-        if fps > 240:
-            fail(f"fps must be at most 240, got {self.fps}")
+        # Checked after parse_fps has made it exact: 1e-9 becomes 0 there.
+        if not MIN_FPS <= fps <= MAX_FPS:
+            fail(f"fps must be from {float(MIN_FPS):g} to {MAX_FPS}, got {self.fps}")
         object.__setattr__(self, "_fps", fps)
         if self.frames is not None and self.duration is not None:
             fail("give either frames or duration, not both")
@@ -139,13 +148,32 @@ class RenderOptions:
             frames = frames_for_duration(duration, fps)
         if frames < 1:
             fail(f"frames must be at least 1, got {frames}")
+        if frames > MAX_FRAMES:
+            fail(
+                f"frames must be at most {MAX_FRAMES:,}, got {frames:,}: render a long video "
+                "in parts (--start-frame) and join them"
+            )
         object.__setattr__(self, "_frames", frames)
-        if not isinstance(self.start_frame, int) or self.start_frame < 0:
-            fail(f"start_frame must be 0 or more, got {self.start_frame!r}")
-        if self.concurrency is not None and (
-            not isinstance(self.concurrency, int) or self.concurrency < 1
+        if (
+            not isinstance(self.start_frame, int)
+            or isinstance(self.start_frame, bool)
+            or self.start_frame < 0
         ):
-            fail(f"concurrency must be at least 1, got {self.concurrency!r}")
+            fail(f"start_frame must be 0 or more, got {self.start_frame!r}")
+        if self.start_frame + frames > MAX_FRAMES:
+            fail(
+                f"start_frame + frames must be at most {MAX_FRAMES:,}, got "
+                f"{self.start_frame + frames:,}"
+            )
+        if self.concurrency is not None and (
+            not isinstance(self.concurrency, int)
+            or isinstance(self.concurrency, bool)
+            or not 1 <= self.concurrency <= MAX_CONCURRENCY
+        ):
+            fail(
+                f"concurrency must be from 1 to {MAX_CONCURRENCY} workers (each one is a "
+                f"Chromium and an FFmpeg), got {self.concurrency!r}"
+            )
         if self.codec not in CODECS:
             fail(f"unknown codec {self.codec!r}: choose one of {', '.join(sorted(CODECS))}")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:

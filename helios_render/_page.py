@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
@@ -24,6 +24,7 @@ from ._exceptions import (
     PageError,
     SourceError,
 )
+from ._server import PAGE_TYPES
 from ._util import background_nursery
 
 __all__ = ["EPOCH_MS", "Page", "PageConfig", "open_page", "runtime_source"]
@@ -38,6 +39,43 @@ NAVIGATED_AWAY = (
 )
 #: Frames issued at most to get one beginFrame screenshot.
 BEGIN_FRAME_ATTEMPTS = 8
+#: Seconds a command that failed because the page went away waits for the page's watcher to
+#: say why (navigation, crash, close), before it says "navigated away" itself.
+WATCHER_GRACE = 0.5
+NOT_A_PAGE = (
+    "SOURCE is not an HTML page: {url} {what} (give an HTML file, a folder with an "
+    "index.html, or the URL of a page)"
+)
+#: Console calls a composition may make per frame; the rest are dropped. Each call that
+#: reaches the console costs Chromium a DevTools event (``Runtime.consoleAPICalled``, which
+#: we do not use): a page that logs 100,000 lines per frame took 13 s per frame.
+CONSOLE_BUDGET = 200
+_CONSOLE_BUDGET_SCRIPT = """(() => {
+  const budget = %d;
+  const now = Date.now;
+  let frame = NaN, used = 0;
+  for (const name of ["log", "info", "warn", "error", "debug", "trace", "dir", "dirxml",
+                      "table", "count", "timeLog", "group", "groupCollapsed", "assert"]) {
+    const original = console[name];
+    if (typeof original !== "function") continue;
+    console[name] = function (...args) {
+      const time = Reflect.apply(now, Date, []);
+      if (time !== frame) { frame = time; used = 0; }
+      if (++used > budget) return undefined;
+      return Reflect.apply(original, this, args);
+    };
+  }
+})();"""
+#: Words of CDP errors that mean the page we drive is gone (navigated, reloaded, closed).
+_DETACHED = (
+    "navigated or closed",
+    "Not attached to an active page",
+    "Target closed",
+    "No target with given id",
+    "Cannot find context",
+    "Execution context was destroyed",
+    "No frame with given id",
+)
 #: ``Math.random`` seed when none is given.
 DEFAULT_SEED = 0x48454C49
 
@@ -100,6 +138,41 @@ class Page:
         self.closing = False
         #: Set once the composition has loaded: a main-frame navigation after that is an error.
         self.loaded = False
+        #: The tab's target id, so that windows it opens can be told from it.
+        self.target_id: str | None = None
+        #: The error the page's watcher raised (navigated away, crashed, closed), if any.
+        self.failure: BaseException | None = None
+        self._failed = trio.Event()
+
+    def fail(self, error: BaseException) -> BaseException:
+        """Record why the page failed (from its watcher) and return the error to raise."""
+        if self.failure is None:
+            self.failure = error
+            self._failed.set()
+        return self.failure
+
+    async def _explain(self, exc: CdpCommandError) -> BaseException:
+        """The error to raise for a command that failed.
+
+        A command fails with "Not attached to an active page" and the like when the page
+        navigated, reloaded, crashed or was closed under it. The watcher of the page's events
+        says which; it gets :data:`WATCHER_GRACE` seconds to do so, and the error is then
+        the watcher's, or "navigated away". Other command errors are returned as they are.
+        """
+        if not self.loaded or self.closing or not any(m in exc.detail for m in _DETACHED):
+            return exc
+        with trio.move_on_after(WATCHER_GRACE):
+            await self._failed.wait()
+        if self.failure is not None:
+            return self.failure
+        return PageError(NAVIGATED_AWAY.format(url="another page"))
+
+    async def _execute(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A command of the frame loop, its errors explained (see :meth:`_explain`)."""
+        try:
+            return await self.session.execute(method, params)
+        except CdpCommandError as exc:
+            raise await self._explain(exc) from exc
 
     async def evaluate(self, expression: str, *, await_promise: bool = True) -> Any:
         """Evaluate ``expression`` in the page and return its value.
@@ -107,20 +180,15 @@ class Page:
         Raises:
             PageError: The expression threw or its promise rejected.
         """
-        try:
-            reply = await self.session.execute(
-                "Runtime.evaluate",
-                {
-                    "expression": expression,
-                    "awaitPromise": await_promise,
-                    "returnByValue": True,
-                    "userGesture": True,
-                },
-            )
-        except CdpCommandError as exc:
-            if "navigated or closed" in exc.detail and self.loaded and not self.closing:
-                raise PageError(NAVIGATED_AWAY.format(url="another page")) from exc
-            raise
+        reply = await self._execute(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "awaitPromise": await_promise,
+                "returnByValue": True,
+                "userGesture": True,
+            },
+        )
         details = reply.get("exceptionDetails")
         if details:
             raise PageError(f"the composition threw: {_exception_text(details)}")
@@ -161,17 +229,29 @@ class Page:
         return bool(info and info.get("rafPending"))
 
     async def capture(self, image_format: str, quality: int) -> bytes:
-        """Capture the current frame as JPEG or PNG bytes, by the page's capture path."""
+        """Capture the current frame as JPEG or PNG bytes, by the page's capture path.
+
+        Raises:
+            FrameTimeoutError: The capture did not come back within ``config.timeout``.
+            PageError: The page navigated away (or reloaded) under the capture.
+            BrowserError: The page crashed or was closed.
+        """
         if self.begin_frame:
             return await self.begin_frame_capture(image_format, quality)
         return await self.screenshot(image_format, quality)
 
     async def screenshot(self, image_format: str, quality: int) -> bytes:
-        """Capture the viewport with ``Page.captureScreenshot``."""
+        """Capture the viewport with ``Page.captureScreenshot``, within ``config.timeout``."""
         params: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
         if image_format == "jpeg":
             params["quality"] = quality
-        reply = await self.session.execute("Page.captureScreenshot", params)
+        with trio.move_on_after(self.config.timeout) as scope:
+            reply = await self._execute("Page.captureScreenshot", params)
+        if scope.cancelled_caught:
+            raise FrameTimeoutError(
+                f"the screenshot of frame {self.position} did not come back within "
+                f"{self.config.timeout:g} s (raise --timeout)"
+            )
         return base64.b64decode(reply["data"])
 
     async def begin_frame_capture(self, image_format: str, quality: int) -> bytes:
@@ -191,7 +271,7 @@ class Page:
             # A frame that never comes back leaves the target stuck ("Another frame is
             # pending"): bound it, like every wait on the page.
             with trio.move_on_after(self.config.timeout) as scope:
-                reply = await self.session.execute(
+                reply = await self._execute(
                     "HeadlessExperimental.beginFrame",
                     {
                         "frameTimeTicks": self._frame_ticks,
@@ -223,17 +303,19 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
                 logger.warning("page error ignored: %s", event.params)
                 continue
             details = event.params.get("exceptionDetails", {})
-            raise PageError(f"the composition threw an uncaught error: {_exception_text(details)}")
+            raise page.fail(
+                PageError(f"the composition threw an uncaught error: {_exception_text(details)}")
+            )
         if event.method == "Page.frameNavigated" and page.loaded:
             frame = event.params.get("frame", {})
             if not frame.get("parentId"):
-                raise PageError(NAVIGATED_AWAY.format(url=frame.get("url")))
+                raise page.fail(PageError(NAVIGATED_AWAY.format(url=frame.get("url"))))
             continue
         if event.method == "Inspector.targetCrashed":
-            raise BrowserError("the page's renderer process crashed (out of memory?)")
+            raise page.fail(BrowserError("the page's renderer process crashed (out of memory?)"))
         if event.method == "Inspector.detached":
             reason = event.params.get("reason", "unknown")
-            raise BrowserError(f"the page was closed ({reason})")
+            raise page.fail(BrowserError(f"the page was closed ({reason})"))
         if event.method == "Page.javascriptDialogOpening":
             # alert()/confirm() would block the page forever: accept them and say so.
             logger.warning(
@@ -242,9 +324,72 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
             await page.session.execute("Page.handleJavaScriptDialog", {"accept": True})
 
 
-async def _navigate(session: CdpSession, config: PageConfig) -> None:
+async def _refuse_windows(
+    events: trio.MemoryReceiveChannel[CdpEvent], page: Page, known: set[str]
+) -> None:
+    """Close every window the composition opens, and report refused downloads.
+
+    A window opened with ``window.open()`` can take the foreground, and the composition's
+    page would never be drawn again: it is closed at once, and the page stays the one that
+    is captured. ``known`` holds the targets that existed before the page was opened.
+    """
+    browser = page.browser
+    async for event in events:
+        if page.closing:
+            return
+        if event.method == "Browser.downloadWillBegin":
+            if page.loaded:
+                logger.warning(
+                    "refused a download the composition started: %s (downloads are denied)",
+                    event.params.get("url"),
+                )
+            continue
+        info = event.params.get("targetInfo", {})
+        target = info.get("targetId")
+        opener = info.get("openerId")
+        if (
+            info.get("type") != "page"
+            or target in known
+            or target == page.target_id
+            or (opener is not None and opener != page.target_id)
+        ):
+            continue
+        known.add(target)
+        logger.warning(
+            "closed a window the composition opened (%s): a composition is rendered from its "
+            "own page only",
+            info.get("url") or "about:blank",
+        )
+        with suppress(CdpCommandError):
+            await browser.cdp.execute("Target.closeTarget", {"targetId": target})
+
+
+async def _discover_windows(
+    browser: Browser, events: trio.MemoryReceiveChannel[CdpEvent]
+) -> set[str]:
+    """Start reporting targets; return the ids of those that exist already.
+
+    Chromium announces the existing targets before it answers ``Target.setDiscoverTargets``.
+    """
+    await browser.cdp.execute("Target.setDiscoverTargets", {"discover": True})
+    known: set[str] = set()
+    while True:
+        try:
+            event = events.receive_nowait()
+        except trio.WouldBlock:
+            return known
+        target = event.params.get("targetInfo", {}).get("targetId")
+        if isinstance(target, str):
+            known.add(target)
+
+
+async def _navigate(session: CdpSession, config: PageConfig, answered: list[bool]) -> None:
+    """Load ``config.url``; ``answered`` gets ``True`` once the server has answered."""
     with session.listen("Page.loadEventFired") as loads:
         reply = await session.execute("Page.navigate", {"url": config.url})
+        answered.append(True)
+        if reply.get("isDownload"):
+            raise SourceError(NOT_A_PAGE.format(url=config.url, what="is served as a download"))
         error = reply.get("errorText")
         if error:
             raise SourceError(
@@ -262,8 +407,12 @@ async def open_page(
     With ``begin_frame`` (the browser must run with begin-frame control) the tab draws only
     when :meth:`Page.capture` issues ``HeadlessExperimental.beginFrame``.
 
+    Windows the composition opens are closed (and logged); downloads are refused (the
+    browser denies them, see :func:`~helios_render._browser.deny_downloads`).
+
     Raises:
-        SourceError: The URL could not be loaded (or answered an HTTP error).
+        SourceError: The URL could not be loaded, did not answer within ``config.timeout``,
+            answered an HTTP error, or is not an HTML page (a download, an image, text).
         FrameTimeoutError: The page did not finish loading within ``config.timeout``.
         PageError: The page threw while loading.
         BrowserError: The renderer crashed.
@@ -275,15 +424,58 @@ async def open_page(
         width=config.width, height=config.height, begin_frame=begin_frame
     )
     page = Page(browser, session, config, begin_frame)
+    try:
+        async with _run_page(browser, session, page) as loaded:
+            yield loaded
+    except BaseExceptionGroup as group:
+        # The watcher's error (navigated away, crashed, closed) explains the body's: a
+        # command that failed at the same moment because the page was gone.
+        failure = page.failure
+        if failure is None or group.subgroup(KeyboardInterrupt) is not None:
+            raise
+        if group.subgroup(lambda exc: exc is failure) is None:
+            raise
+        logger.debug("the page failed (%r), and with it: %r", failure, group)
+        raise failure from None
+
+
+async def _check_document(page: Page) -> None:
+    """Refuse an HTTP error page, and a document that is not a page (an image, text).
+
+    Raises:
+        SourceError: The URL answered an HTTP error, or its document is not HTML or SVG.
+    """
+    url = page.config.url
+    status, content_type = await page.evaluate(
+        "[(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0,"
+        " document.contentType]",
+        await_promise=False,
+    )
+    if isinstance(status, int) and status >= 400:
+        raise SourceError(f"{url} answered HTTP {status}: check the path or URL")
+    if content_type not in PAGE_TYPES:
+        raise SourceError(NOT_A_PAGE.format(url=url, what=f"is {content_type}, not a page"))
+
+
+@asynccontextmanager
+async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncIterator[Page]:
+    config = page.config
     async with background_nursery() as nursery:
-        with session.listen(
-            "Runtime.exceptionThrown",
-            "Inspector.targetCrashed",
-            "Inspector.detached",
-            "Page.javascriptDialogOpening",
-            "Page.frameNavigated",
-        ) as events:
+        with (
+            session.listen(
+                "Runtime.exceptionThrown",
+                "Inspector.targetCrashed",
+                "Inspector.detached",
+                "Page.javascriptDialogOpening",
+                "Page.frameNavigated",
+            ) as events,
+            browser.cdp.listen("Target.targetCreated", "Browser.downloadWillBegin") as windows,
+        ):
             nursery.start_soon(_watch_page, events, page)
+            info = await session.execute("Target.getTargetInfo")
+            page.target_id = info.get("targetInfo", {}).get("targetId")
+            known = await _discover_windows(browser, windows)
+            nursery.start_soon(_refuse_windows, windows, page, known)
             await session.execute("Page.enable")
             await session.execute("Runtime.enable")
             await session.execute("Inspector.enable")
@@ -299,21 +491,28 @@ async def open_page(
             await session.execute(
                 "Page.addScriptToEvaluateOnNewDocument", {"source": runtime_source(config)}
             )
+            # After the runtime: Date.now() is the frame's time, so the budget is per frame.
+            await session.execute(
+                "Page.addScriptToEvaluateOnNewDocument",
+                {"source": _CONSOLE_BUDGET_SCRIPT % CONSOLE_BUDGET},
+            )
+            answered: list[bool] = []
             with trio.move_on_after(config.timeout) as scope:
-                await _navigate(session, config)
+                await _navigate(session, config, answered)
+                await _check_document(page)
                 await page.evaluate("window.__helios.ready()")
+            if scope.cancelled_caught and not answered:
+                raise SourceError(
+                    f"could not load {config.url}: no answer within {config.timeout:g} s "
+                    "(the server accepted the connection and sent nothing; check the URL, "
+                    "or that the server is up)"
+                )
             if scope.cancelled_caught:
                 labels = await page.pending_labels()
                 waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
                 raise FrameTimeoutError(
                     f"{config.url} did not finish loading within {config.timeout:g} s{waiting}"
                 )
-            status = await page.evaluate(
-                "(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0",
-                await_promise=False,
-            )
-            if isinstance(status, int) and status >= 400:
-                raise SourceError(f"{config.url} answered HTTP {status}: check the path or URL")
             page.loaded = True
             try:
                 yield page

@@ -1,15 +1,15 @@
-"""A minimal static HTTP/1.1 file server on Trio, for serving a composition over loopback.
+"""A static HTTP/1.1 file server on Trio and h11, for serving a composition over loopback.
 
 Chromium refuses ES modules, ``fetch`` and several font and media features on ``file://``
 URLs, so a local composition folder is served over ``http://127.0.0.1:PORT/`` instead. The
-server understands just enough HTTP/1.1 for a browser: ``GET`` and ``HEAD``, persistent
-connections, and single byte ranges (needed to seek a ``<video>``).
+server answers what a browser needs: ``GET`` and ``HEAD``, persistent and pipelined
+connections, and single byte ranges (needed to seek a ``<video>``). The HTTP/1.1 framing
+(parsing requests, keep-alive, HTTP/1.0 peers) is h11's; this module decides what to answer.
 
-It serves one folder and nothing outside it: the request path is percent-decoded once,
-``..`` segments, backslashes and NUL bytes are refused, and the resolved file (symlinks
-followed) must lie under the resolved root.
-
-Only ``trio`` and the standard library are used.
+It serves one folder and nothing outside it: the request path is percent-decoded once, to
+bytes, and those bytes are the file name (``os.fsdecode``, so a name that is not UTF-8 is
+served as it is on disk); ``..`` segments, backslashes and NUL bytes are refused, and the
+resolved file (symlinks followed) must lie under the resolved root.
 """
 
 from __future__ import annotations
@@ -28,23 +28,36 @@ from functools import partial
 from http import HTTPStatus
 from io import BufferedReader
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
+import h11
 import trio
 
-__all__ = ["CHUNK_SIZE", "IDLE_TIMEOUT", "MAX_HEAD_SIZE", "StaticServer", "serve_directory"]
+from ._exceptions import SourceError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "IDLE_TIMEOUT",
+    "MAX_HEAD_SIZE",
+    "PAGE_TYPES",
+    "StaticServer",
+    "check_page_file",
+    "serve_directory",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a connection may wait for (the rest of) a request head, or for the client to
 #: accept more response bytes, before it is closed.
 IDLE_TIMEOUT: float = 30.0
-#: Largest request head (request line plus headers) accepted, in bytes.
+#: Largest request head (request line plus headers) accepted, in bytes (to within 4 KiB).
 MAX_HEAD_SIZE: int = 64 * 1024
 #: Bytes read from a file and sent per step.
 CHUNK_SIZE: int = 256 * 1024
 
 _RECEIVE_SIZE = 64 * 1024
+# Received bytes are handed to h11 this many at a time (see _Connection.next_event).
+_FEED_SIZE = 4 * 1024
 # After a response that closes the connection, unread request bytes are drained for a
 # moment so that closing the socket does not reset it before the client reads the response.
 _LINGER_SECONDS = 2.0
@@ -99,10 +112,9 @@ _CONTENT_TYPES: dict[str, str] = {
     ".flac": "audio/flac",
 }
 
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_REQUEST_LINE = re.compile(rf"({_TOKEN}) ([\x21-\x7e]+) HTTP/(\d)\.(\d)")
-_HEADER_NAME = re.compile(_TOKEN)
-_CONTENT_LENGTH = re.compile(r"\d{1,18}")
+#: Content types Chromium renders as a document we can drive (anything else it downloads or
+#: shows as a media or text viewer).
+PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
 _BYTE_RANGE = re.compile(r"[ \t]*(\d{0,18})[ \t]*-[ \t]*(\d{0,18})[ \t]*")
 
 
@@ -132,12 +144,39 @@ class StaticServer:
         Args:
             relative_path: A ``/``-separated path relative to the root, e.g.
                 ``"sub/index.html"``. Leading slashes are ignored. It is a path, not a URL:
-                every component is percent-encoded, including ``?``, ``#`` and ``%``.
+                every component is percent-encoded, including ``?``, ``#`` and ``%``. A
+                name that is not UTF-8 (surrogate-escaped, as ``os.listdir`` returns it) is
+                encoded byte for byte.
 
         Returns:
             The URL, e.g. ``http://127.0.0.1:8123/sub/index.html``.
         """
-        return f"{self.base_url}/{quote(relative_path.lstrip('/'), safe='/')}"
+        return f"{self.base_url}/{_quote_path(relative_path.lstrip('/'))}"
+
+
+def check_page_file(path: Path) -> None:
+    """Refuse a local SOURCE that this server would not serve as a page.
+
+    The content type comes from the name (as the server sends it); a file whose first bytes
+    hold a NUL byte (and no UTF-16 byte order mark) is binary whatever its name says.
+
+    Raises:
+        SourceError: The file would be served as something else than HTML or SVG, is binary,
+            or cannot be read.
+    """
+    hint = "give an HTML file, a folder with an index.html, or the URL of a page"
+    content_type = _content_type(path.name).split(";")[0]
+    if content_type not in PAGE_TYPES:
+        raise SourceError(
+            f"SOURCE is not an HTML page: {path} would be served as {content_type} ({hint})"
+        )
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as exc:
+        raise SourceError(f"cannot read SOURCE {path}: {exc.strerror}") from exc
+    if b"\0" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"SOURCE is not an HTML page: {path} is a binary file ({hint})")
 
 
 @asynccontextmanager
@@ -219,15 +258,6 @@ class _FileShrankError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    target: str
-    headers: dict[str, str]
-    keep_alive: bool
-    has_body: bool
-
-
-@dataclass(frozen=True, slots=True)
 class _Target:
     segments: tuple[str, ...]
     trailing_slash: bool
@@ -261,47 +291,17 @@ def _content_type(name: str) -> str:
     return content_type
 
 
-def _parse_head(head: bytes) -> _Request:
-    """Parse a request head (without its final blank line).
-
-    Raises:
-        _HTTPError: A malformed head (400) or an HTTP version other than 1.x (505).
-    """
-    request_line, *header_lines = head.decode("latin-1").split("\r\n")
-    match = _REQUEST_LINE.fullmatch(request_line)
-    if match is None:
-        raise _HTTPError(HTTPStatus.BAD_REQUEST)
-    method, target, major, minor = match.groups()
-    if major != "1":
-        raise _HTTPError(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        name, colon, value = line.partition(":")
-        if not colon or _HEADER_NAME.fullmatch(name) is None:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST)
-        value = value.strip(" \t")
-        if any(char in value for char in "\r\n\0"):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST)
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if minor != "0" and "host" not in headers:
-        raise _HTTPError(HTTPStatus.BAD_REQUEST)
-    has_body = "transfer-encoding" in headers
-    if "content-length" in headers:
-        if _CONTENT_LENGTH.fullmatch(headers["content-length"]) is None:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST)
-        has_body = has_body or int(headers["content-length"]) > 0
-    connection = {token.strip().lower() for token in headers.get("connection", "").split(",")}
-    keep_alive = "close" not in connection if minor != "0" else "keep-alive" in connection
-    return _Request(method, target, headers, keep_alive, has_body)
+def _quote_path(path: str) -> str:
+    """Percent-encode a file path byte for byte, as the file system spells it."""
+    return quote(os.fsencode(path), safe="/")
 
 
 def _parse_target(target: str) -> _Target:
     """Split a request target into safe, decoded path segments.
 
     Raises:
-        _HTTPError: 400 for a target that is not a path or not UTF-8; 403 for any attempt to
-            leave the root (``..``, encoded or not, backslashes, NUL bytes).
+        _HTTPError: 400 for a target that is not a path; 403 for any attempt to leave the
+            root (``..``, encoded or not, backslashes, NUL bytes).
     """
     if target.startswith(("http://", "https://")):
         parts = urlsplit(target)
@@ -311,10 +311,9 @@ def _parse_target(target: str) -> _Target:
         path = path.partition("#")[0]
     if not path.startswith("/"):
         raise _HTTPError(HTTPStatus.BAD_REQUEST)
-    try:
-        decoded = unquote(path, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as exc:
-        raise _HTTPError(HTTPStatus.BAD_REQUEST) from exc
+    # Percent-decoded to bytes, which are the file name as it is on disk: a name that is not
+    # UTF-8 (``sc\xe8ne.html``, valid on Linux) round-trips through surrogateescape.
+    decoded = os.fsdecode(unquote_to_bytes(path))
     if "\0" in decoded or "\\" in decoded:
         raise _HTTPError(HTTPStatus.FORBIDDEN)
     segments = tuple(segment for segment in decoded.split("/") if segment not in ("", "."))
@@ -415,6 +414,16 @@ def _resolve_inside(root: Path, candidate: Path) -> Path:
 # --- connection handling ------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One request head, as h11 parsed it."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    has_body: bool
+
+
 async def _handle_connection(stream: trio.SocketStream, *, root: Path) -> None:
     """Serve requests on one connection until it closes; never raises except ``Cancelled``."""
     try:
@@ -432,90 +441,196 @@ async def _handle_connection(stream: trio.SocketStream, *, root: Path) -> None:
         await trio.aclose_forcefully(stream)
 
 
+class _Connection:
+    """One client connection: an h11 state machine over a Trio stream."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._unfed = bytearray()
+
+    async def next_event(self) -> h11.Event | None:
+        """The next h11 event; ``None`` when the client closed or was idle too long.
+
+        Raises:
+            h11.RemoteProtocolError: A malformed or oversized request.
+        """
+        with trio.move_on_after(IDLE_TIMEOUT):
+            while True:
+                event = self.h11.next_event()
+                if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                    return None
+                if event is not h11.NEED_DATA:
+                    assert isinstance(event, h11.Event)
+                    return event
+                if not self._unfed:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        self.h11.receive_data(b"")  # the client closed its side
+                        continue
+                    self._unfed += data
+                # h11 checks the size of a head only while it is incomplete: fed in small
+                # pieces, a head over MAX_HEAD_SIZE is refused before it is ever complete.
+                self.h11.receive_data(bytes(self._unfed[:_FEED_SIZE]))
+                del self._unfed[:_FEED_SIZE]
+        logger.debug("closing a connection idle for %s s", IDLE_TIMEOUT)
+        return None
+
+    async def send(self, *events: h11.Event) -> None:
+        """Send ``events`` in one write, within :data:`IDLE_TIMEOUT`."""
+        data = b"".join(self.h11.send(event) or b"" for event in events)
+        with trio.fail_after(IDLE_TIMEOUT):
+            await self.stream.send_all(data)
+
+    def response(
+        self, status: HTTPStatus, headers: Sequence[tuple[str, str]], *, keep_alive: bool
+    ) -> h11.Response:
+        """A response head with the headers every response carries.
+
+        h11 turns ``keep-alive`` into ``close`` when the connection cannot be kept (an
+        HTTP/1.0 client, or a client that asked to close).
+        """
+        return h11.Response(
+            status_code=status.value,
+            reason=status.phrase.encode("ascii"),
+            headers=[
+                ("Date", formatdate(usegmt=True)),
+                ("Server", _SERVER_NAME),
+                *headers,
+                ("Cache-Control", "no-store"),
+                ("Connection", "keep-alive" if keep_alive else "close"),
+            ],
+        )
+
+    async def send_error(
+        self,
+        status: HTTPStatus,
+        *,
+        head_only: bool,
+        keep_alive: bool,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        body = f"{status.value} {status.phrase}\n".encode()
+        headers = [
+            *extra,
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        head = self.response(status, headers, keep_alive=keep_alive)
+        if head_only:
+            await self.send(head, h11.EndOfMessage())
+        else:
+            await self.send(head, h11.Data(data=body), h11.EndOfMessage())
+
+    async def close_gracefully(self) -> None:
+        """Finish sending, then drain what the client still sends for a moment.
+
+        Closing a socket with unread received data makes the kernel reset the connection,
+        which can destroy the response before the client has read it.
+        """
+        await self.stream.send_eof()
+        drained = 0
+        with trio.move_on_after(_LINGER_SECONDS):
+            while drained < _LINGER_MAX_BYTES:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    break
+                drained += len(data)
+
+
 async def _serve_requests(stream: trio.SocketStream, root: Path) -> None:
-    buffer = bytearray()
+    connection = _Connection(stream)
     while True:
         try:
-            head = await _receive_head(stream, buffer)
-            if head is None:
+            event = await connection.next_event()
+        except h11.RemoteProtocolError as exc:
+            logger.debug("malformed request: %s", exc)
+            if connection.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                status = HTTPStatus(exc.error_status_hint)
+                await connection.send_error(status, head_only=False, keep_alive=False)
+            await connection.close_gracefully()
+            return
+        if event is None:
+            return
+        if not isinstance(event, h11.Request):
+            # The rest of a request whose body we did not read: we close after such a one.
+            continue
+        request = _Request(
+            method=event.method.decode("ascii"),
+            target=event.target.decode("ascii"),
+            headers={
+                name.decode("ascii"): value.decode("latin-1")
+                for name, value in _joined_headers(event.headers)
+            },
+            has_body=_has_body(event.headers),
+        )
+        if not event.http_version.startswith(b"1."):
+            await connection.send_error(
+                HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, head_only=False, keep_alive=False
+            )
+        elif not request.has_body:
+            # A request without a body has its end of message in the buffer already.
+            end = await connection.next_event()
+            if not isinstance(end, h11.EndOfMessage):
                 return
-            request = _parse_head(head)
-        except _HTTPError as error:
-            await _send_error(stream, error.status, head_only=False, keep_alive=False)
-            await _close_gracefully(stream)
+            await _respond(connection, request, root, keep_alive=True)
+        else:
+            # The body of a request is never read, so a connection that carried one is closed.
+            await _respond(connection, request, root, keep_alive=False)
+        if connection.h11.our_state is h11.DONE and connection.h11.their_state is h11.DONE:
+            connection.h11.start_next_cycle()
+        else:
+            await connection.close_gracefully()
             return
-        if not await _respond(stream, request, root):
-            await _close_gracefully(stream)
-            return
 
 
-async def _receive_head(stream: trio.SocketStream, buffer: bytearray) -> bytes | None:
-    """The next request head (without the blank line), or ``None`` if the client is done.
-
-    ``None`` means the client closed the connection or sent nothing for ``IDLE_TIMEOUT``
-    seconds. Bytes after the head stay in ``buffer`` (pipelined requests).
-
-    Raises:
-        _HTTPError: 431 for a head over ``MAX_HEAD_SIZE``, 400 for a truncated one.
-    """
-    with trio.move_on_after(IDLE_TIMEOUT):
-        while True:
-            # A client may send stray blank lines between requests (RFC 9112, 2.2).
-            stripped = buffer.lstrip(b"\r\n")
-            del buffer[: len(buffer) - len(stripped)]
-            end = buffer.find(b"\r\n\r\n")
-            if end > MAX_HEAD_SIZE or (end < 0 and len(buffer) >= MAX_HEAD_SIZE + 4):
-                raise _HTTPError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
-            if end >= 0:
-                head = bytes(buffer[:end])
-                del buffer[: end + 4]
-                return head
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            if not data:
-                if buffer:
-                    raise _HTTPError(HTTPStatus.BAD_REQUEST)
-                return None
-            buffer += data
-    logger.debug("closing a connection idle for %s s", IDLE_TIMEOUT)
-    return None
+def _joined_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Repeated headers joined with commas (h11 gives them lower-cased, one per line)."""
+    joined: dict[bytes, bytes] = {}
+    for name, value in headers:
+        joined[name] = joined[name] + b", " + value if name in joined else value
+    return list(joined.items())
 
 
-async def _respond(stream: trio.SocketStream, request: _Request, root: Path) -> bool:
-    """Answer one request; whether the connection stays open for another."""
-    # The body of a request is never read, so a connection that carried one is closed.
-    keep_alive = request.keep_alive and not request.has_body
+def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    names = dict(headers)
+    return b"transfer-encoding" in names or names.get(b"content-length", b"0") != b"0"
+
+
+async def _respond(
+    connection: _Connection, request: _Request, root: Path, *, keep_alive: bool
+) -> None:
+    """Answer one request."""
     if request.method not in ("GET", "HEAD"):
-        await _send_error(
-            stream,
+        await connection.send_error(
             HTTPStatus.METHOD_NOT_ALLOWED,
             head_only=False,
             keep_alive=False,
             extra=[("Allow", _ALLOW)],
         )
-        return False
+        return
     head_only = request.method == "HEAD"
     try:
         target = _parse_target(request.target)
         opened = await trio.to_thread.run_sync(_open_file, root, target)
     except _HTTPError as error:
-        await _send_error(stream, error.status, head_only=head_only, keep_alive=keep_alive)
-        return keep_alive
+        await connection.send_error(error.status, head_only=head_only, keep_alive=keep_alive)
+        return
     if isinstance(opened, _Redirect):
-        location = "/" + "".join(f"{quote(segment, safe='')}/" for segment in target.segments)
+        location = "/" + "".join(f"{_quote_segment(segment)}/" for segment in target.segments)
         if target.query:
             location += f"?{target.query}"
-        await _send_error(
-            stream,
+        await connection.send_error(
             HTTPStatus.MOVED_PERMANENTLY,
             head_only=head_only,
             keep_alive=keep_alive,
             extra=[("Location", location)],
         )
-        return keep_alive
+        return
     file = trio.wrap_file(opened.file)
     try:
         await _send_file(
-            stream,
+            connection,
             request,
             opened,
             read=file.read,
@@ -525,11 +640,14 @@ async def _respond(stream: trio.SocketStream, request: _Request, root: Path) -> 
         )
     finally:
         await file.aclose()
-    return keep_alive
+
+
+def _quote_segment(segment: str) -> str:
+    return quote(os.fsencode(segment), safe="")
 
 
 async def _send_file(
-    stream: trio.SocketStream,
+    connection: _Connection,
     request: _Request,
     opened: _OpenedFile,
     *,
@@ -548,8 +666,7 @@ async def _send_file(
         try:
             byte_range = _parse_range(range_header, size)
         except _RangeNotSatisfiable:
-            await _send_error(
-                stream,
+            await connection.send_error(
                 HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
                 head_only=head_only,
                 keep_alive=keep_alive,
@@ -562,9 +679,10 @@ async def _send_file(
             length = last - first + 1
             headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
     headers.append(("Content-Length", str(length)))
-    pending = _format_head(status, headers, keep_alive=keep_alive)
+    head: h11.Event | None = connection.response(status, headers, keep_alive=keep_alive)
     if head_only or length == 0:
-        await _send(stream, pending)
+        assert head is not None
+        await connection.send(head, h11.EndOfMessage())
         return
     if first:
         await seek(first)
@@ -574,59 +692,11 @@ async def _send_file(
         if not chunk:
             raise _FileShrankError(f"{opened.file.name!r} shrank while being sent")
         remaining -= len(chunk)
-        # The head goes out with the first chunk: one write for a small file.
-        await _send(stream, pending + chunk if pending else chunk)
-        pending = b""
-
-
-async def _send_error(
-    stream: trio.SocketStream,
-    status: HTTPStatus,
-    *,
-    head_only: bool,
-    keep_alive: bool,
-    extra: Sequence[tuple[str, str]] = (),
-) -> None:
-    body = f"{status.value} {status.phrase}\n".encode()
-    headers = [
-        *extra,
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ]
-    head = _format_head(status, headers, keep_alive=keep_alive)
-    await _send(stream, head if head_only else head + body)
-
-
-def _format_head(
-    status: HTTPStatus, headers: Sequence[tuple[str, str]], *, keep_alive: bool
-) -> bytes:
-    lines = [
-        f"HTTP/1.1 {status.value} {status.phrase}",
-        f"Date: {formatdate(usegmt=True)}",
-        f"Server: {_SERVER_NAME}",
-        *(f"{name}: {value}" for name, value in headers),
-        "Cache-Control: no-store",
-        f"Connection: {'keep-alive' if keep_alive else 'close'}",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def _send(stream: trio.SocketStream, data: bytes) -> None:
-    with trio.fail_after(IDLE_TIMEOUT):
-        await stream.send_all(data)
-
-
-async def _close_gracefully(stream: trio.SocketStream) -> None:
-    """Finish sending, then drain what the client still sends for a moment.
-
-    Closing a socket with unread received data makes the kernel reset the connection, which
-    can destroy the response before the client has read it.
-    """
-    await stream.send_eof()
-    drained = 0
-    with trio.move_on_after(_LINGER_SECONDS):
-        while drained < _LINGER_MAX_BYTES:
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            if not data:
-                break
-            drained += len(data)
+        # The head goes out with the first chunk (one write for a small file), the end of
+        # the message with the last.
+        events: list[h11.Event] = [] if head is None else [head]
+        events.append(h11.Data(data=chunk))
+        if remaining == 0:
+            events.append(h11.EndOfMessage())
+        await connection.send(*events)
+        head = None

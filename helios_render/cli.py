@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import errno
 import json
 import logging
+import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import trio
 
-from ._exceptions import HeliosError, OptionsError
+from ._exceptions import HeliosError, OptionsError, UsageError
 from ._jobs import describe_kept
 from ._options import X264_PRESETS, RenderOptions
 from ._progress import RenderProgress
@@ -33,6 +37,55 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+logger = logging.getLogger(__name__)
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: what is wrong, and where to look.
+
+    argparse prints the whole usage block before an error; ours prints
+    ``helios-render: error: MESSAGE (did you mean --width? see helios-render render --help)``.
+    """
+
+    #: The ``--help`` to point at; :func:`main` sets it to the command's when one was given.
+    help_hint: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        hints = [f"did you mean {match}?" for match in _close_matches(self, message)]
+        hints.append(f"see {self.help_hint or self.prog} --help")
+        self.exit(EXIT_USAGE, f"helios-render: error: {message} ({' '.join(hints)})\n")
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def _close_matches(parser: argparse.ArgumentParser, message: str) -> list[str]:
+    """Options or commands close to the misspelt ones that ``message`` quotes."""
+    known: set[str] = set()
+    for each in _parsers(parser):
+        for action in each._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                known.update(action.choices)
+    quoted = re.search(r"invalid choice: '([^']*)'", message)
+    if quoted:
+        words = [quoted.group(1)]
+    elif message.startswith("unrecognized arguments:"):
+        words = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+    else:
+        return []
+    matches: list[str] = []
+    for word in words:
+        name = word.split("=", 1)[0]
+        matches += difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return [match for match in matches if match not in words]
 
 
 #: Every option's default lives on RenderOptions; the parser leaves absent options out.
@@ -70,10 +123,10 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
                         help="log more (-vv: DevTools traffic)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandLineParser:
     """The argument parser of ``helios-render``."""
     d = _DEFAULTS
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="helios-render",
         description="Render an HTML/CSS/JS composition to a frame-exact video.",
     )
@@ -165,13 +218,35 @@ class ProgressPrinter:
         self.mode = mode
         self._stream = stream
         self._json = json_stream
+        #: Streams that could not be written to (a closed pipe, a full disk): left alone.
+        self._dead: list[TextIO] = []
         self._last_line_at = -1.0
         self._last_stage = ""
         self._bar_shown = False
 
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write and flush ``text``; a stream that fails is silenced, never an error.
+
+        ``helios-render ... | head -n 1`` closes our stdout after one line: the render goes
+        on, as ``git log | head`` does, and its progress goes nowhere.
+        """
+        if stream in self._dead:
+            return
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self._dead.append(stream)
+            _silence(stream)
+            if not isinstance(exc, BrokenPipeError) and stream is not self._stream:
+                reason = getattr(exc, "strerror", None) or exc
+                self._write(
+                    self._stream, f"helios-render: warning: progress output stopped: {reason}\n"
+                )
+
     def __call__(self, state: RenderProgress) -> None:
         if self.mode == "json":
-            print(json.dumps(state.as_json()), file=self._json, flush=True)
+            self._write(self._json, json.dumps(state.as_json()) + "\n")
         elif self.mode == "bar":
             self._bar(state)
         elif self.mode == "lines":
@@ -183,7 +258,7 @@ class ProgressPrinter:
             ):
                 self._last_line_at = now
                 self._last_stage = state.stage
-                print(self._summary(state), file=self._stream, flush=True)
+                self._write(self._stream, self._summary(state) + "\n")
 
     @staticmethod
     def _summary(state: RenderProgress) -> str:
@@ -199,15 +274,13 @@ class ProgressPrinter:
         width = 30
         filled = int(state.progress * width)
         bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r[{bar}] {self._summary(state)}\x1b[K")
-        self._stream.flush()
+        self._write(self._stream, f"\r[{bar}] {self._summary(state)}\x1b[K")
         self._bar_shown = True
 
     def finish(self) -> None:
         """End the bar's line."""
         if self._bar_shown:
-            self._stream.write("\n")
-            self._stream.flush()
+            self._write(self._stream, "\n")
             self._bar_shown = False
 
     def done(self, result: RenderResult) -> None:
@@ -223,21 +296,41 @@ class ProgressPrinter:
                 "render_fps": round(result.frames_per_second, 2),
                 "workers": result.workers,
             }
-            print(json.dumps(event), file=self._json, flush=True)
+            self._write(self._json, json.dumps(event) + "\n")
         elif self.mode != "none":
-            print(
+            self._write(
+                self._stream,
                 f"wrote {result.output} ({result.frames} frames in {result.elapsed:.1f} s, "
-                f"{result.frames_per_second:.1f} fps, {result.workers} workers)",
-                file=self._stream,
+                f"{result.frames_per_second:.1f} fps, {result.workers} workers)\n",
             )
+
+    def wrote(self, path: Path) -> None:
+        """Report a still written to ``path``."""
+        self.finish()
+        if self.mode != "none":
+            self._write(self._stream, f"wrote {path}\n")
 
     def error(self, message: str, exit_code: int) -> None:
         """Report failure: one JSON event in json mode, one line on stderr always."""
         self.finish()
         if self.mode == "json":
             event = {"event": "error", "message": message, "exit_code": exit_code}
-            print(json.dumps(event), file=self._json, flush=True)
-        print(f"helios-render: error: {message}", file=self._stream, flush=True)
+            self._write(self._json, json.dumps(event) + "\n")
+        self._write(self._stream, f"helios-render: error: {message}\n")
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, so that nothing (not even the
+    interpreter's last flush at exit) fails on it again."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 @dataclasses.dataclass(slots=True)
@@ -290,12 +383,26 @@ def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
     if isinstance(exc, BaseExceptionGroup):
         exc = collapse_group(exc)
     if isinstance(exc, BaseExceptionGroup):
+        # Never a raw group to the user: its first error of ours is the story (the others
+        # are logged with -v).
         ours = exc.subgroup(HeliosError)
-        if ours is not None and len(ours.exceptions) == 1:
-            exc = ours.exceptions[0]
+        if ours is not None:
+            first, *others = _leaves(ours)
+            for other in others:
+                logger.info("and also: %r", other)
+            exc = first
     if isinstance(exc, HeliosError):
         printer.error(str(exc), exc.exit_code)
         return exc.exit_code
+    if isinstance(exc, Exception):
+        logger.info("unexpected error", exc_info=exc)
+        leaves = _leaves(exc)
+        what = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3])
+        printer.error(
+            f"unexpected {what} (a bug: rerun with -v for the traceback, and report it)",
+            EXIT_FAILED,
+        )
+        return EXIT_FAILED
     raise exc
 
 
@@ -308,6 +415,13 @@ def _say_kept(options: RenderOptions, error: BaseException | None) -> None:
         print(f"helios-render: {hint}", file=sys.stderr, flush=True)
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions in a (nested) group, in order; ``[exc]`` for one that is not a group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -315,7 +429,25 @@ def _configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:
+        # ``helios-render --help | head -n 1``, ``helios-render doctor | head -n 1``.
+        _silence(sys.stdout)
+        return EXIT_OK
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _silence(sys.stdout)
+        print(f"helios-render: error: cannot write to stdout: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command in ("render", "still", "doctor"):
+        parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from ._doctor import run_doctor
@@ -325,9 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     printer = ProgressPrinter(getattr(args, "progress", "none"), sys.stderr, sys.stdout)
     try:
         options = _options_from(args)
-    except OptionsError as exc:
-        printer.error(str(exc), EXIT_USAGE)
-        return EXIT_USAGE
+    except UsageError as exc:
+        printer.error(str(exc), exc.exit_code)
+        return exc.exit_code
 
     async def job() -> Any:
         if args.command == "still":
@@ -347,7 +479,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(result, RenderResult):
         printer.done(result)
     elif args.command == "still":
-        printer.finish()
-        if printer.mode != "none":
-            print(f"wrote {result}", file=sys.stderr)
+        printer.wrote(result)
     return EXIT_OK

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from helios_render import OptionsError, RenderOptions
-from helios_render._stitch import concat_list
 from helios_render._ffmpeg import (
     EncoderSettings,
     concat_args,
     encoder_args,
     pad_transport_stream,
 )
+from helios_render._stitch import concat_list
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 
@@ -111,7 +111,14 @@ def _options(**kwargs: object) -> RenderOptions:
         ({"frames": None}, "give the number of frames"),
         ({"duration": 1}, "either frames or duration"),
         ({"start_frame": -1}, "start_frame"),
-        ({"concurrency": 0}, "concurrency must be at least 1"),
+        ({"concurrency": 0}, "concurrency must be from 1 to 64"),
+        ({"concurrency": 1000}, "concurrency must be from 1 to 64"),
+        ({"fps": 1e-9}, "fps must be from 0.01 to 240"),
+        ({"fps": "1/1000000000"}, "fps must be from 0.01 to 240"),
+        ({"fps": 241}, "fps must be from 0.01 to 240"),
+        ({"frames": 10**10}, "frames must be at most 10,000,000"),
+        ({"frames": None, "duration": "1e9"}, "frames must be at most"),
+        ({"start_frame": 10**7}, "start_frame \\+ frames must be at most"),
         ({"codec": "libnothing"}, "unknown codec"),
         ({"crf": 52}, "crf must be"),
         ({"preset": "fastest"}, "unknown preset"),

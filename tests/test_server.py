@@ -565,3 +565,32 @@ async def test_oversized_head_is_refused_and_closes(server: StaticServer) -> Non
     # A large head under the limit is still fine.
     ok = await fetch(server, "/app.js", headers={f"X-Filler-{i}": "x" * 1000 for i in range(50)})
     assert ok.status == 200
+
+
+# --- names that are not UTF-8 -------------------------------------------------------------
+
+
+async def test_file_name_that_is_not_utf8_is_served(tmp_path: Path) -> None:
+    # b"sc\xe8ne.html" is a valid Linux file name (Latin-1), not UTF-8: Python spells it
+    # "sc\udce8ne.html" (surrogateescape). Its URL is quoted byte for byte, and served back.
+    raw_name = b"sc\xe8ne.html"
+    try:
+        (tmp_path / os.fsdecode(raw_name)).write_bytes(b"<p>latin-1</p>")
+    except OSError as exc:  # pragma: no cover - file systems that insist on UTF-8
+        pytest.skip(f"cannot create a non-UTF-8 file name: {exc}")
+    (tmp_path / "d\udce8").mkdir()
+    (tmp_path / "d\udce8" / "index.html").write_bytes(b"<p>folder</p>")
+    name = os.fsdecode(raw_name)
+    async with serve_directory(tmp_path) as server:
+        url = server.url_for(name)
+        assert url.endswith("/sc%E8ne.html")
+        response = await fetch(server, url.removeprefix(server.base_url))
+        assert response.status == 200
+        assert response.body == b"<p>latin-1</p>"
+        assert response.headers["content-type"].startswith("text/html")
+        redirect = await fetch(server, "/d%E8")
+        assert redirect.status == 301
+        assert redirect.headers["location"] == "/d%E8/"
+        assert (await fetch(server, "/d%E8/")).body == b"<p>folder</p>"
+        # An overlong or invalid UTF-8 sequence is just a name that does not exist.
+        assert (await fetch(server, "/sc%C3%A8ne.html")).status == 404
