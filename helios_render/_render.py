@@ -17,6 +17,16 @@ from urllib.parse import urlsplit
 
 import trio
 
+from ._audio import (
+    LocalMedia,
+    Soundtrack,
+    audio_codec_for,
+    load_records,
+    mix_audio,
+    plan_audio,
+    resolve_media_url,
+    soundtrack_segment,
+)
 from ._browser import find_browser, launch_browser
 from ._capture import probe_begin_frame
 from ._exceptions import BrowserError, OptionsError, SourceError, UsageError, WorkerError
@@ -35,7 +45,7 @@ from ._page import PageConfig, open_page
 from ._plan import Chunk, default_concurrency, plan_chunks
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._server import serve_directory
-from ._worker import FrameCursor, WorkerSpec, render_chunk
+from ._worker import FrameCursor, WorkerSpec, media_file_for, render_chunk
 
 __all__ = ["RenderResult", "render", "render_still", "render_sync"]
 
@@ -89,6 +99,82 @@ async def open_source(source: str | os.PathLike[str]) -> AsyncIterator[str]:
         raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
     async with serve_directory(path.parent) as server:
         yield server.url_for(path.name)
+
+
+def _local_media(source: str | os.PathLike[str], url: str) -> LocalMedia | None:
+    """How to read a local composition's media from its folder instead of over the server."""
+    if _is_url(os.fspath(source)):
+        return None
+    path = Path(source).expanduser().absolute()
+    root = path if path.is_dir() else path.parent
+    parts = urlsplit(url)
+    return LocalMedia(f"{parts.scheme}://{parts.netloc}", root.resolve())
+
+
+def _soundtrack(options: RenderOptions) -> Soundtrack | None:
+    """``--audio``, checked before anything starts.
+
+    Raises:
+        OptionsError: The file does not exist.
+    """
+    if options.audio is None:
+        return None
+    path = Path(options.audio).expanduser().absolute()
+    if not path.is_file():
+        raise OptionsError(f"--audio file not found: {path} (give an audio file)")
+    return Soundtrack(path, float(options.audio_offset), float(options.audio_volume))
+
+
+async def mix_page_audio(
+    options: RenderOptions,
+    ffmpeg: Path,
+    chunk_files: list[Path],
+    video: Path,
+    workdir: Path,
+    local: LocalMedia | None,
+    aggregator: ProgressAggregator,
+) -> Path:
+    """AUDIO HOOK (current pipeline; the new one calls this step from ``_stitch.py`` after the
+    concat and finish): mix what the page played, and ``--audio``, into ``video``.
+
+    Returns:
+        The file to rename over the output: ``video`` itself when there is nothing to hear.
+
+    Raises:
+        MediaError: A media source is missing or cannot be decoded.
+        EncoderError: FFmpeg failed to mix.
+    """
+    codec = audio_codec_for(video.suffix, options.audio_codec)
+    if options.muted or codec is None:
+        return video
+    records = [
+        load_records(media_file_for(chunk).read_text())
+        for chunk in chunk_files
+        if media_file_for(chunk).is_file()
+    ]
+    segments = list(plan_audio(records, options.exact_fps, options.start_frame))
+    track = _soundtrack(options)
+    if track is not None:
+        segment = soundtrack_segment(track, options.frame_count, options.exact_fps)
+        if segment is not None:
+            segments.append(segment)
+    if not segments:
+        return video
+    aggregator.set_stage("mixing audio")
+    mixed = video.with_name(f"{video.stem}.audio{video.suffix}")
+    written = await mix_audio(
+        ffmpeg,
+        video,
+        mixed,
+        segments,
+        frames=options.frame_count,
+        fps=options.exact_fps,
+        codec=codec,
+        bitrate=options.audio_bitrate,
+        workdir=workdir,
+        resolve=local.resolve if local is not None else resolve_media_url,
+    )
+    return mixed if written else video
 
 
 def _temporary_output(output: Path) -> Path:
@@ -308,14 +394,17 @@ async def render(
     ffmpeg = find_ffmpeg(options.ffmpeg)
     await _check_codec(ffmpeg, options.codec)
     begin_frame = await choose_capture(options, browser)
+    _soundtrack(options)
     concurrency = options.concurrency or default_concurrency()
     chunks = plan_chunks(options.start_frame, options.frame_count, concurrency)
     aggregator = ProgressAggregator([chunk.frames for chunk in chunks], on_progress)
     aggregator.announce()
     workdir = Path(tempfile.mkdtemp(prefix="helios-render-"))
     temporary = _temporary_output(output)
+    finished = temporary
     try:
         async with open_source(options.source) as url:
+            local = _local_media(options.source, url)
             spec = WorkerSpec(
                 browser=browser,
                 ffmpeg=ffmpeg,
@@ -341,10 +430,14 @@ async def render(
         await run_ffmpeg(
             concat_args(ffmpeg, list_file, temporary), workdir / "concat.log", what="join chunks"
         )
-        os.replace(temporary, output)
+        finished = await mix_page_audio(  # AUDIO HOOK
+            options, ffmpeg, chunk_files, temporary, workdir, local, aggregator
+        )
+        os.replace(finished, output)
         aggregator.set_stage("done")
     finally:
         temporary.unlink(missing_ok=True)
+        finished.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return RenderResult(
         output=output,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from ._audio import MediaRecord, dump_records
 from ._browser import launch_browser
 from ._ffmpeg import EncoderSettings, encoder_args, open_encoder, pad_transport_stream
 from ._page import PageConfig, open_page
@@ -16,7 +17,7 @@ from ._plan import Chunk
 from ._progress import WorkerProgress
 from ._util import task_nursery
 
-__all__ = ["FRAME_QUEUE", "FrameCursor", "WorkerSpec", "render_chunk"]
+__all__ = ["FRAME_QUEUE", "FrameCursor", "WorkerSpec", "media_file_for", "render_chunk"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,15 @@ class FrameCursor:
     on_failure: Callable[[BaseException], None] | None = None
 
 
+def media_file_for(chunk_file: Path) -> Path:
+    """Where a worker leaves the media records of its chunk, beside the chunk file.
+
+    AUDIO HOOK (current pipeline): the new pipeline carries these records in
+    ``ChunkResult.media`` instead of a side file.
+    """
+    return chunk_file.with_suffix(".media.json")
+
+
 async def render_chunk(
     spec: WorkerSpec,
     worker_id: int,
@@ -70,6 +80,7 @@ async def render_chunk(
     """
     output = spec.workdir / f"chunk-{chunk.index:04d}.ts"
     settings = spec.encoder
+    media: list[MediaRecord] = []  # AUDIO HOOK: what the page played at this chunk's frames
     async with (
         launch_browser(
             spec.browser,
@@ -101,13 +112,14 @@ async def render_chunk(
                     async with send:
                         for done, frame in enumerate(range(chunk.start, chunk.end), start=1):
                             cursor.frame = frame
-                            await page.seek(frame)
+                            media += await page.seek(frame)
                             image = await page.capture(settings.image_format, spec.quality)
                             await send.send(image)
                             if done < chunk.frames:
                                 await progress.send(WorkerProgress(worker_id, done / chunk.frames))
                 await encoder.finish()
                 pad_transport_stream(output)
+            media_file_for(output).write_text(dump_records(media))  # AUDIO HOOK
         except Exception as exc:
             cursor.failed_at = trio.current_time()
             if cursor.on_failure is not None:

@@ -86,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ffmpeg", default=None, help="path of FFmpeg (default: find one)")
     run.add_argument("--retries", type=int, default=1,
                      help="restarts of a chunk after a browser crash (default 1)")
+    sound = run.add_argument_group("audio")
+    sound.add_argument("--audio", default=None, metavar="FILE",
+                       help="an audio file mixed under the page's own sound")
+    sound.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
+                       help="where --audio starts in the output (negative cuts its start)")
+    sound.add_argument("--audio-volume", type=float, default=1.0, metavar="V",
+                       help="gain of --audio (default 1.0)")
+    sound.add_argument("--muted", action="store_true", help="write no audio at all")
+    sound.add_argument("--audio-codec", default=None, choices=("aac", "opus", "pcm"),
+                       help="audio codec (default: AAC for MP4/MOV/MKV, Opus for WebM; "
+                       "pcm: lossless, MOV/MKV)")
+    sound.add_argument("--audio-bitrate", default=None, metavar="RATE",
+                       help="audio bit rate, e.g. 192k (default: 192k AAC, 128k Opus)")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
 
@@ -139,6 +152,12 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
         quality=args.quality,
         ffmpeg=args.ffmpeg,
         retries=args.retries,
+        audio=args.audio,
+        audio_offset=args.audio_offset,
+        audio_volume=args.audio_volume,
+        muted=args.muted,
+        audio_codec=args.audio_codec,
+        audio_bitrate=args.audio_bitrate,
         **common,
     )
 
@@ -186,7 +205,7 @@ class ProgressPrinter:
         fps = f"{state.fps:5.1f} fps" if state.fps else "  --- fps"
         retries = f" retries {state.retries}" if state.retries else ""
         return (
-            f"{state.stage:<9} {state.progress * 100:5.1f}%  "
+            f"{state.stage:<12} {state.progress * 100:5.1f}%  "
             f"{state.frames_done}/{state.frames_total} frames  {fps}  "
             f"ETA {_format_seconds(state.eta)}{retries}"
         )
