@@ -34,7 +34,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,10 @@ class MediaRecord:
         duration: The media's duration in seconds, if known (needed to follow a loop).
         optional: The element has ``data-helios-optional``: a source that cannot be
             decoded is a warning, not an error.
+        since: Composition time (seconds) at which the element's clock last started; when
+            that falls between the previous frame and this one, the sound starts then.
+        stopped: Set on a record of an element that is *not* heard at this frame because it
+            stopped (paused, removed) at this composition time, since the previous frame.
     """
 
     frame: int
@@ -142,11 +146,14 @@ class MediaRecord:
     loop: bool = False
     duration: float | None = None
     optional: bool = False
+    since: float | None = None
+    stopped: float | None = None
 
     @classmethod
     def from_page(cls, frame: int, value: Mapping[str, Any]) -> MediaRecord:
         """A record from the JSON object ``__helios.seek`` resolves with."""
         duration = value.get("duration")
+        since, stopped = value.get("since"), value.get("stopped")
         return cls(
             frame=frame,
             key=str(value["key"]),
@@ -157,6 +164,8 @@ class MediaRecord:
             loop=bool(value.get("loop", False)),
             duration=float(duration) if isinstance(duration, (int, float)) else None,
             optional=bool(value.get("optional", False)),
+            since=float(since) if isinstance(since, (int, float)) else None,
+            stopped=float(stopped) if isinstance(stopped, (int, float)) else None,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -171,6 +180,8 @@ class MediaRecord:
             "loop": self.loop,
             "duration": self.duration,
             "optional": self.optional,
+            "since": self.since,
+            "stopped": self.stopped,
         }
 
 
@@ -216,11 +227,36 @@ class AudioSegment:
     optional: bool = False
 
 
+def _exact(seconds: float) -> Fraction:
+    """A time reported by the page, as a whole number of samples."""
+    return Fraction(math.floor(seconds * AUDIO_RATE + 0.5), AUDIO_RATE)
+
+
 @dataclass(slots=True)
 class _Open:
     first: MediaRecord
     last: MediaRecord
-    volumes: list[tuple[int, float]] = field(default_factory=list)
+    #: Composition time where the sound starts, and the media time there.
+    start: Fraction
+    offset: float
+    volumes: list[tuple[Fraction, float]]
+    end: Fraction | None = None
+
+
+def _opening(record: MediaRecord, fps: Fraction) -> _Open:
+    at = Fraction(record.frame) / fps
+    start, offset = at, record.time
+    if record.since is not None:
+        # The clock (re)started between the previous frame and this one (a timer called
+        # play(), an element appeared): the sound starts then, not at this frame.
+        since = _exact(record.since)
+        if Fraction(record.frame - 1) / fps < since < at:
+            start = since
+            offset = record.time - float(at - since) * record.rate
+            if record.loop and record.duration:
+                offset %= record.duration
+            offset = max(0.0, offset)
+    return _Open(record, record, start, offset, [(start, record.volume)])
 
 
 def _continues(segment: _Open, record: MediaRecord, fps: Fraction) -> bool:
@@ -240,15 +276,29 @@ def _continues(segment: _Open, record: MediaRecord, fps: Fraction) -> bool:
     return abs(record.time - expected) <= TIME_TOLERANCE
 
 
-def _close(segment: _Open, fps: Fraction, first_frame: int) -> AudioSegment:
-    first, last = segment.first, segment.last
-    volumes = tuple((Fraction(offset) / fps, volume) for offset, volume in segment.volumes)
+def _cut(segment: _Open, at: Fraction, fps: Fraction) -> None:
+    """End ``segment`` at ``at`` if that falls in the frame after its last."""
+    last = Fraction(segment.last.frame) / fps
+    if last < at <= Fraction(segment.last.frame + 1) / fps:
+        segment.end = at
+
+
+def _close(segment: _Open, fps: Fraction, origin: Fraction) -> AudioSegment | None:
+    first = segment.first
+    end = segment.end if segment.end is not None else Fraction(segment.last.frame + 1) / fps
+    start, offset = segment.start, segment.offset
+    if start < origin:  # started just before the first output frame
+        offset += float(origin - start) * first.rate
+        start = origin
+    if end <= start:
+        return None
+    volumes = tuple((max(Fraction(0), at - start), volume) for at, volume in segment.volumes)
     return AudioSegment(
         key=first.key,
         source=first.src,
-        start=Fraction(first.frame - first_frame) / fps,
-        length=Fraction(last.frame - first.frame + 1) / fps,
-        offset=first.time,
+        start=start - origin,
+        length=end - start,
+        offset=offset,
         rate=first.rate,
         loop=first.loop,
         duration=first.duration,
@@ -281,21 +331,30 @@ def plan_audio(
             seen = by_frame.setdefault((record.key, record.frame), record)
             if seen != record:
                 raise ValueError(f"two records for {record.key} at frame {record.frame}")
-    segments: list[AudioSegment] = []
+    origin = Fraction(first_frame) / fps
+    closed: list[AudioSegment | None] = []
     current: dict[str, _Open] = {}
-    for key, _ in sorted(by_frame):
-        record = by_frame[key, _]
+    for key, frame in sorted(by_frame):
+        record = by_frame[key, frame]
         open_segment = current.get(key)
+        if record.stopped is not None:
+            # Paused or taken out of the document between the previous frame and this one.
+            if open_segment is not None:
+                _cut(open_segment, _exact(record.stopped), fps)
+                closed.append(_close(current.pop(key), fps, origin))
+            continue
         if open_segment is not None and _continues(open_segment, record, fps):
             open_segment.last = record
-        else:
-            if open_segment is not None:
-                segments.append(_close(open_segment, fps, first_frame))
-            open_segment = current[key] = _Open(record, record)
-        runs = open_segment.volumes
-        if not runs or runs[-1][1] != record.volume:
-            runs.append((record.frame - open_segment.first.frame, record.volume))
-    segments.extend(_close(segment, fps, first_frame) for segment in current.values())
+            if open_segment.volumes[-1][1] != record.volume:
+                open_segment.volumes.append((Fraction(frame) / fps, record.volume))
+            continue
+        opening = _opening(record, fps)
+        if open_segment is not None:
+            _cut(open_segment, opening.start, fps)
+            closed.append(_close(open_segment, fps, origin))
+        current[key] = opening
+    closed.extend(_close(segment, fps, origin) for segment in current.values())
+    segments = [segment for segment in closed if segment is not None]
     segments.sort(key=lambda segment: (segment.start, segment.key))
     return tuple(segments)
 
@@ -627,10 +686,12 @@ async def mix_audio(
         try:
             if not segment.source:
                 raise MediaError("it has no source")
+            if "://" not in where and not where.startswith("data:") and not Path(where).exists():
+                raise MediaError(f"{where} not found")
             count = await probe_channels(ffprobe, where, workdir, str(len(located)))
         except MediaError as exc:
             what = "--audio" if segment.key == "--audio" else f"media element {segment.key}"
-            message = f"{what}: cannot decode {segment.source} ({exc})"
+            message = f"{what}: cannot read {segment.source} ({exc})"
             if segment.optional:
                 logger.warning("%s; skipped (it is marked data-helios-optional)", message)
                 failed.add(segment.source)

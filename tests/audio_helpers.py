@@ -19,7 +19,7 @@ def make_tone(
     args = ["ffmpeg", "-v", "error", "-y"]
     if video:
         args += ["-f", "lavfi", "-i", f"color=c=blue:s=64x36:r=30:d={seconds}"]
-    args += ["-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate={RATE}:duration={seconds}"]
+    args += ["-f", "lavfi", "-i", f"sine=frequency={frequency}:r={RATE}:duration={seconds}"]
     args += ["-af", "pan=stereo|c0=c0|c1=c0"] if channels == 2 else ["-ac", "1"]
     if video:
         args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
@@ -29,8 +29,9 @@ def make_tone(
 
 def make_silent_video(path: Path, seconds: float) -> Path:
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c=red:s=64x36:r=30:d={seconds}",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+         f"color=c=red:s=64x36:r=30:d={seconds}", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         str(path)],
         check=True,
     )
     return path
@@ -74,3 +75,37 @@ def onset(samples: list[float], after: int = 0, threshold: float = 0.5 * SINE_AM
 
 def ms(samples: int) -> float:
     return samples * 1000 / RATE
+
+
+def decode_mono(path: Path) -> list[float]:
+    """The first channel of ``path`` as floats, unmixed (``-ac 2`` would lower mono by 3 dB)."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-af", "pan=mono|c0=c0",
+         "-f", "f32le", "-ar", str(RATE), "-"],
+        capture_output=True, check=True,
+    ).stdout
+    samples = array("f")
+    samples.frombytes(raw)
+    return list(samples)
+
+
+def make_two_tones(path: Path, first: float, first_seconds: float, second: float) -> Path:
+    """``first`` Hz for ``first_seconds``, then ``second`` Hz for a second, mono."""
+    graph = (
+        f"sine=f={first}:r={RATE}:d={first_seconds}[a];sine=f={second}:r={RATE}:d=1[b];"
+        "[a][b]concat=n=2:v=0:a=1"
+    )
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, "-ac", "1", str(path)],
+        check=True,
+    )
+    return path
+
+
+def streams(path: Path) -> str:
+    """ffprobe's compact listing of the streams of ``path``."""
+    return subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,sample_rate,"
+         "channels", "-of", "compact", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout

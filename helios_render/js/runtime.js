@@ -219,6 +219,7 @@
       anchor: 0,
       rate: realRate.get.call(media),
       connected: media.isConnected,
+      stoppedAt: -Infinity, // when it last stopped being heard by a pause or a removal
     };
     if (media.preload === "none") media.preload = "metadata"; // the duration is needed
     mediaStates.set(media, clock);
@@ -249,10 +250,13 @@
     clock.startAt = now;
     return Promise.resolve();
   };
-  mediaProto.pause = function pause() {
-    const clock = mediaState(this);
-    reanchor(this, clock);
+  function stopClock(media, clock) {
+    if (mediaClock(media, clock, now).heard) clock.stoppedAt = now;
+    reanchor(media, clock);
     clock.playing = false;
+  }
+  mediaProto.pause = function pause() {
+    stopClock(this, mediaState(this));
     realPause.call(this);
   };
   Object.defineProperty(mediaProto, "currentTime", {
@@ -302,8 +306,7 @@
       for (const media of removed) {
         const clock = mediaStates.get(media);
         if (!clock || media.isConnected || !clock.connected) continue;
-        reanchor(media, clock); // the browser pauses an element taken out of the document
-        clock.playing = false;
+        stopClock(media, clock); // the browser pauses an element taken out of the document
         clock.connected = false;
       }
     }
@@ -334,12 +337,18 @@
     noticeMutations(mediaObserver.takeRecords());
     if (mediaStates.size === 0) return null;
     const records = [];
+    const previous = t - 1000 / config.fps;
     for (const [media, clock] of mediaStates) {
       const { time, heard } = mediaClock(media, clock, t);
-      if (!heard || media.muted || !(media.volume > 0) || !(clock.rate > 0)) continue;
       const source = media.querySelector("source");
       const src = media.currentSrc || media.src || (source ? source.src : "");
       if (!src) continue;
+      if (!heard) {
+        // Stopped since the previous frame: say when, so the sound ends there exactly.
+        if (clock.stoppedAt > previous) records.push({ key: clock.key, src, time, volume: 0, stopped: clock.stoppedAt / 1000 });
+        continue;
+      }
+      if (media.muted || !(media.volume > 0) || !(clock.rate > 0)) continue;
       const duration = media.duration;
       records.push({
         key: clock.key,
@@ -350,6 +359,7 @@
         loop: media.loop,
         duration: Number.isFinite(duration) ? duration : null,
         optional: media.hasAttribute("data-helios-optional"),
+        since: clock.startAt / 1000,
       });
     }
     return records.length > 0 ? records : null;
