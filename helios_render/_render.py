@@ -390,11 +390,11 @@ async def render(
     started = time.monotonic()
     output = options.output_path
     _check_output(output, tuple(CONTAINERS))
+    _soundtrack(options)
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
     await _check_codec(ffmpeg, options.codec)
     begin_frame = await choose_capture(options, browser)
-    _soundtrack(options)
     concurrency = options.concurrency or default_concurrency()
     chunks = plan_chunks(options.start_frame, options.frame_count, concurrency)
     aggregator = ProgressAggregator([chunk.frames for chunk in chunks], on_progress)

@@ -13,6 +13,7 @@ import pytest
 
 import helios_render
 from helios_render import MediaError, RenderOptions
+from helios_render._server import serve_directory
 
 from .audio_helpers import (
     RATE,
@@ -27,7 +28,7 @@ from .audio_helpers import (
     rms,
     streams,
 )
-from .conftest import decode_frames
+from .conftest import EXAMPLES, decode_frames
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -299,3 +300,26 @@ async def test_an_undecodable_source_is_a_media_error(tmp_path: Path) -> None:
         await _render(page, tmp_path / "out.mp4", 3)
     assert "data-helios-optional" in str(caught.value)
     assert not (tmp_path / "out.mp4").exists()
+
+
+async def test_the_sound_example_renders_its_pad_and_dings(tmp_path: Path) -> None:
+    out = await _render(EXAMPLES / "sound" / "index.html", tmp_path / "sound.mp4", 60)
+    left, _ = decode_pcm(out)
+    # The pad (a 220 Hz sine made at 0.8 x 1/8 of full scale) at volume 0.3 loops from 0 s.
+    for at in (0.1, 0.9, 1.7):
+        assert _amplitude(left, 220, at) == pytest.approx(0.3 * 0.8, rel=0.01)
+    # A ding at each bounce, created by script: 0.5 s and 1.5 s.
+    for hit in (0.5, 1.5):
+        assert _amplitude(left, 880, hit + 0.005, 0.05) > 0.5
+        assert _amplitude(left, 880, hit - 0.1, 0.05) < 0.01
+
+
+async def test_remote_media_is_read_from_its_url(tmp_path: Path) -> None:
+    make_tone(tmp_path / "tone.wav", 440, 1)
+    page = _page(tmp_path, '<audio src="tone.wav" data-helios-start="0.1"></audio>')
+    async with serve_directory(tmp_path) as server:
+        # Rendered from a URL, the media URLs are not ours to map to files: FFmpeg fetches them.
+        out = await _render(server.url_for(page.name), tmp_path / "out.mkv", 9, audio_codec="pcm")
+    left, _ = decode_pcm(out)
+    assert abs(onset(left) - round(0.1 * RATE)) <= MS
+    assert _amplitude(left, 440, 0.15, 0.1) == pytest.approx(1.0, rel=0.01)
