@@ -29,6 +29,8 @@ the mix needs no server and reads local files at full speed. Any other URL (``ht
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import math
@@ -38,7 +40,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 import trio
 
@@ -545,7 +547,7 @@ def mux_args(
     for source, loop in graph.inputs:
         if loop:
             args += ["-stream_loop", "-1"]
-        args += ["-i", source]
+        args += [*_network_options(source), "-i", source]
     args += [
         "-filter_complex_script", os.fspath(script),
         "-map", "0:v", "-map", "[aout]",
@@ -600,6 +602,58 @@ def resolve_media_url(url: str) -> str:
     return url
 
 
+#: Microseconds FFmpeg waits on a stalled network read of a remote source before failing.
+NETWORK_TIMEOUT_US = 30_000_000
+
+
+def _network_options(source: str) -> list[str]:
+    if urlsplit(source).scheme in ("http", "https"):
+        return ["-rw_timeout", str(NETWORK_TIMEOUT_US)]
+    return []
+
+
+def _data_url_file(url: str, folder: Path, name: str) -> str:
+    """A ``data:`` URL written to a file (a long URL would not fit on FFmpeg's command line).
+
+    Raises:
+        MediaError: It is not a valid data URL.
+    """
+    header, comma, payload = url.partition(",")
+    if not comma:
+        raise MediaError("not a valid data: URL")
+    try:
+        if header.endswith(";base64"):
+            data = base64.b64decode(payload, validate=False)
+        else:
+            data = unquote_to_bytes(payload)
+    except (ValueError, binascii.Error) as exc:
+        raise MediaError(f"not a valid data: URL ({exc})") from exc
+    path = folder / f"data-{name}"
+    path.write_bytes(data)
+    return os.fspath(path)
+
+
+def _locate(source: str, where: str, workdir: Path, name: str) -> str:
+    """What ffprobe and FFmpeg read for a source (``where``: as ``resolve`` mapped it).
+
+    Raises:
+        MediaError: It cannot be read from outside the page, or a local file is missing.
+    """
+    scheme = urlsplit(where).scheme
+    if not source:
+        raise MediaError("it has no source")
+    if scheme == "data":
+        return _data_url_file(where, workdir, name)
+    if scheme in ("blob", "mediastream", "mediasource"):
+        raise MediaError(
+            f"{scheme}: URLs exist only inside the page; give the element a file or an "
+            "http(s) URL"
+        )
+    if not scheme and not Path(where).exists():
+        raise MediaError(f"{where} not found")
+    return where
+
+
 # ---- the mix (async glue) -------------------------------------------------------------------
 
 
@@ -622,7 +676,8 @@ async def probe_channels(ffprobe: Path, source: str, workdir: Path, name: str) -
     log = workdir / f"probe-{name}.log"
     args = [
         os.fspath(ffprobe), "-v", "error", "-select_streams", "a",
-        "-show_entries", "stream=channels", "-of", "json", "-o", os.fspath(out), source,
+        "-show_entries", "stream=channels", "-of", "json", "-o", os.fspath(out),
+        *_network_options(source), source,
     ]  # fmt: skip
     status = -1
     with trio.move_on_after(PROBE_TIMEOUT):
@@ -682,16 +737,19 @@ async def mix_audio(
     for segment in segments:
         if segment.source in located or segment.source in failed:
             continue
-        where = located[segment.source] = resolve(segment.source)
+        name = str(len(located) + len(failed))
         try:
-            if not segment.source:
-                raise MediaError("it has no source")
-            if "://" not in where and not where.startswith("data:") and not Path(where).exists():
-                raise MediaError(f"{where} not found")
-            count = await probe_channels(ffprobe, where, workdir, str(len(located)))
+            where = located[segment.source] = _locate(
+                segment.source, resolve(segment.source), workdir, name
+            )
+            count = await probe_channels(ffprobe, where, workdir, name)
         except MediaError as exc:
-            what = "--audio" if segment.key == "--audio" else f"media element {segment.key}"
-            message = f"{what}: cannot read {segment.source} ({exc})"
+            source = segment.source if len(segment.source) <= 120 else segment.source[:100] + "..."
+            if segment.key == "--audio":
+                raise MediaError(
+                    f"--audio: cannot read {source} ({exc}): give an audio file FFmpeg can decode"
+                ) from exc
+            message = f"media element {segment.key}: cannot read {source} ({exc})"
             if segment.optional:
                 logger.warning("%s; skipped (it is marked data-helios-optional)", message)
                 failed.add(segment.source)

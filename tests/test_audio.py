@@ -3,6 +3,7 @@ decoded to PCM and measured with a pure-Python Goertzel."""
 
 from __future__ import annotations
 
+import base64
 import math
 import tempfile
 from collections.abc import Iterator
@@ -60,12 +61,15 @@ def _page(folder: Path, body: str) -> Path:
     return page
 
 
-async def _render(source: Path | str, output: Path, frames: int, **kwargs: Any) -> Path:
+async def _render(
+    source: Path | str, output: Path, frames: int, stages: list[str] | None = None, **kwargs: Any
+) -> Path:
     options = RenderOptions(
         source=source, output=output, width=320, height=180, fps=FPS, frames=frames,
         concurrency=kwargs.pop("concurrency", 1), **kwargs,
     )
-    result = await helios_render.render(options)
+    seen = stages if stages is not None else []
+    result = await helios_render.render(options, on_progress=lambda p: seen.append(p.stage))
     return result.output
 
 
@@ -218,10 +222,12 @@ async def test_soundtrack_with_offset_and_volume_mixes_without_attenuation(tmp_p
     make_tone(tmp_path / "page.wav", 440, 2)
     make_tone(tmp_path / "track.wav", 2000, 3, channels=2)
     page = _page(tmp_path, '<audio src="page.wav"></audio>')
+    stages: list[str] = []
     out = await _render(
-        page, tmp_path / "out.mkv", 45, audio_codec="pcm",
+        page, tmp_path / "out.mkv", 45, stages, audio_codec="pcm",
         audio=tmp_path / "track.wav", audio_offset=0.5, audio_volume=0.25,
     )
+    assert stages[-3:] == ["stitching", "mixing audio", "done"]
     left, right = decode_pcm(out)
     assert len(left) == round(1.5 * RATE)
     assert _amplitude(left, 440, 0.6, 0.5) == pytest.approx(1.0, rel=0.01)
@@ -300,6 +306,24 @@ async def test_an_undecodable_source_is_a_media_error(tmp_path: Path) -> None:
         await _render(page, tmp_path / "out.mp4", 3)
     assert "data-helios-optional" in str(caught.value)
     assert not (tmp_path / "out.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+async def test_data_urls_are_heard_and_blob_urls_are_a_clear_error(tmp_path: Path) -> None:
+    tone = make_tone(tmp_path / "tone.wav", 440, 0.5)
+    data = base64.b64encode(tone.read_bytes()).decode()
+    page = _page(tmp_path, f'<audio src="data:audio/wav;base64,{data}"></audio>')
+    out = await _render(page, tmp_path / "out.mkv", 6, audio_codec="pcm")
+    assert _amplitude(decode_pcm(out)[0], 440, 0.05, 0.1) == pytest.approx(1.0, rel=0.01)
+    blob = _page(
+        tmp_path,
+        "<script>fetch('tone.wav').then((r) => r.blob()).then((b) => {"
+        " const a = document.createElement('audio'); a.src = URL.createObjectURL(b);"
+        " document.body.append(a); heliosRender.resume(wait); });"
+        " const wait = heliosRender.delay('blob');</script>",
+    )
+    with pytest.raises(MediaError, match="blob: URLs exist only inside the page"):
+        await _render(blob, tmp_path / "blob.mp4", 3)
 
 
 async def test_the_sound_example_renders_its_pad_and_dings(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 import pickle
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -139,6 +141,7 @@ _runs = st.lists(
         st.sampled_from([0.0, 0.25, 1.5]),
         st.sampled_from([0.5, 1.0]),
         st.sampled_from([1.0, 2.0]),
+        st.sampled_from([None, -0.01, 0.01]),
     ),
     max_size=6,
 )
@@ -147,12 +150,17 @@ _runs = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(_runs, st.lists(st.integers(1, 80), max_size=6), st.randoms())
 def test_any_chunking_of_the_same_frames_gives_the_same_segments(
-    runs: list[tuple[str, int, int, float, float, float]], cuts: list[int], rng: object
+    runs: list[tuple[str, int, int, float, float, float, float | None]],
+    cuts: list[int],
+    rng: object,
 ) -> None:
     by_key: dict[tuple[str, int], MediaRecord] = {}
-    for key, start, length, offset, volume, rate in runs:
+    for key, start, length, offset, volume, rate, shift in runs:
+        # shift: the clock started a little before the first frame (between frames).
+        since = None if shift is None else start / 30 + shift
         for record in _play(key, range(start, start + length), offset=offset, rate=rate,
                             volume=volume):
+            record = replace(record, since=since)
             by_key.setdefault((record.key, record.frame), record)
     frames = sorted(by_key.values(), key=lambda r: (r.frame, r.key))
     whole = plan_audio([frames], FPS)
@@ -169,7 +177,9 @@ def test_any_chunking_of_the_same_frames_gives_the_same_segments(
             frame
             for segment in whole
             if segment.key == key
-            for frame in range(int(segment.start * 30), int((segment.start + segment.length) * 30))
+            for frame in range(
+                math.ceil(segment.start * 30), math.ceil((segment.start + segment.length) * 30)
+            )
         ]
         assert covered == sorted(r.frame for r in frames if r.key == key)
 
