@@ -347,3 +347,36 @@ async def test_remote_media_is_read_from_its_url(tmp_path: Path) -> None:
     left, _ = decode_pcm(out)
     assert abs(onset(left) - round(0.1 * RATE)) <= MS
     assert _amplitude(left, 440, 0.15, 0.1) == pytest.approx(1.0, rel=0.01)
+
+
+async def test_pause_play_and_removal_by_script_act_on_the_sample(tmp_path: Path) -> None:
+    make_tone(tmp_path / "tone.wav", 440, 3)
+    page = _page(
+        tmp_path,
+        '<audio id="a" src="tone.wav"></audio><script>const a = document.getElementById("a");'
+        "setTimeout(() => a.pause(), 510); setTimeout(() => a.play(), 1010);"
+        "setTimeout(() => a.remove(), 1520);</script>",
+    )
+    out = await _render(page, tmp_path / "out.mkv", 60, audio_codec="pcm")
+    left, _ = decode_pcm(out)
+    source = decode_mono(tmp_path / "tone.wav")
+    paused, resumed, removed = (round(s * RATE) for s in (0.51, 1.01, 1.52))
+    assert left[:paused] == pytest.approx(source[:paused], abs=1e-4)
+    assert max(map(abs, left[paused:resumed])) < 1e-4
+    # play() resumes from where pause() froze it.
+    heard = left[resumed:removed]
+    assert heard == pytest.approx(source[paused : paused + len(heard)], abs=1e-4)
+    assert max(map(abs, left[removed:])) < 1e-4
+
+
+async def test_start_frame_and_muted(tmp_path: Path) -> None:
+    page = _two_tones(tmp_path)
+    out = await _render(page, tmp_path / "late.mkv", 30, start_frame=30, audio_codec="pcm")
+    left, _ = decode_pcm(out)
+    assert len(left) == RATE
+    # Composition time 1.0 s is output time 0: the 440 Hz tone is half-way, the 1000 Hz at 0.5 s.
+    assert _amplitude(left, 440, 0.0, 0.25) == pytest.approx(1.0, rel=0.01)
+    assert max(map(abs, left[round(0.31 * RATE) : round(0.49 * RATE)])) < 1e-4
+    assert abs(onset(left, round(0.4 * RATE), 0.25 * SINE_AMPLITUDE) - round(0.5 * RATE)) <= MS
+    muted = await _render(page, tmp_path / "muted.mp4", 60, muted=True)
+    assert "codec_type=audio" not in streams(muted)
