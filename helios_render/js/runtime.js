@@ -294,7 +294,7 @@
   function mediaIn(node, found) {
     if (node.nodeType !== 1) return;
     if (node.localName === "audio" || node.localName === "video") found.push(node);
-    for (const media of node.querySelectorAll("audio, video")) found.push(media);
+    if (node.firstElementChild) for (const media of node.querySelectorAll("audio, video")) found.push(media);
   }
   function noticeMutations(mutations) {
     for (const mutation of mutations) {
