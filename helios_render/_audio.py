@@ -60,6 +60,7 @@ __all__ = [
     "build_mix",
     "dump_records",
     "load_records",
+    "localize_sources",
     "mix_audio",
     "plan_audio",
     "resolve_media_url",
@@ -185,6 +186,26 @@ class MediaRecord:
             "since": self.since,
             "stopped": self.stopped,
         }
+
+
+#: Scheme of sources inside a composition's own folder, whichever server served them.
+BUNDLE_SCHEME = "bundle:"
+
+
+def localize_sources(records: Iterable[MediaRecord], base_url: str) -> list[MediaRecord]:
+    """Records with URLs of the loopback server at ``base_url`` rewritten to ``bundle:/PATH``.
+
+    Workers that each serve the composition on their own port see different ``currentSrc``
+    origins for the same file; rewritten, the records of every chunk agree (so a segment that
+    spans a seam stays one segment), and :meth:`LocalMedia.resolve` maps them to files.
+    """
+    prefix = base_url.rstrip("/") + "/"
+    return [
+        replace(record, src=BUNDLE_SCHEME + "/" + record.src[len(prefix) :])
+        if record.src.startswith(prefix)
+        else record
+        for record in records
+    ]
 
 
 def dump_records(records: Iterable[MediaRecord]) -> str:
@@ -569,7 +590,8 @@ def mux_args(
 
 @dataclass(frozen=True, slots=True)
 class LocalMedia:
-    """Maps URLs of the loopback server that served a local composition back to its files.
+    """Maps URLs of the loopback server that served a local composition (and ``bundle:/``
+    sources, see :func:`localize_sources`) back to its files.
 
     Attributes:
         base_url: The server's origin, e.g. ``http://127.0.0.1:8123``.
@@ -585,7 +607,7 @@ class LocalMedia:
         Raises:
             MediaError: A server URL that points outside the served folder.
         """
-        if url.startswith(self.base_url + "/"):
+        if url.startswith(BUNDLE_SCHEME) or url.startswith(self.base_url + "/"):
             path = unquote(urlsplit(url).path).lstrip("/")
             resolved = (self.root / path).resolve()
             if not resolved.is_relative_to(self.root.resolve()):

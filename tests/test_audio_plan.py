@@ -24,6 +24,7 @@ from helios_render._audio import (
     build_mix,
     dump_records,
     load_records,
+    localize_sources,
     plan_audio,
     soundtrack_segment,
     total_samples,
@@ -253,6 +254,21 @@ def test_local_media_maps_server_urls_to_files_and_nothing_outside(tmp_path: Pat
     assert local.resolve("file:///srv/x.wav") == "/srv/x.wav"
     with pytest.raises(MediaError, match="outside"):
         local.resolve("http://127.0.0.1:9/../../etc/passwd")
+
+
+def test_sources_of_workers_serving_on_their_own_ports_agree(tmp_path: Path) -> None:
+    worker_a = [MediaRecord(0, "a", "http://127.0.0.1:1111/m/t%20a.wav", 0.0, 1.0)]
+    worker_b = [MediaRecord(1, "a", "http://127.0.0.1:2222/m/t%20a.wav", 1 / 30, 1.0)]
+    chunks = [
+        localize_sources(worker_a, "http://127.0.0.1:1111"),
+        localize_sources(worker_b, "http://127.0.0.1:2222/"),
+    ]
+    (segment,) = plan_audio(chunks, FPS)
+    assert segment.source == "bundle:/m/t%20a.wav" and segment.length == Fraction(2, 30)
+    local = LocalMedia("http://127.0.0.1:3333", tmp_path)
+    assert local.resolve(segment.source) == str(tmp_path / "m" / "t a.wav")
+    remote = [MediaRecord(0, "a", "https://cdn.example/t.wav", 0.0, 1.0)]
+    assert localize_sources(remote, "http://127.0.0.1:1111") == remote
 
 
 @pytest.mark.parametrize(
