@@ -11,6 +11,7 @@ from ._exceptions import CdpError as CdpError
 from ._exceptions import EncoderError as EncoderError
 from ._exceptions import FrameTimeoutError as FrameTimeoutError
 from ._exceptions import HeliosError as HeliosError
+from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
 from ._exceptions import RenderError as RenderError
@@ -37,6 +38,7 @@ __all__ = [
     "EncoderError",
     "FrameTimeoutError",
     "HeliosError",
+    "MediaError",
     "OptionsError",
     "PageError",
     "ProgressAggregator",

@@ -23,6 +23,7 @@ from ._ffmpeg import CODECS, CONTAINERS, ffmpeg_encoders, ffmpeg_version, find_f
 from ._options import RenderOptions
 from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
 from ._server import check_page_file
+from ._stitch import soundtrack
 
 __all__ = [
     "check_output",
@@ -147,6 +148,7 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
     """
     if video:
         check_output(options.output_path, tuple(CONTAINERS))
+        soundtrack(options)
     else:
         check_output(options.output_path, (".png",))
     browser = find_browser(options.browser)

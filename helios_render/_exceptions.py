@@ -17,6 +17,7 @@ HeliosError
     ├── PageError               the composition threw an uncaught exception
     ├── FrameTimeoutError       a frame (or the page load) did not become ready in time
     ├── EncoderError            FFmpeg failed
+    ├── MediaError              a media source the page plays cannot be read or decoded
     └── WorkerError             one worker failed: names worker, chunk and frame;
                                 ``__cause__`` is the original error
 ```
@@ -32,6 +33,7 @@ __all__ = [
     "EncoderError",
     "FrameTimeoutError",
     "HeliosError",
+    "MediaError",
     "OptionsError",
     "PageError",
     "RenderError",
@@ -162,6 +164,10 @@ class FrameTimeoutError(RenderError):
 
 class EncoderError(RenderError):
     """FFmpeg failed; the message ends with the tail of its log."""
+
+
+class MediaError(RenderError):
+    """A media source the page plays (or ``--audio``) is missing or cannot be decoded."""
 
 
 class WorkerError(RenderError):

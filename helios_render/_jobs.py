@@ -5,8 +5,9 @@ file system, so the joined file can be renamed over the output). It holds
 
 * ``manifest.json``: the full digest, the owner process, and for each finished chunk its file,
   frame count, size and SHA-256;
-* ``chunks/``: the finished chunk files; a chunk is recorded only after its file is complete,
-  its frame count checked with ffprobe, and it is moved there;
+* ``chunks/``: the finished chunk files, each with the media its page played
+  (``chunk-NNNNN.ts.media.json``, for the audio mix); a chunk is recorded only after its file
+  is complete, its frame count checked with ffprobe, and it is moved there;
 * ``partial/``: chunks being written, and FFmpeg's logs.
 
 Contracts:
@@ -32,7 +33,15 @@ from pathlib import Path
 
 import trio
 
-from ._exceptions import EncoderError, FrameTimeoutError, PageError, UsageError, WorkerError
+from ._audio import MediaRecord, dump_records, load_records
+from ._exceptions import (
+    EncoderError,
+    FrameTimeoutError,
+    MediaError,
+    PageError,
+    UsageError,
+    WorkerError,
+)
 from ._plan import ChunkJob, RenderPlan
 from ._tempdirs import OWNER_FILE, owner_alive, owner_mark
 from ._worker import ChunkResult
@@ -84,11 +93,11 @@ def job_folders(output: Path) -> list[Path]:
 
 def is_deterministic(error: BaseException) -> bool:
     """Whether a rerun would only fail the same way (the page threw, a frame never became
-    ready, bad options): then the job folder is removed. Crashes, encoder failures (a full
-    disk) and interruptions keep it, so the rerun resumes."""
+    ready, a media source cannot be decoded, bad options): then the job folder is removed.
+    Crashes, encoder failures (a full disk) and interruptions keep it, so the rerun resumes."""
     if isinstance(error, WorkerError) and error.__cause__ is not None:
         error = error.__cause__
-    return isinstance(error, (PageError, FrameTimeoutError, UsageError))
+    return isinstance(error, (PageError, FrameTimeoutError, MediaError, UsageError))
 
 
 def _sha256(path: Path) -> str:
@@ -144,6 +153,16 @@ class JobFolder:
         """Every chunk file of the plan, in order (all must be recorded)."""
         return [self.chunks_dir / self.records[job.index].file for job in self.plan.jobs]
 
+    def _media_file(self, file: str) -> Path:
+        return self.chunks_dir / f"{file}.media.json"
+
+    def media_records(self) -> list[list[MediaRecord]]:
+        """What the page played in each chunk, in order (all must be recorded)."""
+        return [
+            load_records(self._media_file(self.records[job.index].file).read_text())
+            for job in self.plan.jobs
+        ]
+
     def _write_manifest(self) -> None:
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -182,6 +201,7 @@ class JobFolder:
             job = jobs.get(index)
             intact = (
                 job is not None
+                and self._media_file(record.file).is_file()
                 and record.file == job.file_name
                 and record.frames == job.frames
                 and path.is_file()
@@ -217,6 +237,7 @@ class JobFolder:
                 f"chunk {job.index} (frames {job.start}..{job.end - 1}) holds {frames} frames, "
                 f"expected {job.frames}"
             )
+        self._media_file(job.file_name).write_text(dump_records(result.media))
         os.replace(source, target)
         size = target.stat().st_size
         sha = await trio.to_thread.run_sync(_sha256, target)

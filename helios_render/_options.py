@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from ._audio import AUDIO_CODECS, audio_codec_for
 from ._exceptions import OptionsError
 from ._ffmpeg import CODECS
 from ._page import DEFAULT_SEED
@@ -76,6 +79,14 @@ class RenderOptions:
         resume: Reuse the finished chunks of an interrupted render with the same settings:
             ``None`` (default) does for a local composition (its contents are in the digest)
             and not for a URL; ``True`` does for a URL too; ``False`` always starts over.
+        audio: An audio file mixed under the page's own sound (a soundtrack).
+        audio_offset: Where ``audio`` starts on the output timeline, in seconds; negative cuts
+            its first seconds.
+        audio_volume: Gain of ``audio`` (1.0: as it is).
+        muted: Write no audio at all.
+        audio_codec: ``aac`` or ``opus``; ``None`` picks the container's default (AAC for
+            MP4/MOV/MKV, Opus for WebM).
+        audio_bitrate: Audio bit rate such as ``192k``; ``None`` for the codec's default.
     """
 
     source: str | os.PathLike[str]
@@ -102,6 +113,12 @@ class RenderOptions:
     retries: int = 1
     chunk_frames: int | None = None
     resume: bool | None = None
+    audio: str | os.PathLike[str] | None = None
+    audio_offset: float = 0.0
+    audio_volume: float = 1.0
+    muted: bool = False
+    audio_codec: str | None = None
+    audio_bitrate: str | None = None
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -198,10 +215,38 @@ class RenderOptions:
             fail(f"resume must be True, False or None, got {self.resume!r}")
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
+        self._check_audio()
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:
             fail(f"props must be JSON-serializable: {exc}")
+
+    def _check_audio(self) -> None:
+        if self.audio is not None and not str(self.audio).strip():
+            _fail("audio is empty: give the path of an audio file, or leave it out")
+        if self.muted and self.audio is not None:
+            _fail("give either --muted or --audio FILE, not both")
+        for name in ("audio_offset", "audio_volume"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
+                value
+            ):
+                _fail(f"{name} must be a number, got {value!r}")
+        if self.audio_volume < 0:
+            _fail(f"audio_volume must be 0 or more, got {self.audio_volume!r}")
+        if self.audio_codec is not None and self.audio_codec not in AUDIO_CODECS:
+            _fail(
+                f"unknown audio codec {self.audio_codec!r}: "
+                f"choose one of {', '.join(AUDIO_CODECS)}"
+            )
+        try:
+            audio_codec_for(Path(self.output).suffix, self.audio_codec)
+        except ValueError as exc:
+            _fail(str(exc))
+        if self.audio_bitrate is not None and not re.fullmatch(
+            r"[1-9][0-9]{0,6}[kK]?", str(self.audio_bitrate)
+        ):
+            _fail(f"audio_bitrate must be like 128k or 192000, got {self.audio_bitrate!r}")
 
     @property
     def exact_fps(self) -> Fraction:

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from ._audio import MediaRecord
 from ._browser import Browser
 from ._cdp import CdpEvent, CdpSession
 from ._exceptions import (
@@ -204,16 +205,20 @@ class Page:
             return [str(label) for label in labels or []]
         return []
 
-    async def seek(self, frame: int) -> None:
+    async def seek(self, frame: int) -> list[MediaRecord]:
         """Show ``frame``: move the virtual clock to ``frame / fps`` and wait until ready.
+
+        Returns:
+            What media the page plays audibly at this frame (empty when none), for the mix.
 
         Raises:
             FrameTimeoutError: Not ready within ``config.timeout``; names what is still open.
             PageError: A callback of the composition threw.
         """
         time_ms = float(Fraction(frame) * 1000 / self.config.fps)
+        media: Any = None
         with trio.move_on_after(self.config.timeout) as scope:
-            await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r})")
+            media = await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r})")
         if scope.cancelled_caught:
             labels = await self.pending_labels()
             waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
@@ -222,6 +227,9 @@ class Page:
                 "(raise --timeout, or resume every heliosRender.delay() handle)"
             )
         self.position = frame
+        if not isinstance(media, list):
+            return []
+        return [MediaRecord.from_page(frame, item) for item in media]
 
     async def needs_replay(self) -> bool:
         """Whether state built frame by frame (rAF loops) needs frames 0..S-1 run before S."""

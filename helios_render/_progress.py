@@ -31,8 +31,8 @@ __all__ = ["ProgressAggregator", "RenderProgress", "Stage", "WorkerProgress"]
 
 logger = logging.getLogger(__name__)
 
-Stage = Literal["launching", "rendering", "stitching", "done"]
-_STAGES: tuple[Stage, ...] = ("launching", "rendering", "stitching", "done")
+Stage = Literal["launching", "rendering", "stitching", "mixing audio", "done"]
+_STAGES: tuple[Stage, ...] = ("launching", "rendering", "stitching", "mixing audio", "done")
 _BELOW_ONE = math.nextafter(1.0, 0.0)
 #: Seconds of rendering before a frame rate (and so an ETA) is reported.
 _RATE_WINDOW = 0.25
@@ -52,7 +52,8 @@ class RenderProgress:
 
     Attributes:
         progress: Global progress in ``[0, 1]``; 1.0 once every worker is done.
-        stage: ``launching``, ``rendering``, ``stitching`` or ``done``.
+        stage: ``launching``, ``rendering``, ``stitching``, ``mixing audio`` (only when
+            there is sound) or ``done``.
         frames_done: Frames rendered and handed to the encoder, over all workers.
         frames_total: Frames in the render.
         workers: Each worker's progress, by worker id.

@@ -20,7 +20,7 @@ from ._jobs import is_deterministic, open_job_folder
 from ._options import RenderOptions
 from ._plan import plan_render
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
-from ._stitch import stitch
+from ._stitch import page_audio, stitch
 from ._tempdirs import sweep_stale_dirs
 from ._util import task_nursery
 from ._worker import open_chunk_worker
@@ -113,7 +113,13 @@ async def render(
                     scratch=job.partial_dir,
                 )
         aggregator.set_stage("stitching")
-        await stitch(plan, env.ffmpeg, ffprobe, job.chunk_files(), job.partial_dir)
+        await stitch(
+            plan, env.ffmpeg, ffprobe, job.chunk_files(), job.partial_dir,
+            audio=lambda: page_audio(
+                options, plan, env.ffmpeg, env.source, job.media_records(), job.partial_dir,
+                lambda: aggregator.set_stage("mixing audio"),
+            ),
+        )
         aggregator.set_stage("done")
     except BaseException as exc:
         if is_deterministic(exc):

@@ -6,7 +6,8 @@ Steps, each a function, in order:
    chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams;
 2. :func:`check_frames`: the joined file's frame count, read back with ffprobe, must be the
    plan's, or nothing is renamed;
-3. the audio step (none yet: the output carries video only);
+3. :func:`page_audio`: what the page played (each chunk's media records, planned into one
+   segment list) and ``--audio``, mixed once and muxed with the video stream-copied;
 4. :func:`publish`: the atomic rename over the output.
 """
 
@@ -14,16 +15,40 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from ._exceptions import RenderError
+from ._audio import (
+    LocalMedia,
+    MediaRecord,
+    Soundtrack,
+    audio_codec_for,
+    mix_audio,
+    plan_audio,
+    resolve_media_url,
+    soundtrack_segment,
+)
+from ._exceptions import OptionsError, RenderError
 from ._ffmpeg import concat_args, run_ffmpeg
 from ._jobs import count_frames
-from ._plan import RenderPlan
+from ._options import RenderOptions
+from ._plan import FolderSource, RenderPlan, SourceRef
 
-__all__ = ["check_frames", "concat_list", "join_chunks", "publish", "stitch"]
+__all__ = [
+    "AudioStep",
+    "check_frames",
+    "concat_list",
+    "join_chunks",
+    "page_audio",
+    "publish",
+    "soundtrack",
+    "stitch",
+]
+
+#: The audio step: mux sound into the joined video (first path), writing the second; ``False``
+#: when nothing is heard (the video is used as it is).
+AudioStep = Callable[[Path, Path], Awaitable[bool]]
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +97,76 @@ def publish(joined: Path, output: Path) -> None:
     os.replace(joined, output)
 
 
+def soundtrack(options: RenderOptions) -> Soundtrack | None:
+    """``--audio``, checked before anything starts.
+
+    Raises:
+        OptionsError: The file does not exist.
+    """
+    if options.audio is None:
+        return None
+    path = Path(options.audio).expanduser().absolute()
+    if not path.is_file():
+        raise OptionsError(f"--audio file not found: {path} (give an audio file)")
+    return Soundtrack(path, float(options.audio_offset), float(options.audio_volume))
+
+
+def page_audio(
+    options: RenderOptions,
+    plan: RenderPlan,
+    ffmpeg: Path,
+    source: SourceRef,
+    records: Sequence[Sequence[MediaRecord]],
+    workdir: Path,
+    on_mixing: Callable[[], object],
+) -> AudioStep | None:
+    """The audio step of a render, or ``None`` when the output has no sound (``--muted``, a
+    format without audio)."""
+    codec = audio_codec_for(plan.output.suffix, options.audio_codec)
+    if options.muted or codec is None:
+        return None
+    segments = list(plan_audio(records, plan.fps, plan.start_frame))
+    track = soundtrack(options)
+    if track is not None:
+        segment = soundtrack_segment(track, plan.frames, plan.fps)
+        if segment is not None:
+            segments.append(segment)
+    if not segments:
+        return None
+    resolve = resolve_media_url
+    if isinstance(source, FolderSource):
+        resolve = LocalMedia("bundle:", Path(source.root).resolve()).resolve
+
+    async def step(video: Path, mixed: Path) -> bool:
+        on_mixing()
+        return await mix_audio(
+            ffmpeg, video, mixed, segments, frames=plan.frames, fps=plan.fps, codec=codec,
+            bitrate=options.audio_bitrate, workdir=workdir, resolve=resolve,
+        )
+
+    return step
+
+
 async def stitch(
-    plan: RenderPlan, ffmpeg: Path, ffprobe: Path, files: Sequence[Path], workdir: Path
+    plan: RenderPlan,
+    ffmpeg: Path,
+    ffprobe: Path,
+    files: Sequence[Path],
+    workdir: Path,
+    *,
+    audio: Callable[[], AudioStep | None] = lambda: None,
 ) -> None:
-    """Join, check and publish: the output exists only if every step passed."""
+    """Join, check, mix the sound and publish: the output exists only if every step passed.
+
+    ``audio`` is asked for the audio step once the chunks are joined."""
     joined = workdir / f"joined{plan.output.suffix}"
+    mixed = workdir / f"mixed{plan.output.suffix}"
     try:
         await join_chunks(plan, ffmpeg, files, joined, workdir)
         await check_frames(plan, ffprobe, joined)
-        publish(joined, plan.output)
+        step = audio()
+        finished = mixed if step is not None and await step(joined, mixed) else joined
+        publish(finished, plan.output)
     finally:
         joined.unlink(missing_ok=True)
+        mixed.unlink(missing_ok=True)

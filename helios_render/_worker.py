@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import trio
 
+from ._audio import MediaRecord, localize_sources
 from ._browser import Browser, find_browser, launch_browser
 from ._exceptions import WorkerError
 from ._ffmpeg import encoder_args, find_ffmpeg, open_encoder, pad_transport_stream
@@ -62,7 +62,7 @@ class ChunkResult:
     frames: int
     path: Path | None = None
     data: bytes | None = None
-    media: tuple[Any, ...] = ()
+    media: tuple[MediaRecord, ...] = ()
 
 
 def _session_key(job: ChunkJob) -> tuple[object, ...]:
@@ -79,6 +79,8 @@ class ChunkWorker:
         self._key: tuple[object, ...] | None = None
         self._browser: Browser | None = None
         self._url: str | None = None
+        #: The origin of our own loopback server (local compositions), for media records.
+        self._server_origin: str | None = None
         self._page: Page | None = None
         self._page_stack: AsyncExitStack | None = None
         #: The frame being worked on, for error messages.
@@ -95,7 +97,7 @@ class ChunkWorker:
         try:
             await self._close_page()
         finally:
-            self._key = self._browser = self._url = None
+            self._key = self._browser = self._url = self._server_origin = None
             if stack is not None:
                 await stack.aclose()
 
@@ -111,6 +113,7 @@ class ChunkWorker:
         if isinstance(job.source, FolderSource):
             server = await stack.enter_async_context(serve_directory(Path(job.source.root)))
             self._url = server.url_for(job.source.entry)
+            self._server_origin = server.url_for("").rstrip("/")
         else:
             assert isinstance(job.source, UrlSource)
             self._url = job.source.url
@@ -170,6 +173,7 @@ class ChunkWorker:
         """
         self.frame = None
         output = out_dir / job.file_name
+        media: list[MediaRecord] = []  # what the page played at this chunk's frames
         try:
             ffmpeg = find_ffmpeg(job.ffmpeg)
             page = await self._page_at(job, job.start)
@@ -188,7 +192,7 @@ class ChunkWorker:
                     async with send:
                         for done, frame in enumerate(range(job.start, job.end), start=1):
                             self.frame = frame
-                            await page.seek(frame)
+                            media += await page.seek(frame)
                             image = await page.capture(settings.image_format, job.quality)
                             await send.send(image)
                             if done < job.frames:
@@ -205,7 +209,11 @@ class ChunkWorker:
             with contextlib.suppress(OSError):
                 (out_dir / f"ffmpeg-{job.index:05d}.log").unlink(missing_ok=True)
         report(job.index, 1.0)
-        return ChunkResult(index=job.index, frames=job.frames, path=output)
+        if self._server_origin is not None:
+            # Every worker serves on its own port: name local media by path, so that the
+            # records of all chunks agree.
+            media = localize_sources(media, self._server_origin)
+        return ChunkResult(index=job.index, frames=job.frames, path=output, media=tuple(media))
 
     async def still(self, job: ChunkJob, frame: int) -> bytes:
         """The PNG of ``frame`` (a still image)."""

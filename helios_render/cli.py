@@ -163,6 +163,20 @@ def build_parser() -> CommandLineParser:
     run.add_argument("--ffmpeg", default=_ABSENT, help="path of FFmpeg (default: find one)")
     run.add_argument("--retries", type=int, default=_ABSENT,
                      help=f"restarts of a chunk after a browser crash (default {d['retries']})")
+    sound = run.add_argument_group("audio")
+    sound.add_argument("--audio", default=_ABSENT, metavar="FILE",
+                       help="an audio file mixed under the page's own sound")
+    sound.add_argument("--audio-offset", type=float, default=_ABSENT, metavar="SECONDS",
+                       help="where --audio starts in the output (negative cuts its start)")
+    sound.add_argument("--audio-volume", type=float, default=_ABSENT, metavar="V",
+                       help="gain of --audio (default 1.0)")
+    sound.add_argument("--muted", action="store_true", default=_ABSENT,
+                       help="write no audio at all")
+    sound.add_argument("--audio-codec", default=_ABSENT, choices=("aac", "opus", "pcm"),
+                       help="audio codec (default: AAC for MP4/MOV/MKV, Opus for WebM; "
+                       "pcm: lossless, MOV/MKV)")
+    sound.add_argument("--audio-bitrate", default=_ABSENT, metavar="RATE",
+                       help="audio bit rate, e.g. 192k (default: 192k AAC, 128k Opus)")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
 
@@ -265,7 +279,7 @@ class ProgressPrinter:
         fps = f"{state.fps:5.1f} fps" if state.fps else "  --- fps"
         retries = f" retries {state.retries}" if state.retries else ""
         return (
-            f"{state.stage:<9} {state.progress * 100:5.1f}%  "
+            f"{state.stage:<12} {state.progress * 100:5.1f}%  "
             f"{state.frames_done}/{state.frames_total} frames  {fps}  "
             f"ETA {_format_seconds(state.eta)}{retries}"
         )

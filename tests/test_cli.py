@@ -47,6 +47,10 @@ def _assert_clean_failure(result: subprocess.CompletedProcess[str], output: Path
         (["@page", "--frames", "5", "--props", "{bad"], "not valid JSON"),
         (["@page", "--frames", "5", "--codec", "libnothing"], "unknown codec"),
         (["@page", "--frames", "5", "--fps", "0"], "fps must be positive"),
+        (["@page", "--frames", "5", "--audio", "/nonexistent.wav"], "--audio file not found"),
+        (["@page", "--frames", "5", "--audio", "a.wav", "--muted"], "not both"),
+        (["@page", "--frames", "5", "--audio-volume", "-1"], "audio_volume must be 0 or more"),
+        (["@page", "--frames", "5", "--audio-bitrate", "loud"], "like 128k"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(

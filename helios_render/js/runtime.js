@@ -189,17 +189,195 @@
   }
 
   // ---- <video> and <audio> --------------------------------------------------------------------
-  // A media element shows the time of the composition, offset by `data-helios-start` seconds.
+  // What is heard, and which media time is shown, follows one rule (docs/compositions.md, "Media
+  // elements"). Each element gets a clock: it runs from `startAt` (virtual ms) at `rate`, from
+  // media time `anchor`, or stands still when not `playing`. An element in the document at load
+  // starts at data-helios-start; one that appears later (seen by a MutationObserver, so at the
+  // virtual time of the callback that added it) starts then, plus its data-helios-start. Once
+  // the page's script calls play(), pause(), sets currentTime or playbackRate, the clock
+  // behaves as the browser's would. The element itself is never played: it is paused, and a
+  // <video> is seeked to its clock's time at every frame. `__helios.seek` resolves with one
+  // record per audible element, which the renderer mixes into the output (helios_render/_audio.py).
+  const mediaProto = HTMLMediaElement.prototype;
+  const realPause = mediaProto.pause;
+  const realTime = Object.getOwnPropertyDescriptor(mediaProto, "currentTime");
+  const realPaused = Object.getOwnPropertyDescriptor(mediaProto, "paused");
+  const realRate = Object.getOwnPropertyDescriptor(mediaProto, "playbackRate");
+  const mediaStates = new Map(); // element -> clock
+  const mediaRanks = new Map(); // birth time -> elements that appeared then
+  function mediaState(media) {
+    let clock = mediaStates.get(media);
+    if (clock) return clock;
+    const rank = mediaRanks.get(now) || 0;
+    mediaRanks.set(now, rank + 1);
+    const offset = Number(media.dataset.heliosStart || 0) * 1000;
+    clock = {
+      key: `${media.localName}${media.id ? "#" + media.id : ""}@${now}ms:${rank}`,
+      // In the document it follows the composition; detached (new Audio()), it waits for play().
+      playing: media.isConnected,
+      startAt: now + (Number.isFinite(offset) && offset > 0 ? offset : 0),
+      anchor: 0,
+      rate: realRate.get.call(media),
+      connected: media.isConnected,
+      stoppedAt: -Infinity, // when it last stopped being heard by a pause or a removal
+    };
+    if (media.preload === "none") media.preload = "metadata"; // the duration is needed
+    mediaStates.set(media, clock);
+    return clock;
+  }
+  function mediaClock(media, clock, t) {
+    let time = clock.anchor;
+    if (clock.playing && t > clock.startAt) time += ((t - clock.startAt) / 1000) * clock.rate;
+    let ended = false;
+    const duration = media.duration;
+    if (Number.isFinite(duration) && duration > 0) {
+      if (media.loop) time %= duration;
+      else if (time >= duration) { time = duration; ended = true; }
+    }
+    return { time, ended, heard: clock.playing && t >= clock.startAt && !ended };
+  }
+  function reanchor(media, clock) {
+    const { time, ended } = mediaClock(media, clock, now);
+    clock.anchor = time;
+    if (clock.startAt < now || !clock.playing) clock.startAt = now;
+    return ended;
+  }
+  mediaProto.play = function play() {
+    const clock = mediaState(this);
+    const ended = reanchor(this, clock);
+    if (ended) clock.anchor = 0;
+    clock.playing = true;
+    clock.startAt = now;
+    return Promise.resolve();
+  };
+  function stopClock(media, clock) {
+    if (mediaClock(media, clock, now).heard) clock.stoppedAt = now;
+    reanchor(media, clock);
+    clock.playing = false;
+  }
+  mediaProto.pause = function pause() {
+    stopClock(this, mediaState(this));
+    realPause.call(this);
+  };
+  Object.defineProperty(mediaProto, "currentTime", {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const clock = mediaStates.get(this);
+      return clock ? mediaClock(this, clock, now).time : realTime.get.call(this);
+    },
+    set(value) {
+      const clock = mediaState(this);
+      reanchor(this, clock);
+      clock.anchor = Math.max(0, Number(value) || 0);
+    },
+  });
+  Object.defineProperty(mediaProto, "paused", {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const clock = mediaStates.get(this);
+      return clock ? !clock.playing || mediaClock(this, clock, now).ended : realPaused.get.call(this);
+    },
+  });
+  Object.defineProperty(mediaProto, "playbackRate", {
+    configurable: true,
+    enumerable: true,
+    get() { return realRate.get.call(this); },
+    set(value) {
+      realRate.set.call(this, value); // throws where the browser would
+      const clock = mediaState(this);
+      if (clock.playing) reanchor(this, clock);
+      clock.rate = realRate.get.call(this);
+    },
+  });
+  function mediaIn(node, found) {
+    if (node.nodeType !== 1) return;
+    if (node.localName === "audio" || node.localName === "video") found.push(node);
+    if (node.firstElementChild) for (const media of node.querySelectorAll("audio, video")) found.push(media);
+  }
+  function noticeMutations(mutations) {
+    for (const mutation of mutations) {
+      const added = [];
+      for (const node of mutation.addedNodes) mediaIn(node, added);
+      for (const media of added) if (media.isConnected) mediaState(media).connected = true;
+      const removed = [];
+      for (const node of mutation.removedNodes) mediaIn(node, removed);
+      for (const media of removed) {
+        const clock = mediaStates.get(media);
+        if (!clock || media.isConnected || !clock.connected) continue;
+        stopClock(media, clock); // the browser pauses an element taken out of the document
+        clock.connected = false;
+      }
+    }
+  }
+  const mediaObserver = new MutationObserver(noticeMutations);
+  mediaObserver.observe(document, { childList: true, subtree: true });
+  function mediaTarget(media, t) {
+    return mediaClock(media, mediaState(media), t).time;
+  }
+  function whenMetadata(media) {
+    if (media.readyState >= 1 || media.error || !(media.currentSrc || media.src)) return null;
+    return new Promise((resolve) => {
+      media.addEventListener("loadedmetadata", resolve, { once: true });
+      media.addEventListener("error", resolve, { once: true });
+    });
+  }
+  // Detached elements played by script are not in the document: wait for their durations too.
+  function detachedMediaWaits() {
+    const waits = [];
+    for (const [media, clock] of mediaStates) {
+      if (media.isConnected || !clock.playing) continue;
+      const wait = whenMetadata(media);
+      if (wait) waits.push(wait);
+    }
+    return waits;
+  }
+  function mediaRecords(t) {
+    noticeMutations(mediaObserver.takeRecords());
+    if (mediaStates.size === 0) return null;
+    const records = [];
+    const previous = t - 1000 / config.fps;
+    for (const [media, clock] of mediaStates) {
+      const { time, heard } = mediaClock(media, clock, t);
+      const source = media.querySelector("source");
+      const src = media.currentSrc || media.src || (source ? source.src : "");
+      if (!src) continue;
+      if (!heard) {
+        // Stopped since the previous frame: say when, so the sound ends there exactly.
+        if (clock.stoppedAt > previous) records.push({ key: clock.key, src, time, volume: 0, stopped: clock.stoppedAt / 1000 });
+        continue;
+      }
+      if (media.muted || !(media.volume > 0) || !(clock.rate > 0)) continue;
+      const duration = media.duration;
+      records.push({
+        key: clock.key,
+        src,
+        time,
+        volume: media.volume,
+        rate: clock.rate,
+        loop: media.loop,
+        duration: Number.isFinite(duration) ? duration : null,
+        optional: media.hasAttribute("data-helios-optional"),
+        since: clock.startAt / 1000,
+      });
+    }
+    return records.length > 0 ? records : null;
+  }
+
+  // A <video> shows its clock's time; an <audio> has no picture, so it only needs its metadata.
   function seekMedia(t) {
+    noticeMutations(mediaObserver.takeRecords());
     const waits = [];
     for (const media of document.querySelectorAll("video, audio")) {
-      if (!media.paused) media.pause();
-      const offset = Number(media.dataset.heliosStart || 0);
-      let target = Math.max(0, t / 1000 - offset);
-      if (Number.isFinite(media.duration) && media.duration > 0) {
-        target = media.loop ? target % media.duration : Math.min(target, media.duration);
+      if (!realPaused.get.call(media)) realPause.call(media);
+      const target = mediaTarget(media, t);
+      if (media.localName === "audio") {
+        const wait = whenMetadata(media);
+        if (wait) waits.push(wait);
+        continue;
       }
-      if (Math.abs(media.currentTime - target) > 1e-6 || media.readyState < 2) {
+      if (Math.abs(realTime.get.call(media) - target) > 1e-6 || media.readyState < 2) {
         waits.push(new Promise((resolve) => {
           const done = () => {
             media.removeEventListener("seeked", done);
@@ -211,12 +389,13 @@
           media.addEventListener("seeked", done);
           media.addEventListener("error", done);
           media.addEventListener("loadeddata", check);
-          if (media.readyState >= 1) media.currentTime = target;
-          else media.addEventListener("loadedmetadata", () => { media.currentTime = target; }, { once: true });
+          if (media.readyState >= 1) realTime.set.call(media, target);
+          else media.addEventListener("loadedmetadata", () => { realTime.set.call(media, mediaTarget(media, t)); }, { once: true });
           if (media.readyState >= 2 && !media.seeking) done();
         }));
       }
     }
+    waits.push(...detachedMediaWaits());
     return waits;
   }
 
@@ -286,7 +465,7 @@
     waits.push(waitDelays());
     await Promise.all(waits);
     if (errors.length > 0) throw errors[0];
-    return frame;
+    return mediaRecords(t); // null when nothing is heard: the common case stays cheap
   }
 
   async function ready() {
@@ -306,7 +485,7 @@
     const labels = [...delays.values()];
     for (const image of document.images) if (!image.complete) labels.push(`image ${image.currentSrc || image.src}`);
     for (const media of document.querySelectorAll("video, audio")) {
-      if (media.seeking || media.readyState < 2) labels.push(`media ${media.currentSrc || media.src}`);
+      if (media.seeking || media.readyState < (media.localName === "audio" ? 1 : 2)) labels.push(`media ${media.currentSrc || media.src}`);
     }
     if (document.fonts && document.fonts.status !== "loaded") labels.push("fonts");
     for (const child of sameOriginChildren()) labels.push(...child.pending());
