@@ -73,25 +73,25 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def interrupt(command: list[str], signum: int, chunks_done: int) -> str:
     """Run ``command`` until ``chunks_done`` chunks are finished, then send ``signum``."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 300
-        for line in process.stdout:
-            event = json.loads(line)
-            if sum(1 for p in event.get("workers", []) if p == 1.0) >= chunks_done:
-                break
-            assert event.get("event") != "done", "the render ended before the signal"
-            assert time.monotonic() < deadline
-        process.send_signal(signum)
-        process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.stderr is not None
-    return process.stderr.read()
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            deadline = time.monotonic() + 300
+            for line in process.stdout:
+                event = json.loads(line)
+                if sum(1 for p in event.get("workers", []) if p == 1.0) >= chunks_done:
+                    break
+                assert event.get("event") != "done", "the render ended before the signal"
+                assert time.monotonic() < deadline
+            process.send_signal(signum)
+            process.wait(timeout=20)
+            return process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def rerun(command: list[str]) -> tuple[list[dict[str, Any]], str]:
