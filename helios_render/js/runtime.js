@@ -243,7 +243,8 @@
           image.addEventListener("error", resolve, { once: true });
         }));
       } else if (image.naturalWidth > 0 && image.decode) {
-        waits.push(image.decode().catch(() => undefined));
+        const source = image.currentSrc;
+        waits.push(image.decode().then(() => decodedImages.set(image, source), () => undefined));
       }
     }
     return waits;
@@ -264,11 +265,56 @@
     return (error && error.stack) || String(error);
   }
 
-  async function seek(frame, t) {
+  // ---- seek: a synchronous fast path when nothing can be pending ----------------------------
+  // When no timer is due, no media, hook, child frame, delay handle, font or undecoded image
+  // can make the frame wait, a seek does all its work synchronously and returns the frame
+  // number instead of a promise, so Runtime.evaluate answers without a promise round trip.
+  // Microtasks queued by rAF callbacks still run before the capture (at the end of the
+  // evaluation's task); an animation they start is found at the next seek, at its start time.
+  const realNow = Performance.prototype.now.bind(performance); // for the renderer's profile only
+  let profile = null; // [workMs, settleMs, ...] per seek, while the renderer profiles
+  const mediaElements = [document.getElementsByTagName("video"), document.getElementsByTagName("audio")];
+  const decodedImages = new WeakMap(); // <img> -> the currentSrc it was decoded with
+  function canSeekSynchronously(t) {
+    if (nextTimer(t) || delays.size > 0) return false;
+    if (mediaElements[0].length > 0 || mediaElements[1].length > 0) return false;
+    const helios = window.helios;
+    if (helios && typeof helios.seek === "function") return false;
+    if (window.frames.length > 0) return false;
+    if (document.fonts && document.fonts.status !== "loaded") return false;
+    for (const image of document.images) {
+      if (!image.complete || (image.naturalWidth > 0 && decodedImages.get(image) !== image.currentSrc)) return false;
+    }
+    return true;
+  }
+
+  function seek(frame, t) {
+    const started = profile ? realNow() : 0;
     currentFrame = frame;
     errors.length = 0;
     if (t < now) throw new Error(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
     trackAnimations();
+    if (!canSeekSynchronously(t)) return seekAsync(frame, t, started);
+    now = t;
+    if (rafQueue.size > 0) {
+      const queue = rafQueue;
+      rafQueue = new Map();
+      for (const callback of queue.values()) {
+        try {
+          callback(t);
+        } catch (error) {
+          recordError(error);
+        }
+      }
+    }
+    trackAnimations();
+    seekAnimations(t);
+    if (profile) profile.push(realNow() - started, 0);
+    if (errors.length > 0) throw errors[0];
+    return frame;
+  }
+
+  async function seekAsync(frame, t, started) {
     await runTimersUntil(t);
     now = t;
     await runAnimationFrame(t);
@@ -284,7 +330,9 @@
     waits.push(...imagesReady());
     if (document.fonts) waits.push(document.fonts.ready);
     waits.push(waitDelays());
+    const settling = profile ? realNow() : 0;
     await Promise.all(waits);
+    if (profile) profile.push(settling - started, realNow() - settling);
     if (errors.length > 0) throw errors[0];
     return frame;
   }
@@ -341,6 +389,8 @@
       pending,
       describeError,
       info: () => ({ usedClock: state.usedClock, usedRaf: state.usedRaf, rafPending: rafQueue.size, now }),
+      /** The seek profile so far ([workMs, settleMs] per seek; null when off); `on` restarts it. */
+      profile: (on) => { const out = profile; profile = on ? [] : null; return out; },
     }),
     configurable: false,
   });
