@@ -169,8 +169,12 @@ def assign_runs(items: Sequence[_Run], workers: int) -> list[list[_Run]]:
 
 
 def default_concurrency(cpu_count: int | None = None, memory_bytes: int | None = None) -> int:
-    """Workers to use when the user does not say: half the CPUs (a worker keeps about two
-    busy: Chromium's renderer and FFmpeg), capped by memory and :data:`MAX_DEFAULT_CONCURRENCY`.
+    """Workers to use when the user does not say: one per CPU, capped by memory (one per
+    :data:`WORKER_MEMORY_BYTES`) and :data:`MAX_DEFAULT_CONCURRENCY`, at least 1.
+
+    A worker alternates between waiting on Chromium (seek, capture) and feeding FFmpeg, so it
+    keeps about one CPU busy on average, not two: on a 2-CPU machine 2 workers rendered 1.2x
+    faster than 1 (benchmarks/bench_render.py).
     """
     cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     if memory_bytes is None:
@@ -179,7 +183,7 @@ def default_concurrency(cpu_count: int | None = None, memory_bytes: int | None =
         except (ValueError, OSError, AttributeError):
             memory_bytes = WORKER_MEMORY_BYTES * MAX_DEFAULT_CONCURRENCY
     by_memory = memory_bytes // WORKER_MEMORY_BYTES
-    return int(max(1, min(cpus // 2, by_memory, MAX_DEFAULT_CONCURRENCY)))
+    return int(max(1, min(cpus, by_memory, MAX_DEFAULT_CONCURRENCY)))
 
 
 @dataclass(frozen=True, slots=True)

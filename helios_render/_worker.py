@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trio
@@ -26,7 +27,7 @@ import trio
 from ._audio import MediaRecord, localize_sources
 from ._browser import Browser, find_browser, launch_browser
 from ._exceptions import WorkerError
-from ._ffmpeg import encoder_args, find_ffmpeg, open_encoder, pad_transport_stream
+from ._ffmpeg import Encoder, encoder_args, find_ffmpeg, open_encoder, pad_transport_stream
 from ._page import Page, open_page
 from ._plan import ChunkJob, FolderSource, UrlSource
 from ._server import serve_directory
@@ -37,7 +38,9 @@ __all__ = [
     "FRAME_QUEUE",
     "ChunkResult",
     "ChunkWorker",
+    "FinishingChunk",
     "Report",
+    "WorkerTimings",
     "open_chunk_worker",
     "render_chunk",
 ]
@@ -65,16 +68,125 @@ class ChunkResult:
     media: tuple[MediaRecord, ...] = ()
 
 
+@dataclass(slots=True)
+class WorkerTimings:
+    """Where one worker's time went, for the benchmark: an optional sink of a
+    :class:`ChunkWorker`. Durations are seconds of ``time.perf_counter``, one entry per frame
+    (or per chunk, or per launch); nothing is recorded unless a worker is given one.
+
+    ``seek`` is the whole ``Runtime.evaluate`` of a seek, ``settle`` and ``seek_work`` its parts
+    measured inside the page (waiting for fonts, images, media, hooks; the runtime's own work);
+    ``encoder_wait`` is the time a captured frame waited for room in the frame queue.
+    """
+
+    seek: list[float] = field(default_factory=list)
+    seek_work: list[float] = field(default_factory=list)
+    settle: list[float] = field(default_factory=list)
+    capture: list[float] = field(default_factory=list)
+    encoder_wait: list[float] = field(default_factory=list)
+    replay: list[float] = field(default_factory=list)
+    encoder_start: list[float] = field(default_factory=list)
+    encoder_finish: list[float] = field(default_factory=list)
+    launch: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    #: ``time.perf_counter()`` when this worker's first frame went to its encoder.
+    first_frame_at: float | None = None
+    #: Process ids of this worker's browser (for memory sampling).
+    browser_pids: list[int] = field(default_factory=list)
+
+    async def collect_page(self, page: Page, *, keep: bool = True) -> None:
+        """Move the page's own seek profile (milliseconds) into :attr:`seek_work` and
+        :attr:`settle` (or drop it, without ``keep``), and keep profiling."""
+        values = await page.evaluate(
+            "window.__helios.profile ? window.__helios.profile(true) : null", await_promise=False
+        )
+        if not keep:
+            return
+        for work, settle in zip(values[0::2], values[1::2], strict=True) if values else ():
+            self.seek_work.append(work / 1000)
+            self.settle.append(settle / 1000)
+
+
 def _session_key(job: ChunkJob) -> tuple[object, ...]:
     """Jobs with the same key can share a browser and a page."""
     return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
+
+
+class FinishingChunk:
+    """A chunk whose frames are all with its encoder, still encoding. Made by
+    :meth:`ChunkWorker.render_frames`."""
+
+    def __init__(
+        self,
+        job: ChunkJob,
+        report: Report,
+        output: Path,
+        out_dir: Path,
+        stack: AsyncExitStack,
+        timings: WorkerTimings | None,
+    ) -> None:
+        self.job = job
+        self.output = output
+        self.log = out_dir / f"ffmpeg-{job.index:05d}.log"
+        self.encoder: Encoder | None = None
+        self._report = report
+        self._stack = stack
+        self._timings = timings
+        self._done = False
+        #: What the page played at this chunk's frames.
+        self.media: tuple[MediaRecord, ...] = ()
+
+    async def finish(self) -> ChunkResult:
+        """Wait for the encoder to write the chunk file and return the chunk.
+
+        Raises:
+            WorkerError: The encoder failed (naming the chunk and its last frame).
+
+        Cancellation:
+            FFmpeg is stopped and reaped by :meth:`aclose`; the file is removed.
+        """
+        job = self.job
+        assert self.encoder is not None
+        try:
+            started = time.perf_counter()
+            await self.encoder.finish()
+            if self._timings is not None:
+                self._timings.encoder_finish.append(time.perf_counter() - started)
+            pad_transport_stream(self.output)
+        except Exception as exc:
+            last = job.end - 1
+            error = WorkerError(job.index, (job.start, job.end), last, exc, trio.current_time())
+            raise error from exc
+        self._done = True
+        self._report(job.index, 1.0)
+        return ChunkResult(
+            index=job.index, frames=job.frames, path=self.output, media=self.media
+        )
+
+    async def aclose(self) -> None:
+        """Stop the encoder if it has not finished (removing its file) and drop its log.
+        Idempotent.
+
+        Cancellation:
+            Shielded by the encoder's own abort: FFmpeg is always reaped.
+        """
+        try:
+            await self._stack.aclose()
+        finally:
+            if not self._done:
+                with contextlib.suppress(OSError):
+                    self.output.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.log.unlink(missing_ok=True)
 
 
 class ChunkWorker:
     """Renders chunk jobs one after another on one browser and page. Create it with
     :func:`open_chunk_worker`."""
 
-    def __init__(self) -> None:
+    def __init__(self, timings: WorkerTimings | None = None) -> None:
+        #: Where per-frame timings go (benchmarks only); ``None`` records nothing.
+        self.timings = timings
         self._stack: AsyncExitStack | None = None
         self._key: tuple[object, ...] | None = None
         self._browser: Browser | None = None
@@ -117,6 +229,7 @@ class ChunkWorker:
         else:
             assert isinstance(job.source, UrlSource)
             self._url = job.source.url
+        started = time.perf_counter()
         self._browser = await stack.enter_async_context(
             launch_browser(
                 executable,
@@ -126,6 +239,9 @@ class ChunkWorker:
                 extra_args=job.browser_args,
             )
         )
+        if self.timings is not None:
+            self.timings.launch.append(time.perf_counter() - started)
+            self.timings.browser_pids.append(self._browser.process.pid)
 
     async def _open_page(self, job: ChunkJob) -> Page:
         assert self._browser is not None and self._url is not None
@@ -133,9 +249,13 @@ class ChunkWorker:
         page_stack = AsyncExitStack()
         self._page_stack = page_stack
         config = replace(job.page, url=self._url)
+        started = time.perf_counter()
         self._page = await page_stack.enter_async_context(
             open_page(self._browser, config, begin_frame=job.begin_frame)
         )
+        if self.timings is not None:
+            self.timings.load.append(time.perf_counter() - started)
+            await self.timings.collect_page(self._page)
         return self._page
 
     async def _page_at(self, job: ChunkJob, first: int) -> Page:
@@ -148,9 +268,15 @@ class ChunkWorker:
         if first == 0 or not await page.needs_replay():
             return page
         begin = 0 if page.position is None else page.position + 1
+        timings = self.timings
         for frame in range(begin, first):
             self.frame = frame
+            started = time.perf_counter()
             await page.seek(frame)
+            if timings is not None:
+                timings.replay.append(time.perf_counter() - started)
+        if timings is not None:
+            await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
         return page
 
     def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
@@ -159,7 +285,8 @@ class ChunkWorker:
         return WorkerError(job.index, (job.start, job.end), self.frame, exc, trio.current_time())
 
     async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
-        """Render ``job`` into ``out_dir/job.file_name``.
+        """Render ``job`` into ``out_dir/job.file_name``: :meth:`render_frames`, then
+        :meth:`FinishingChunk.finish`.
 
         ``report(job.index, p)`` gets the fraction of frames handed to the encoder; 1.0 only
         after the encoder has closed the chunk file.
@@ -171,49 +298,88 @@ class ChunkWorker:
         Cancellation:
             FFmpeg is stopped and reaped; the browser stays up until the worker is closed.
         """
+        finishing = await self.render_frames(job, report, out_dir)
+        try:
+            return await finishing.finish()
+        finally:
+            await finishing.aclose()
+
+    async def render_frames(
+        self, job: ChunkJob, report: Report, out_dir: Path
+    ) -> FinishingChunk:
+        """Hand every frame of ``job`` to a new encoder and return it still encoding, so that
+        the next chunk's frames can be captured while it finishes. The caller must call
+        :meth:`FinishingChunk.finish` (to get the result) and always
+        :meth:`FinishingChunk.aclose`.
+
+        Raises:
+            WorkerError: Naming the chunk and frame; the encoder is already stopped.
+
+        Cancellation:
+            FFmpeg is stopped and reaped.
+        """
         self.frame = None
         output = out_dir / job.file_name
         media: list[MediaRecord] = []  # what the page played at this chunk's frames
+        stack = AsyncExitStack()
+        finishing = FinishingChunk(job, report, output, out_dir, stack, self.timings)
         try:
             ffmpeg = find_ffmpeg(job.ffmpeg)
             page = await self._page_at(job, job.start)
             settings = job.encoder
-            log = out_dir / f"ffmpeg-{job.index:05d}.log"
-            async with open_encoder(encoder_args(ffmpeg, settings, output), log) as encoder:
-                send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
+            timings = self.timings
+            clock = time.perf_counter
+            started = clock()
+            encoder = await stack.enter_async_context(
+                open_encoder(encoder_args(ffmpeg, settings, output), finishing.log)
+            )
+            finishing.encoder = encoder
+            if timings is not None:
+                timings.encoder_start.append(clock() - started)
+            send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
 
-                async def feed() -> None:
-                    async with receive:
-                        async for image in receive:
-                            await encoder.write(image)
+            async def feed() -> None:
+                async with receive:
+                    async for image in receive:
+                        await encoder.write(image)
 
-                async with task_nursery() as nursery:
-                    nursery.start_soon(feed)
-                    async with send:
-                        for done, frame in enumerate(range(job.start, job.end), start=1):
-                            self.frame = frame
+            async with task_nursery() as nursery:
+                nursery.start_soon(feed)
+                async with send:
+                    for done, frame in enumerate(range(job.start, job.end), start=1):
+                        self.frame = frame
+                        if timings is None:
                             media += await page.seek(frame)
                             image = await page.capture(settings.image_format, job.quality)
                             await send.send(image)
-                            if done < job.frames:
-                                report(job.index, done / job.frames)
-                await encoder.finish()
-            pad_transport_stream(output)
+                        else:
+                            t0 = clock()
+                            media += await page.seek(frame)
+                            t1 = clock()
+                            image = await page.capture(settings.image_format, job.quality)
+                            t2 = clock()
+                            await send.send(image)
+                            t3 = clock()
+                            timings.seek.append(t1 - t0)
+                            timings.capture.append(t2 - t1)
+                            timings.encoder_wait.append(t3 - t2)
+                            if timings.first_frame_at is None:
+                                timings.first_frame_at = t3
+                        if done < job.frames:
+                            report(job.index, done / job.frames)
+            if timings is not None:
+                await timings.collect_page(page)
         except BaseException as exc:
-            with contextlib.suppress(OSError):
-                output.unlink(missing_ok=True)
+            await finishing.aclose()
             if isinstance(exc, Exception):
                 raise self._error(job, exc) from exc
             raise
-        finally:
-            with contextlib.suppress(OSError):
-                (out_dir / f"ffmpeg-{job.index:05d}.log").unlink(missing_ok=True)
-        report(job.index, 1.0)
         if self._server_origin is not None:
             # Every worker serves on its own port: name local media by path, so that the
             # records of all chunks agree.
             media = localize_sources(media, self._server_origin)
-        return ChunkResult(index=job.index, frames=job.frames, path=output, media=tuple(media))
+        finishing.media = tuple(media)
+        return finishing
 
     async def still(self, job: ChunkJob, frame: int) -> bytes:
         """The PNG of ``frame`` (a still image)."""
@@ -227,13 +393,16 @@ class ChunkWorker:
 
 
 @asynccontextmanager
-async def open_chunk_worker() -> AsyncIterator[ChunkWorker]:
+async def open_chunk_worker(timings: WorkerTimings | None = None) -> AsyncIterator[ChunkWorker]:
     """A :class:`ChunkWorker`; its browser, page and server are closed when the block exits.
+
+    Args:
+        timings: A sink for per-frame timings (benchmarks); none are taken without it.
 
     Cancellation:
         Chromium and FFmpeg are stopped and reaped before this returns.
     """
-    worker = ChunkWorker()
+    worker = ChunkWorker(timings)
     try:
         yield worker
     finally:

@@ -140,7 +140,7 @@ def build_parser() -> CommandLineParser:
                         help="seconds to render (rounded to whole frames)")
     run.add_argument("--start-frame", type=int, default=_ABSENT, help="first frame (default 0)")
     run.add_argument("--concurrency", type=int, default=_ABSENT,
-                     help="parallel workers (default: half the CPUs, capped by memory)")
+                     help="parallel workers (default: one per CPU, capped by memory)")
     run.add_argument("--chunk-frames", type=int, default=_ABSENT,
                      help="most frames per chunk (default: at most 60; an interrupted render "
                      "resumes from its finished chunks)")

@@ -197,10 +197,11 @@ def test_frame_time_is_exact(frame: int, num: int, den: int) -> None:
     assert frame_time(frame, fps) * fps == frame
 
 
-def test_default_concurrency_is_half_the_cpus_capped_by_memory() -> None:
+def test_default_concurrency_is_one_per_cpu_capped_by_memory() -> None:
     gib = 1024**3
-    assert default_concurrency(2, 24 * gib) == 1
-    assert default_concurrency(8, 24 * gib) == 4
+    assert default_concurrency(2, 24 * gib) == 2
+    assert default_concurrency(4, 24 * gib) == 4
     assert default_concurrency(64, 24 * gib) == 8
     assert default_concurrency(16, 3 * gib) == 2
+    assert default_concurrency(2, 2 * gib) == 1
     assert default_concurrency(1, 1) == 1

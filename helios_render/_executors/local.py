@@ -1,8 +1,11 @@
 """LocalExecutor: the chunk jobs of a render on this machine, one Trio nursery, a task per worker.
 
 Each worker takes one run of consecutive chunks (see :func:`~helios_render._plan.assign_runs`)
-and renders them on one browser and page, a new encoder per chunk. Supervision follows
-:mod:`helios_render._executors._base`.
+and renders them on one browser and page, a new encoder per chunk. A worker that can
+(:class:`PipelinedRunner`, such as :class:`~helios_render._worker.ChunkWorker`) captures the
+next chunk's frames while the previous chunk's encoder finishes and the job folder checks it:
+at most one chunk is finishing per worker, and a chunk counts as done only once recorded.
+Supervision follows :mod:`helios_render._executors._base`.
 """
 
 from __future__ import annotations
@@ -11,20 +14,20 @@ import logging
 import shutil
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
 from .._exceptions import HeliosError, WorkerError
 from .._plan import ChunkJob, assign_runs
 from .._tempdirs import make_private_dir
-from .._util import collapse_group
-from .._worker import ChunkResult, Report, open_chunk_worker
+from .._util import collapse_group, task_nursery
+from .._worker import ChunkResult, FinishingChunk, Report, open_chunk_worker
 from ._base import ResultSink, Supervision
 
-__all__ = ["LocalExecutor"]
+__all__ = ["ChunkRunner", "LocalExecutor", "PipelinedRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,15 @@ class ChunkRunner(Protocol):
     or a fake in tests)."""
 
     async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult: ...
+
+
+@runtime_checkable
+class PipelinedRunner(ChunkRunner, Protocol):
+    """A :class:`ChunkRunner` that can hand back a chunk still encoding."""
+
+    async def render_frames(
+        self, job: ChunkJob, report: Report, out_dir: Path
+    ) -> FinishingChunk: ...
 
 
 #: Opens a :class:`ChunkRunner` whose resources are released when the block exits.
@@ -116,7 +128,15 @@ class LocalExecutor:
             decided: bool | None = None  # the supervision's answer, once asked: retry?
             worker: ChunkRunner | None = None
             try:
-                async with self._open_worker() as worker:
+                async with task_nursery() as finishers, self._open_worker() as worker:
+                    if isinstance(worker, PipelinedRunner):
+                        failed = await _run_pipelined(
+                            worker, finishers, pending, report, on_result, out_dir
+                        )
+                        if failed is not None:
+                            job, error = failed
+                            decided = supervision.failed(job, error)
+                            raise error from error.__cause__
                     while pending:
                         job = pending[0]
                         try:
@@ -143,6 +163,69 @@ class LocalExecutor:
                 if decided:
                     continue
                 raise
+
+
+async def _run_pipelined(
+    worker: PipelinedRunner,
+    finishers: trio.Nursery,
+    pending: deque[ChunkJob],
+    report: Report,
+    on_result: ResultSink,
+    out_dir: Path,
+) -> tuple[ChunkJob, WorkerError] | None:
+    """Render ``pending`` in order, capturing chunk k+1 while chunk k finishes and is recorded
+    (in a task of ``finishers``); pop each chunk once recorded. Return the first failure (its
+    job and error) instead of raising it, with ``pending[0]`` the first chunk not recorded;
+    ``None`` when all are done. A chunk that fails to finish is noticed once the capture beside
+    it is over (a chunk is short).
+
+    The capture runs in this task, outside any scope of ours, because the page it may open
+    must outlive this call (Trio's scopes nest strictly).
+
+    Cancellation:
+        Every encoder still running is stopped and reaped.
+    """
+    async with AsyncExitStack() as held:
+        previous: FinishingChunk | None = None
+        while pending:
+            job: ChunkJob | None = pending[0]
+            failures: list[tuple[ChunkJob, WorkerError]] = []
+            finished = trio.Event()
+            if previous is not None:
+                job = pending[1] if len(pending) > 1 else None
+                finishers.start_soon(_finish_chunk, previous, on_result, failures, finished)
+            current: FinishingChunk | None = None
+            if job is not None:
+                try:
+                    current = await worker.render_frames(job, report, out_dir)
+                    held.push_async_callback(current.aclose)
+                except Exception as exc:
+                    failures.append((job, _as_worker_error(job, exc, None)))
+            if previous is not None:
+                await finished.wait()
+                if not any(failure[0] is previous.job for failure in failures):
+                    pending.popleft()
+            if failures:
+                return failures[0]
+            previous = current
+    return None
+
+
+async def _finish_chunk(
+    chunk: FinishingChunk,
+    on_result: ResultSink,
+    failures: list[tuple[ChunkJob, WorkerError]],
+    finished: trio.Event,
+) -> None:
+    """Finish and record ``chunk``; a failure goes first in ``failures``."""
+    try:
+        result = await chunk.finish()
+        await on_result(result)
+    except Exception as exc:
+        failures.insert(0, (chunk.job, _as_worker_error(chunk.job, exc, None)))
+    finally:
+        finished.set()
+        await chunk.aclose()
 
 
 def _frame_of(worker: object) -> int | None:
