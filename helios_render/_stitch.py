@@ -3,27 +3,50 @@
 Steps, each a function, in order:
 
 1. :func:`join_chunks`: one stream-copy concat of the chunks, with a ``duration`` line per
-   chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams;
+   chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams; into
+   the output's container (H.265 tagged ``hvc1`` in MP4/MOV here), or, for GIF and PNG
+   sequences, into a lossless Matroska intermediate of the browser's PNGs;
 2. :func:`check_frames`: the joined file's frame count, read back with ffprobe, must be the
    plan's, or nothing is renamed;
-3. the audio step (none yet: the output carries video only);
-4. :func:`publish`: the atomic rename over the output.
+3. the finishing step of the codec: none for video files; :func:`make_gif` (two passes:
+   ``palettegen=stats_mode=diff``, then ``paletteuse``); :func:`write_image_sequence` (the
+   PNGs by stream copy into a new folder, numbered by composition frame);
+4. the audio step (none yet: the output carries video only);
+5. :func:`publish`: the atomic rename over the output (a folder is renamed only onto a name
+   that does not exist), after the finished output's frame count is checked again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from ._exceptions import RenderError
-from ._ffmpeg import concat_args, run_ffmpeg
+from ._codecs import CODECS
+from ._exceptions import RenderError, UsageError
+from ._ffmpeg import (
+    concat_args,
+    gif_args,
+    image_sequence_args,
+    palette_args,
+    run_ffmpeg,
+)
 from ._jobs import count_frames
 from ._plan import RenderPlan
 
-__all__ = ["check_frames", "concat_list", "join_chunks", "publish", "stitch"]
+__all__ = [
+    "check_frames",
+    "concat_list",
+    "join_chunks",
+    "make_gif",
+    "publish",
+    "publish_folder",
+    "stitch",
+    "write_image_sequence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +69,22 @@ def concat_list(chunks: Sequence[tuple[Path, Fraction]]) -> str:
 
 
 async def join_chunks(
-    plan: RenderPlan, ffmpeg: Path, files: Sequence[Path], joined: Path, workdir: Path
+    plan: RenderPlan,
+    ffmpeg: Path,
+    files: Sequence[Path],
+    joined: Path,
+    workdir: Path,
+    muxer: str | None = None,
 ) -> None:
-    """Concatenate ``files`` (the plan's chunks, in order) by stream copy into ``joined``."""
+    """Concatenate ``files`` (the plan's chunks, in order) by stream copy into ``joined``
+    (in ``muxer``, default the muxer of its suffix)."""
     durations = [Fraction(chunk.frames) / plan.fps for chunk in plan.chunks]
     list_file = workdir / "chunks.txt"
     list_file.write_text(concat_list(list(zip(files, durations, strict=True))))
     await run_ffmpeg(
-        concat_args(ffmpeg, list_file, joined), workdir / "concat.log", what="join chunks"
+        concat_args(ffmpeg, list_file, joined, plan.codec, muxer),
+        workdir / "concat.log",
+        what="join chunks",
     )
 
 
@@ -67,19 +98,97 @@ async def check_frames(plan: RenderPlan, ffprobe: Path, joined: Path) -> None:
         )
 
 
+async def make_gif(ffmpeg: Path, joined: Path, output: Path, workdir: Path) -> None:
+    """The GIF of ``joined`` (lossless PNG frames): a palette for the whole video, then the
+    frames mapped to it."""
+    palette = workdir / "palette.png"
+    try:
+        await run_ffmpeg(
+            palette_args(ffmpeg, joined, palette), workdir / "palette.log", what="make the palette"
+        )
+        await run_ffmpeg(
+            gif_args(ffmpeg, joined, palette, output), workdir / "gif.log", what="write the GIF"
+        )
+    finally:
+        palette.unlink(missing_ok=True)
+
+
+async def write_image_sequence(plan: RenderPlan, ffmpeg: Path, joined: Path, folder: Path) -> None:
+    """The PNG frames of ``joined`` into ``folder`` (created here), named by ``plan``'s
+    pattern and numbered by composition frame, and check that it holds exactly them.
+
+    Raises:
+        RenderError: The folder does not hold exactly the plan's frames.
+    """
+    assert plan.frame_pattern is not None
+    folder.mkdir()
+    await run_ffmpeg(
+        image_sequence_args(ffmpeg, joined, folder, plan.frame_pattern, plan.start_frame),
+        folder.parent / f"{folder.name}.log",
+        what="write the PNG frames",
+    )
+    (folder.parent / f"{folder.name}.log").unlink(missing_ok=True)
+    expected = {
+        plan.frame_pattern % frame
+        for frame in range(plan.start_frame, plan.start_frame + plan.frames)
+    }
+    found = {entry.name for entry in folder.iterdir()}
+    if found != expected:
+        raise RenderError(
+            f"the image sequence holds {len(found)} files, expected the {plan.frames} frames "
+            f"{min(expected)} to {max(expected)}: nothing was written (report it)"
+        )
+
+
 def publish(joined: Path, output: Path) -> None:
     """Rename the finished file over the output (atomic on one file system)."""
     os.replace(joined, output)
 
 
+def publish_folder(folder: Path, output: Path) -> None:
+    """Rename the finished folder to ``output``, which must not exist (atomic on one file
+    system; an empty folder made meanwhile at ``output`` is never replaced).
+
+    Raises:
+        UsageError: Something appeared at ``output`` while rendering.
+    """
+    if output.exists() or output.is_symlink():
+        raise UsageError(
+            f"{output} appeared while rendering: the frames were not written; remove it and "
+            "run again"
+        )
+    os.rename(folder, output)
+
+
 async def stitch(
     plan: RenderPlan, ffmpeg: Path, ffprobe: Path, files: Sequence[Path], workdir: Path
 ) -> None:
-    """Join, check and publish: the output exists only if every step passed."""
-    joined = workdir / f"joined{plan.output.suffix}"
+    """Join, check, finish and publish: the output exists only if every step passed."""
+    codec = CODECS[plan.codec]
+    if codec.finish == "concat":
+        joined = workdir / f"joined{plan.output.suffix}"
+        try:
+            await join_chunks(plan, ffmpeg, files, joined, workdir)
+            await check_frames(plan, ffprobe, joined)
+            publish(joined, plan.output)
+        finally:
+            joined.unlink(missing_ok=True)
+        return
+    joined = workdir / f"joined{codec.chunk_suffix}"
+    finished = workdir / ("finished.gif" if codec.finish == "gif" else "frames")
     try:
-        await join_chunks(plan, ffmpeg, files, joined, workdir)
+        await join_chunks(plan, ffmpeg, files, joined, workdir, muxer=codec.chunk_format)
         await check_frames(plan, ffprobe, joined)
-        publish(joined, plan.output)
+        if codec.finish == "gif":
+            await make_gif(ffmpeg, joined, finished, workdir)
+            await check_frames(plan, ffprobe, finished)
+            publish(finished, plan.output)
+        else:
+            await write_image_sequence(plan, ffmpeg, joined, finished)
+            publish_folder(finished, plan.output)
     finally:
         joined.unlink(missing_ok=True)
+        if finished.is_dir():
+            shutil.rmtree(finished, ignore_errors=True)
+        else:
+            finished.unlink(missing_ok=True)

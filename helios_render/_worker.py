@@ -194,7 +194,8 @@ class ChunkWorker:
                             if done < job.frames:
                                 report(job.index, done / job.frames)
                 await encoder.finish()
-            pad_transport_stream(output)
+            if settings.table.chunk_format == "mpegts":
+                pad_transport_stream(output)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 output.unlink(missing_ok=True)

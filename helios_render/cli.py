@@ -19,9 +19,10 @@ from typing import Any, TextIO
 
 import trio
 
+from ._codecs import CODEC_ALIASES, CODECS, PRORES_PROFILES
 from ._exceptions import HeliosError, OptionsError
 from ._jobs import describe_kept
-from ._options import X264_PRESETS, RenderOptions
+from ._options import RenderOptions
 from ._progress import RenderProgress
 from ._render import RenderResult, render, render_still
 from ._util import collapse_group, task_nursery
@@ -97,14 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a local file; needed for a URL)")
     resume.add_argument("--no-resume", dest="resume", action="store_false", default=_ABSENT,
                         help="start over, discarding the finished chunks of an earlier run")
-    run.add_argument("--codec", default=_ABSENT, help=f"h264 or h265 (default {d['codec']})")
+    run.add_argument("--codec", default=_ABSENT, choices=(*CODECS, *CODEC_ALIASES),
+                     metavar="|".join(CODECS),
+                     help=f"output format (default {d['codec']}; see docs/formats.md)")
     run.add_argument("--crf", type=int, default=_ABSENT,
-                     help=f"quality, 0 lossless to 51 (default {d['crf']})")
-    run.add_argument("--preset", default=_ABSENT, choices=X264_PRESETS,
-                     help=f"encoder speed preset (default {d['preset']})")
+                     help="constant quality, lower is better (default per codec: h264 18, "
+                     "h265 23, vp9 30, vp8 10, av1 35; range 0-51, vp9/av1 0-63, vp8 4-63)")
+    run.add_argument("--preset", default=_ABSENT,
+                     help="encoder speed (default per codec: h264 veryfast, h265 fast "
+                     "(ultrafast..veryslow); vp9/vp8 good (realtime|good|best); av1 medium "
+                     "(fast|medium|slow))")
+    run.add_argument("--prores-profile", default=_ABSENT, choices=tuple(PRORES_PROFILES),
+                     help="ProRes profile (default hq; 4444 with --transparent)")
+    run.add_argument("--transparent", action="store_true", default=_ABSENT,
+                     help="transparent page background, kept as alpha (vp9, vp8, prores "
+                     "4444, png)")
     run.add_argument("--image-format", default=_ABSENT, choices=("jpeg", "png"),
-                     help=f"frame format out of the browser (default {d['image_format']}; "
-                     "png is exact)")
+                     help="frame format out of the browser (default jpeg; png, which is "
+                     "exact, for gif, png and --transparent)")
     run.add_argument("--quality", type=int, default=_ABSENT,
                      help=f"JPEG quality (default {d['quality']})")
     run.add_argument("--ffmpeg", default=_ABSENT, help="path of FFmpeg (default: find one)")
@@ -303,7 +314,7 @@ def _say_kept(options: RenderOptions, error: BaseException | None) -> None:
     """The last line after a render that stopped early: how to resume or discard its work."""
     if isinstance(error, BaseExceptionGroup):
         error = collapse_group(error)
-    hint = describe_kept(error, options.output_path)
+    hint = describe_kept(error, options.target_path)
     if hint:
         print(f"helios-render: {hint}", file=sys.stderr, flush=True)
 
