@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import trio
 
-from ._codecs import CODEC_ALIASES, CODECS, PRORES_PROFILES
+from ._codecs import CODECS, PRORES_PROFILES
 from ._exceptions import HeliosError, OptionsError
 from ._jobs import describe_kept
 from ._options import RenderOptions
@@ -71,6 +71,28 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
                         help="log more (-vv: DevTools traffic)")
 
 
+def _crf_help() -> str:
+    """Each codec's default and range of ``--crf``, from the codec table."""
+    return "; ".join(
+        f"{c.name} {c.quality.default} ({c.quality.low}-{c.quality.high})"
+        for c in CODECS.values()
+        if c.quality is not None
+    )
+
+
+def _preset_help() -> str:
+    """Each codec's default ``--preset`` and its choices, from the codec table."""
+    families: dict[tuple[str, ...], list[str]] = {}
+    for codec in CODECS.values():
+        if codec.speed is not None:
+            families.setdefault(codec.speed.names, []).append(
+                f"{codec.name} {codec.speed.default}"
+            )
+    return "; ".join(
+        f"{', '.join(defaults)} (of {'|'.join(names)})" for names, defaults in families.items()
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``helios-render``."""
     d = _DEFAULTS
@@ -98,17 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a local file; needed for a URL)")
     resume.add_argument("--no-resume", dest="resume", action="store_false", default=_ABSENT,
                         help="start over, discarding the finished chunks of an earlier run")
-    run.add_argument("--codec", default=_ABSENT, choices=(*CODECS, *CODEC_ALIASES),
-                     metavar="|".join(CODECS),
+    run.add_argument("--codec", default=_ABSENT, metavar="|".join(CODECS),
                      help=f"output format (default {d['codec']}; see docs/formats.md)")
     run.add_argument("--crf", type=int, default=_ABSENT,
-                     help="constant quality, lower is better (default per codec: h264 18, "
-                     "h265 23, vp9 30, vp8 10, av1 35; range 0-51, vp9/av1 0-63, vp8 4-63)")
+                     help=f"constant quality, lower is better (default per codec: {_crf_help()})")
     run.add_argument("--preset", default=_ABSENT,
-                     help="encoder speed (default per codec: h264 veryfast, h265 fast "
-                     "(ultrafast..veryslow); vp9/vp8 good (realtime|good|best); av1 medium "
-                     "(fast|medium|slow))")
-    run.add_argument("--prores-profile", default=_ABSENT, choices=tuple(PRORES_PROFILES),
+                     help=f"encoder speed (default per codec: {_preset_help()})")
+    run.add_argument("--prores-profile", default=_ABSENT,
+                     metavar="|".join(PRORES_PROFILES),
                      help="ProRes profile (default hq; 4444 with --transparent)")
     run.add_argument("--transparent", action="store_true", default=_ABSENT,
                      help="transparent page background, kept as alpha (vp9, vp8, prores "
