@@ -251,6 +251,29 @@ def test_lossless_renders_decode_identically_with_one_and_three_workers(
         assert _decode(three / f"{k:05d}.png", "rgba") == _decode(one / f"f-{k:05d}.png", "rgba")
 
 
+DEFAULT_SHELL = "/opt/helios-headless-shell/unpacked/chromium"
+SHELL = os.environ.get("HELIOS_HEADLESS_SHELL") or (
+    DEFAULT_SHELL if os.access(DEFAULT_SHELL, os.X_OK) else None
+)
+
+
+@pytest.mark.beginframe
+@pytest.mark.skipif(SHELL is None, reason="needs chrome-headless-shell (see scripts/)")
+def test_transparency_holds_on_the_begin_frame_path(tmp_path: Path) -> None:
+    output = tmp_path / "frames"
+    helios_render.render_sync(RenderOptions(
+        source=PAGE, output=output, width=W, height=H, fps=30, frames=4, start_frame=5,
+        concurrency=1, codec="png", transparent=True, capture="beginframe", browser=SHELL,
+    ))
+    case = CASES["png"]
+    frames = _frames_of(case, output)
+    assert len(frames) == 4
+    for k, frame in enumerate(frames):
+        for x, y, colour in _expected(case, 5 + k):
+            assert colour is not None
+            assert _close(_pixel(frame, x, y), colour, 1), (k, x, y, _pixel(frame, x, y))
+
+
 # --- bad combinations: exit 2, one line, nothing started, nothing written -----------------
 
 
