@@ -26,6 +26,7 @@ from ._codecs import (
     CODECS,
     DEFAULT_PRORES_PROFILE,
     OUTPUT_MUXERS,
+    PRORES_ALPHA_PROFILES,
     PRORES_PROFILES,
     Codec,
     speed_args,
@@ -197,6 +198,9 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
     encoder = settings.chosen_encoder
     alpha = settings.transparent and codec.alpha_pix_fmt is not None
     pix_fmt = codec.alpha_pix_fmt if alpha and codec.alpha_pix_fmt else codec.pix_fmt
+    profile = settings.prores_profile or DEFAULT_PRORES_PROFILE
+    if codec.name == "prores" and profile in PRORES_ALPHA_PROFILES and not alpha:
+        pix_fmt = "yuv444p10le"  # 4444 without alpha: full chroma, no alpha plane
     args += [
         "-vf",
         f"scale={settings.width}:{settings.height}:out_color_matrix=bt709:out_range=tv,"
@@ -210,7 +214,6 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
     if codec.speed is not None:
         args += speed_args(codec, encoder, settings.preset or codec.speed.default)
     if codec.name == "prores":
-        profile = settings.prores_profile or DEFAULT_PRORES_PROFILE
         args += ["-profile:v", str(PRORES_PROFILES[profile])]
     if alpha:
         args += codec.alpha_args

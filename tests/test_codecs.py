@@ -76,6 +76,7 @@ def test_the_table_is_consistent() -> None:
         ("prores", {}, "yuv422p10le", "mov", ["-profile:v", "3"]),
         ("prores", {"transparent": True, "prores_profile": "4444"}, "yuva444p10le", "mov",
          ["-profile:v", "4"]),
+        ("prores", {"prores_profile": "4444xq"}, "yuv444p10le", "mov", ["-profile:v", "5"]),
         ("av1", {}, "yuv420p", "matroska", ["libsvtav1", "-crf", "35", "-preset", "8"]),
         ("av1", {"encoder": "libaom-av1", "preset": "fast"}, "yuv420p", "matroska",
          ["libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-b:v", "0"]),
