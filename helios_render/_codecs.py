@@ -317,6 +317,11 @@ def image_sequence_target(output: Path) -> tuple[Path, str]:
     if "%" in os.fspath(output.parent):
         raise ValueError(f"{output}: only the file name may hold a %05d pattern")
     if "%" not in name:
+        if output.suffix.lower() == ".png":
+            raise ValueError(
+                f"{name}: --codec png writes a folder of frames; give a folder "
+                f"({output.with_suffix('').name}) or a pattern ({output.stem}-%05d.png)"
+            )
         return output, "%05d.png"
     if len(_PATTERN.findall(name)) != 1 or name.count("%") != 1:
         raise ValueError(

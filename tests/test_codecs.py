@@ -137,7 +137,7 @@ def test_image_sequence_targets(output: str, folder: str, pattern: str) -> None:
 
 
 @pytest.mark.parametrize("output", ["/o/a-%d-%d.png", "/o/%s.png", "/o/f-%05d.jpg",
-                                    "/o/%05d/f.png"])
+                                    "/o/%05d/f.png", "/o/frames.png"])
 def test_malformed_image_sequence_patterns_are_refused(output: str) -> None:
     with pytest.raises(ValueError):
         image_sequence_target(Path(output))
