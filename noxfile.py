@@ -51,7 +51,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep."""
+    """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep;
+    ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_render.py", *session.posargs)
 

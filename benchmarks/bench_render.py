@@ -20,6 +20,15 @@ Usage: python benchmarks/bench_render.py [--frames 90] [--workers 1,2] [--reps 3
        [--width 1920] [--height 1080] [--quality 80] [--preset ultrafast]
        [--shell PATH] [--paths beginframe,screenshot] [--memory 3840x2160]
        [--json bench-results/latest.json]
+       python benchmarks/bench_render.py --codecs [--frames 90] [--width 1920] [--height 1080]
+
+``--codecs`` measures the cost of each output format instead: the example is captured once to
+PNG frames (its render fps is the capture fps), then every codec of the table this FFmpeg has
+encodes those frames with its default settings, fed on stdin as a chunk encoder is, and
+reports its encode fps (GIF: both palette passes over the joined PNGs).
+
+``--shell`` (default ``$HELIOS_HEADLESS_SHELL``) adds a chrome-headless-shell build, so the
+beginFrame path is measured beside Debian's Chromium and its screenshot path.
 """
 
 from __future__ import annotations
@@ -44,9 +53,17 @@ import trio
 import helios_render
 from helios_render._browser import find_browser, launch_browser
 from helios_render._capture import probe_begin_frame
+from helios_render._codecs import CODECS
 from helios_render._executors import LocalExecutor
 from helios_render._executors.local import ChunkRunner
-from helios_render._ffmpeg import find_ffmpeg
+from helios_render._ffmpeg import (
+    EncoderSettings,
+    encoder_args,
+    ffmpeg_encoders,
+    find_ffmpeg,
+    gif_args,
+    palette_args,
+)
 from helios_render._page import Page, PageConfig
 from helios_render._server import serve_directory
 from helios_render._worker import WorkerTimings, open_chunk_worker
@@ -321,6 +338,64 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+async def _timed(args: list[str], stdin: bytes | None = None) -> float:
+    started = time.perf_counter()
+    await trio.run_process(args, stdin=stdin, capture_stdout=True, capture_stderr=True)
+    return time.perf_counter() - started
+
+
+async def codec_report(args: argparse.Namespace) -> dict[str, Any]:
+    """Capture fps (the bare capture loop, PNG and JPEG) and the encode fps of every codec,
+    on the same frames."""
+    ffmpeg = find_ffmpeg()
+    available = ffmpeg_encoders(ffmpeg)
+    report: dict[str, Any] = {"size": f"{args.width}x{args.height}", "frames": args.frames,
+                              "cpus": os.cpu_count(), "codecs": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        options = helios_render.RenderOptions(
+            source=EXAMPLE, output=work / "frames", width=args.width, height=args.height,
+            fps=30, frames=args.frames, concurrency=1, codec="png",
+        )
+        await helios_render.render(options)
+        images = b"".join(p.read_bytes() for p in sorted((work / "frames").iterdir()))
+        browser = find_browser()
+        path = "beginframe" if await probe_begin_frame(browser) else "screenshot"
+        for image_format in ("png", "jpeg"):
+            fps = await bare_loop(browser, args.width, args.height, args.frames, image_format,
+                                  path)
+            report[f"capture_fps_{image_format}"] = fps
+        print(f"{args.width}x{args.height}, {args.frames} frames of examples/hello, "
+              f"{os.cpu_count()} CPUs; capture ({path}, bare loop): "
+              f"png {report['capture_fps_png']:.2f} fps, jpeg {report['capture_fps_jpeg']:.2f} fps")
+        print(f"{'codec':<8} {'encoder':<12} {'encode fps':>10}  settings")
+        for codec in CODECS.values():
+            encoder = next((e for e in codec.encoders if e in available), None)
+            if encoder is None:
+                print(f"{codec.name:<8} {'-':<12} {'missing':>10}")
+                continue
+            settings = EncoderSettings(fps=Fraction(30), width=args.width, height=args.height,
+                                       codec=codec.name, image_format="png", encoder=encoder)
+            chunk = work / f"chunk{codec.chunk_suffix}"
+            seconds = await _timed(encoder_args(ffmpeg, settings, chunk), images)
+            if codec.finish == "gif":
+                palette = work / "palette.png"
+                seconds += await _timed(palette_args(ffmpeg, chunk, palette))
+                seconds += await _timed(gif_args(ffmpeg, chunk, palette, work / "out.gif"))
+            fps = args.frames / seconds
+            described = []
+            if codec.quality is not None:
+                described.append(f"crf {codec.quality.default}")
+            if codec.speed is not None:
+                described.append(f"preset {codec.speed.default}")
+            if codec.name == "prores":
+                described.append("profile hq")
+            report["codecs"][codec.name] = {"encoder": encoder, "encode_fps": fps}
+            print(f"{codec.name:<8} {encoder:<12} {fps:10.2f}  {', '.join(described)}")
+            chunk.unlink()
+    return report
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=90)
@@ -338,8 +413,15 @@ if __name__ == "__main__":
     parser.add_argument("--memory", default="", help="sizes for a memory run, e.g. 3840x2160")
     parser.add_argument("--memory-frames", type=int, default=30)
     parser.add_argument("--json", default="bench-results/latest.json")
+    parser.add_argument("--codecs", action="store_true",
+                        help="encode fps of every codec beside the capture fps")
     arguments = parser.parse_args()
-    result = trio.run(main, arguments)
+    if arguments.codecs:
+        if arguments.json == parser.get_default("json"):
+            arguments.json = "bench-results/codecs.json"
+        result = trio.run(codec_report, arguments)
+    else:
+        result = trio.run(main, arguments)
     out = Path(arguments.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))

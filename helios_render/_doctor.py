@@ -8,8 +8,9 @@ import trio
 
 from ._browser import browser_version, find_browser
 from ._capture import probe_begin_frame
+from ._codecs import CODECS
 from ._exceptions import HeliosError
-from ._ffmpeg import CODECS, ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
 
 __all__ = ["run_doctor"]
 
@@ -45,10 +46,15 @@ def run_doctor(out: TextIO) -> int:
     else:
         print(f"ffmpeg:     {ffmpeg} ({ffmpeg_version(ffmpeg)})", file=out)
         encoders = ffmpeg_encoders(ffmpeg)
-        for codec, encoder in sorted(CODECS.items()):
-            state = "yes" if encoder in encoders else "no (install a full FFmpeg build)"
-            print(f"  --codec {codec:<5} {encoder}: {state}", file=out)
-        if CODECS["h264"] not in encoders:
+        for codec in CODECS.values():
+            found = [encoder for encoder in codec.encoders if encoder in encoders]
+            if found:
+                state = f"yes ({found[0]})"
+            else:
+                state = f"no (needs {' or '.join(codec.encoders)}: install a full FFmpeg build)"
+            alpha = ", alpha" if codec.alpha else ""
+            print(f"  --codec {codec.name:<7} {codec.label}{alpha}: {state}", file=out)
+        if CODECS["h264"].encoders[0] not in encoders:
             ok = False
     print("ready to render" if ok else "not ready: install what is missing above", file=out)
     return 0 if ok else 2

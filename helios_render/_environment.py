@@ -18,8 +18,9 @@ import trio
 
 from ._browser import browser_version, find_browser
 from ._capture import probe_begin_frame
+from ._codecs import CODECS, Codec, image_sequence_target
 from ._exceptions import OptionsError, SourceError, UsageError
-from ._ffmpeg import CODECS, CONTAINERS, ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
 from ._options import RenderOptions
 from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
 from ._server import check_page_file
@@ -27,7 +28,9 @@ from ._stitch import soundtrack
 
 __all__ = [
     "check_output",
+    "check_sequence_output",
     "choose_capture",
+    "choose_encoder",
     "digest_folder",
     "probe_environment",
     "resolve_source",
@@ -94,30 +97,87 @@ def digest_folder(root: Path, *, exclude: frozenset[Path] = frozenset()) -> str:
     return digest.hexdigest()
 
 
-def check_output(output: Path, suffixes: tuple[str, ...]) -> None:
-    """The output's suffix fits and its folder exists and takes a new file.
-
-    Raises:
-        OptionsError: Wrong suffix, or a folder.
-        UsageError: The folder is missing or not writable.
-    """
-    if output.suffix.lower() not in suffixes:
-        raise OptionsError(
-            f"cannot write {output.name}: the output must end in {', '.join(suffixes)}"
-        )
-    if output.is_dir():
-        raise OptionsError(f"output {output} is a folder: give a file name")
-    if not output.parent.is_dir():
-        raise UsageError(f"output folder {output.parent} does not exist: create it first")
+def _check_writable(folder: Path) -> None:
+    if not folder.is_dir():
+        raise UsageError(f"output folder {folder} does not exist: create it first")
     # Try it: permission bits say nothing for root, read-only mounts or full disks.
     try:
-        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".helios-probe-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".helios-probe-"):
             pass
     except OSError as exc:
         raise UsageError(
-            f"output folder {output.parent} is not writable ({exc.strerror}): "
+            f"output folder {folder} is not writable ({exc.strerror}): "
             "choose another output path"
         ) from exc
+
+
+def _suffix_hint(output: Path, codec: Codec | None) -> str:
+    """What to write instead of ``output`` for ``codec``: its usual suffix, and the codecs
+    that write the suffix given."""
+    suffix = output.suffix.lower()
+    hints = []
+    if codec is not None and codec.suffixes:
+        hints.append(f"write {output.with_suffix(codec.default_suffix).name}")
+    others = [name for name, other in CODECS.items() if suffix and suffix in other.suffixes]
+    if others:
+        hints.append(f"or give --codec {' or '.join(others)} for {suffix}")
+    return ": " + ", ".join(hints) if hints else ""
+
+
+def check_output(output: Path, suffixes: tuple[str, ...], codec: Codec | None = None) -> None:
+    """The output's suffix fits and its folder exists and takes a new file.
+
+    Raises:
+        OptionsError: Wrong suffix (the message suggests the right one), or a folder.
+        UsageError: The folder is missing or not writable.
+    """
+    if output.suffix.lower() not in suffixes:
+        what = f"--codec {codec.name} writes" if codec is not None else "the output must end in"
+        raise OptionsError(
+            f"cannot write {output.name}: {what} {', '.join(suffixes)}"
+            f"{_suffix_hint(output, codec)}"
+        )
+    if output.is_dir():
+        raise OptionsError(f"output {output} is a folder: give a file name")
+    _check_writable(output.parent)
+
+
+def check_sequence_output(output: Path) -> Path:
+    """An image sequence's folder (``output``, or the folder of a ``%05d`` pattern) must not
+    exist yet, and its parent must take a new folder. Returns the folder.
+
+    Raises:
+        OptionsError: The folder exists, or the pattern is malformed.
+        UsageError: The parent folder is missing or not writable.
+    """
+    try:
+        folder, _ = image_sequence_target(output)
+    except ValueError as exc:
+        raise OptionsError(str(exc)) from exc
+    if folder.exists() or folder.is_symlink():
+        raise OptionsError(
+            f"{folder} already exists: --codec png writes a new folder holding only the "
+            "frames; remove it or give another name"
+        )
+    _check_writable(folder.parent)
+    return folder
+
+
+def choose_encoder(codec: Codec, available: set[str], ffmpeg: Path) -> str:
+    """The first of the codec's encoders that this FFmpeg has.
+
+    Raises:
+        UsageError: It has none of them (names them and points to ``doctor``).
+    """
+    for encoder in codec.encoders:
+        if encoder in available:
+            return encoder
+    names = " or ".join(codec.encoders)
+    raise UsageError(
+        f"this FFmpeg ({ffmpeg}) has no {names} encoder for --codec {codec.name}: install a "
+        "full FFmpeg build (Debian/Ubuntu: apt-get install ffmpeg) or pass --ffmpeg PATH; "
+        "helios-render doctor lists what it can encode"
+    )
 
 
 async def choose_capture(options: RenderOptions, browser: Path, version: str) -> bool:
@@ -146,8 +206,12 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
     Raises:
         UsageError: A bad output path, a missing tool or encoder, a missing composition.
     """
+    codec = options.codec_entry
+    if video and codec.finish == "png":
+        check_sequence_output(options.output_path)
+    elif video:
+        check_output(options.output_path, codec.suffixes, codec)
     if video:
-        check_output(options.output_path, tuple(CONTAINERS))
         soundtrack(options)
     else:
         check_output(options.output_path, (".png",))
@@ -156,19 +220,17 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
     source, entry = resolve_source(options.source)
     browser_text = await trio.to_thread.run_sync(browser_version, browser)
     ffmpeg_text = await trio.to_thread.run_sync(ffmpeg_version, ffmpeg)
+    encoder = None
     if video:
         encoders = await trio.to_thread.run_sync(ffmpeg_encoders, ffmpeg)
-        if CODECS[options.codec] not in encoders:
-            raise UsageError(
-                f"this FFmpeg ({ffmpeg}) has no {CODECS[options.codec]} encoder for --codec "
-                f"{options.codec}: install a full FFmpeg build (Debian/Ubuntu: apt-get install "
-                "ffmpeg); helios-render doctor lists what it can encode"
-            )
+        encoder = choose_encoder(codec, encoders, ffmpeg)
     begin_frame = await choose_capture(options, browser, browser_text)
     source_digest = None
     if entry is not None and video:
         source_digest = await trio.to_thread.run_sync(
-            lambda: digest_folder(entry.parent, exclude=frozenset({options.output_path}))
+            lambda: digest_folder(
+                entry.parent, exclude=frozenset({options.output_path, options.target_path})
+            )
         )
     return Environment(
         browser=browser,
@@ -179,4 +241,5 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
         source=source,
         source_digest=source_digest,
         default_concurrency=default_concurrency(),
+        video_encoder=encoder,
     )

@@ -1,9 +1,10 @@
 """FFmpeg: find it, build its arguments (pure), feed an encoder on stdin, concatenate, probe.
 
-Chunks are written as MPEG-TS: its 90 kHz timestamps survive the concat demuxer exactly, where
-MP4 chunks (edit lists, last-frame durations) put irregular timestamps at every seam. The final
-file is one stream-copy concat of the chunks, so a render with one worker and a render with many
-take the same path.
+Chunks are written in their codec's chunk container (see :mod:`._codecs`): MPEG-TS for
+H.264/H.265, whose 90 kHz timestamps survive the concat demuxer exactly, where MP4 chunks (edit
+lists, last-frame durations) put irregular timestamps at every seam; WebM, Matroska or MOV for
+the others. The final file is one stream-copy concat of the chunks, so a render with one worker
+and a render with many take the same path.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ from pathlib import Path
 
 import trio
 
+from ._codecs import (
+    CODECS,
+    DEFAULT_PRORES_PROFILE,
+    OUTPUT_MUXERS,
+    PRORES_ALPHA_PROFILES,
+    PRORES_PROFILES,
+    Codec,
+    speed_args,
+)
 from ._exceptions import EncoderError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
 
 __all__ = [
-    "CODECS",
+    "COLOUR_ARGS",
     "ENCODER_FINISH_TIMEOUT",
     "Encoder",
     "EncoderSettings",
@@ -33,17 +43,16 @@ __all__ = [
     "encoder_args",
     "ffprobe_for",
     "find_ffmpeg",
+    "gif_args",
+    "image_sequence_args",
     "open_encoder",
     "pad_transport_stream",
+    "palette_args",
     "run_ffmpeg",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Codec names users give, mapped to FFmpeg encoders.
-CODECS: dict[str, str] = {"h264": "libx264", "h265": "libx265", "hevc": "libx265"}
-#: Output containers we write, by file suffix.
-CONTAINERS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
 #: Seconds FFmpeg gets to finish writing after EOF on stdin before it is killed.
 ENCODER_FINISH_TIMEOUT = 60.0
 #: Seconds FFmpeg gets to exit after EOF when the render is being torn down (its file is
@@ -119,15 +128,32 @@ def ffmpeg_version(ffmpeg: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EncoderSettings:
-    """How every chunk of a render is encoded; identical for all chunks of one render."""
+    """How every chunk of a render is encoded; identical for all chunks of one render.
+
+    ``encoder``, ``crf`` and ``preset`` left ``None`` take the codec's first encoder and its
+    defaults from the codec table.
+    """
 
     fps: Fraction
     width: int
     height: int
     codec: str = "h264"
-    crf: int = 18
-    preset: str = "veryfast"
+    crf: int | None = None
+    preset: str | None = None
     image_format: str = "jpeg"
+    encoder: str | None = None
+    transparent: bool = False
+    prores_profile: str | None = None
+
+    @property
+    def table(self) -> Codec:
+        """The codec's entry in the codec table."""
+        return CODECS[self.codec]
+
+    @property
+    def chosen_encoder(self) -> str:
+        """The FFmpeg encoder to use."""
+        return self.encoder or self.table.encoders[0]
 
 
 def _quiet(ffmpeg: Path) -> list[str]:
@@ -139,10 +165,22 @@ def _rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
+#: BT.709, limited range: how every YUV output is tagged, in the stream and on the frames
+#: (``prores_ks`` ignores ``-colorspace`` and takes the frames' tags).
+COLOUR_ARGS = (
+    "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+    "-color_range", "tv",
+)
+_TAG_FRAMES = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+
+
 def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[str]:
-    """Arguments for an FFmpeg that reads JPEG or PNG images on stdin and writes an MPEG-TS
-    chunk of ``settings.codec`` with a keyframe on its first frame."""
-    encoder = CODECS[settings.codec]
+    """Arguments for an FFmpeg that reads JPEG or PNG images on stdin and writes one chunk
+    of ``settings.codec`` in the codec's chunk container, starting with a keyframe.
+
+    For GIF and PNG sequences the chunk is the browser's PNGs stream-copied into Matroska.
+    """
+    codec = settings.table
     args = [
         *_quiet(ffmpeg),
         "-f",
@@ -154,28 +192,37 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
         "-i",
         "pipe:0",
         "-an",
+    ]
+    if codec.copies_png:
+        return [*args, "-c:v", "copy", "-f", codec.chunk_format, os.fspath(output)]
+    encoder = settings.chosen_encoder
+    alpha = settings.transparent and codec.alpha_pix_fmt is not None
+    pix_fmt = codec.alpha_pix_fmt if alpha and codec.alpha_pix_fmt else codec.pix_fmt
+    profile = settings.prores_profile or DEFAULT_PRORES_PROFILE
+    if codec.name == "prores" and profile in PRORES_ALPHA_PROFILES and not alpha:
+        pix_fmt = "yuv444p10le"  # 4444 without alpha: full chroma, no alpha plane
+    args += [
         "-vf",
         f"scale={settings.width}:{settings.height}:out_color_matrix=bt709:out_range=tv,"
-        "format=yuv420p",
+        f"format={pix_fmt},{_TAG_FRAMES}",
         "-c:v",
         encoder,
-        "-crf",
-        str(settings.crf),
-        "-preset",
-        settings.preset,
-        "-color_primaries",
-        "bt709",
-        "-color_trc",
-        "bt709",
-        "-colorspace",
-        "bt709",
-        "-color_range",
-        "tv",
     ]
-    if encoder == "libx265":
-        args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
-    args += ["-f", "mpegts", "-mpegts_copyts", "1", os.fspath(output)]
-    return args
+    if codec.quality is not None:
+        crf = codec.quality.default if settings.crf is None else settings.crf
+        args += [codec.quality.flag, str(crf), *codec.quality.extra]
+    if codec.speed is not None:
+        args += speed_args(codec, encoder, settings.preset or codec.speed.default)
+    if codec.name == "prores":
+        args += ["-profile:v", str(PRORES_PROFILES[profile])]
+    if alpha:
+        args += codec.alpha_args
+    args += [*codec.extra_args.get(encoder, ()), *COLOUR_ARGS]
+    if codec.chunk_format == "mpegts":
+        args += ["-f", "mpegts", "-mpegts_copyts", "1"]
+    else:
+        args += ["-f", codec.chunk_format]
+    return [*args, os.fspath(output)]
 
 
 #: FFmpeg's MPEG-TS probe needs more packets than a chunk of a few flat frames holds; shorter
@@ -194,9 +241,13 @@ def pad_transport_stream(path: Path, minimum: int = MIN_CHUNK_BYTES) -> None:
         handle.write(_TS_NULL_PACKET * packets)
 
 
-def concat_args(ffmpeg: Path, list_file: Path, output: Path) -> list[str]:
-    """Arguments that join the chunks named in ``list_file`` by stream copy into ``output``."""
-    container = CONTAINERS.get(output.suffix.lower(), "mp4")
+def concat_args(
+    ffmpeg: Path, list_file: Path, output: Path, codec: str = "h264", muxer: str | None = None
+) -> list[str]:
+    """Arguments that join the chunks named in ``list_file`` by stream copy into ``output``,
+    in ``muxer`` (default: the muxer of the output's suffix). H.265 is tagged ``hvc1`` here,
+    in MP4/MOV, where Apple players need it (on the MPEG-TS chunk encoder it does nothing)."""
+    container = muxer or OUTPUT_MUXERS.get(output.suffix.lower(), "mp4")
     args = [
         *_quiet(ffmpeg),
         "-f",
@@ -210,10 +261,45 @@ def concat_args(ffmpeg: Path, list_file: Path, output: Path) -> list[str]:
         "-c",
         "copy",
     ]
+    tag = CODECS[codec].mp4_tag
     if container in ("mp4", "mov"):
+        if tag:
+            args += ["-tag:v", tag]
         args += ["-movflags", "+faststart"]
     args += ["-f", container, os.fspath(output)]
     return args
+
+
+def palette_args(ffmpeg: Path, joined: Path, palette: Path) -> list[str]:
+    """First GIF pass: one palette for the whole video, weighted to what moves
+    (``stats_mode=diff``)."""
+    return [
+        *_quiet(ffmpeg), "-i", os.fspath(joined), "-map", "0:v",
+        "-vf", "palettegen=stats_mode=diff", "-frames:v", "1", "-f", "image2",
+        os.fspath(palette),
+    ]
+
+
+def gif_args(ffmpeg: Path, joined: Path, palette: Path, output: Path) -> list[str]:
+    """Second GIF pass: every frame mapped to the palette, looping forever (the NETSCAPE
+    loop extension), one GIF frame per frame (no frame dropped or repeated)."""
+    return [
+        *_quiet(ffmpeg), "-i", os.fspath(joined), "-i", os.fspath(palette),
+        "-lavfi", "[0:v][1:v]paletteuse=diff_mode=rectangle", "-fps_mode", "passthrough",
+        "-c:v", "gif", "-loop", "0", "-f", "gif", os.fspath(output),
+    ]
+
+
+def image_sequence_args(
+    ffmpeg: Path, joined: Path, folder: Path, pattern: str, start_number: int
+) -> list[str]:
+    """The PNG frames of ``joined`` (stream copy, no re-encode) as ``folder/pattern``,
+    numbered from ``start_number``."""
+    return [
+        *_quiet(ffmpeg), "-i", os.fspath(joined), "-map", "0:v", "-c:v", "copy",
+        "-fps_mode", "passthrough", "-f", "image2", "-start_number", str(start_number),
+        os.fspath(folder / pattern),
+    ]
 
 
 def _status_hint(status: int | None, log: Path) -> str:

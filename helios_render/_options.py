@@ -12,24 +12,25 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from ._audio import AUDIO_CODECS, audio_codec_for
+from ._codecs import (
+    CODECS,
+    DEFAULT_PRORES_PROFILE,
+    PRORES_ALPHA_PROFILES,
+    PRORES_PROFILES,
+    X26X_PRESETS,
+    Codec,
+    alpha_codecs,
+    codec_named,
+    image_sequence_target,
+)
 from ._exceptions import OptionsError
-from ._ffmpeg import CODECS
 from ._page import DEFAULT_SEED
 from ._plan import frames_for_duration, parse_fps
 
 __all__ = ["MAX_CONCURRENCY", "MAX_FPS", "MAX_FRAMES", "MIN_FPS", "X264_PRESETS", "RenderOptions"]
 
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-)
+#: x264/x265 presets (kept for callers of the earlier name; every codec's are in the table).
+X264_PRESETS = X26X_PRESETS
 #: Largest frame side accepted (8K); larger would not fit an encoder level anyway.
 MAX_SIDE = 7680
 #: Frame rates accepted, after ``fps`` is made exact: a frame every 100 s to 240 per second.
@@ -49,19 +50,34 @@ class RenderOptions:
     Attributes:
         source: The composition: an ``http(s)://`` URL or a local HTML file (served over
             loopback HTTP from its folder).
-        output: The video file to write (``.mp4``, ``.mov``, ``.mkv``), or the PNG of a still.
-        width: Frame width in pixels (even, for yuv420p).
-        height: Frame height in pixels (even, for yuv420p).
+        output: The file to write, with a suffix that fits the codec (``.mp4``, ``.mov``,
+            ``.mkv``, ``.m4v`` for H.264; ``.webm`` for VP9; ``.gif``; ...; see
+            ``docs/formats.md``); for ``codec="png"`` a folder that does not exist yet, or a
+            pattern like ``frames/f-%05d.png``; for a still, a ``.png``.
+        width: Frame width in pixels (even, except for GIF and PNG).
+        height: Frame height in pixels (even, except for GIF and PNG).
         fps: Frames per second, exact: ``30``, ``"30000/1001"`` or a ``Fraction``.
         frames: How many frames to render; or give ``duration``.
         duration: Seconds to render; becomes ``round(duration * fps)`` frames (halves up).
         start_frame: First frame of the composition to render.
         concurrency: Workers (browser + encoder pairs); ``None`` picks a default from the
             CPU count and memory.
-        codec: ``h264`` or ``h265``.
-        crf: Constant rate factor, 0 (lossless) to 51.
-        preset: x264/x265 speed preset.
-        image_format: How frames leave the browser: ``jpeg`` (fast) or ``png`` (exact).
+        codec: ``h264``, ``h265`` (``hevc``), ``vp9``, ``vp8``, ``prores``, ``av1``, ``gif``
+            or ``png`` (an image sequence).
+        crf: Constant quality (lower is better); ``None`` takes the codec's default (H.264
+            18, H.265 23, VP9 30, VP8 10, AV1 35), within the codec's range (0-51 for
+            H.264/H.265, 0-63 for VP9/AV1, 4-63 for VP8). ProRes, GIF and PNG have none.
+        preset: Encoder speed; ``None`` takes the codec's default: x264/x265 presets
+            (``ultrafast`` ... ``veryslow``, default ``veryfast`` / ``fast``), VP8/VP9
+            ``realtime``, ``good`` (default), ``best``; AV1 ``fast``, ``medium`` (default),
+            ``slow``. ProRes, GIF and PNG have none.
+        prores_profile: ``proxy``, ``lt``, ``standard``, ``hq`` (default), ``4444`` or
+            ``4444xq``; only with ``codec="prores"``. ``transparent`` picks ``4444``.
+        transparent: Render with a transparent page background and keep the alpha channel
+            (PNG capture); only for codecs that carry alpha (VP9, VP8, ProRes 4444, PNG).
+        image_format: How frames leave the browser: ``jpeg`` (fast) or ``png`` (exact);
+            ``None`` is ``png`` for GIF, PNG sequences and transparent renders (which need
+            it), else ``jpeg``.
         quality: JPEG quality, 0 to 100.
         props: JSON-serializable value the page reads as ``window.__HELIOS_PROPS__``.
         browser: Path of Chromium; ``None`` finds one.
@@ -99,9 +115,11 @@ class RenderOptions:
     start_frame: int = 0
     concurrency: int | None = None
     codec: str = "h264"
-    crf: int = 18
-    preset: str = "veryfast"
-    image_format: Literal["jpeg", "png"] = "jpeg"
+    crf: int | None = None
+    preset: str | None = None
+    prores_profile: str | None = None
+    transparent: bool = False
+    image_format: Literal["jpeg", "png"] | None = None
     quality: int = 90
     props: Any = None
     browser: str | os.PathLike[str] | None = None
@@ -134,9 +152,10 @@ class RenderOptions:
                 fail(f"{name} must be a whole number of pixels of at least 2, got {value!r}")
             if value > MAX_SIDE:
                 fail(f"{name} must be at most {MAX_SIDE}, got {value}")
-            if value % 2:
+            codec = codec_named(self.codec) if isinstance(self.codec, str) else None
+            if value % 2 and (codec is None or not codec.copies_png):
                 fail(
-                    f"{name} must be even for {self.codec} in yuv420p, got {value} "
+                    f"{name} must be even for {self.codec} (chroma subsampling), got {value} "
                     f"(use {value - 1} or {value + 1})"
                 )
         try:
@@ -191,14 +210,7 @@ class RenderOptions:
                 f"concurrency must be from 1 to {MAX_CONCURRENCY} workers (each one is a "
                 f"Chromium and an FFmpeg), got {self.concurrency!r}"
             )
-        if self.codec not in CODECS:
-            fail(f"unknown codec {self.codec!r}: choose one of {', '.join(sorted(CODECS))}")
-        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
-            fail(f"crf must be a whole number from 0 (lossless) to 51, got {self.crf!r}")
-        if self.preset not in X264_PRESETS:
-            fail(f"unknown preset {self.preset!r}: choose one of {', '.join(X264_PRESETS)}")
-        if self.image_format not in ("jpeg", "png"):
-            fail(f"image_format must be jpeg or png, got {self.image_format!r}")
+        self._check_codec()
         if not isinstance(self.quality, int) or not 0 <= self.quality <= 100:
             fail(f"quality must be from 0 to 100, got {self.quality!r}")
         if not self.timeout > 0:
@@ -247,6 +259,115 @@ class RenderOptions:
             r"[1-9][0-9]{0,6}[kK]?", str(self.audio_bitrate)
         ):
             _fail(f"audio_bitrate must be like 128k or 192000, got {self.audio_bitrate!r}")
+
+    def _check_codec(self) -> None:
+        """The codec and the settings that depend on it (pure: no tool is asked)."""
+        fail = _fail
+        codec = codec_named(self.codec) if isinstance(self.codec, str) else None
+        if codec is None:
+            fail(f"unknown codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+        name = codec.name
+        if self.crf is not None:
+            if codec.quality is None:
+                fail(f"--codec {name} has no --crf" + (
+                    ": choose its quality with --prores-profile" if name == "prores" else ""
+                ))
+            low, high = codec.quality.low, codec.quality.high
+            if not isinstance(self.crf, int) or isinstance(self.crf, bool) or not (
+                low <= self.crf <= high
+            ):
+                fail(
+                    f"crf must be a whole number from {low} to {high} for --codec {name} "
+                    f"(lower is better; default {codec.quality.default}), got {self.crf!r}"
+                )
+        if self.preset is not None:
+            if codec.speed is None:
+                fail(f"--codec {name} has no --preset (it has no speed setting)")
+            if self.preset not in codec.speed.names:
+                fail(
+                    f"unknown preset {self.preset!r} for --codec {name}: choose one of "
+                    f"{', '.join(codec.speed.names)}"
+                )
+        if self.prores_profile is not None:
+            if name != "prores":
+                fail("--prores-profile is only for --codec prores")
+            if self.prores_profile not in PRORES_PROFILES:
+                fail(
+                    f"unknown ProRes profile {self.prores_profile!r}: choose one of "
+                    f"{', '.join(PRORES_PROFILES)}"
+                )
+        if not isinstance(self.transparent, bool):
+            fail(f"transparent must be True or False, got {self.transparent!r}")
+        if self.transparent:
+            if not codec.alpha:
+                fail(
+                    f"--codec {name} cannot carry transparency: use one of "
+                    f"{', '.join(alpha_codecs())} (prores as 4444)"
+                )
+            if name == "prores" and self.prores_profile not in (None, *PRORES_ALPHA_PROFILES):
+                fail(
+                    f"ProRes {self.prores_profile} has no alpha channel: use --prores-profile "
+                    f"{' or '.join(PRORES_ALPHA_PROFILES)} with --transparent"
+                )
+        if codec.finish == "png":
+            try:
+                image_sequence_target(self.output_path)
+            except ValueError as exc:
+                fail(str(exc))
+        if self.image_format not in (None, "jpeg", "png"):
+            fail(f"image_format must be jpeg or png, got {self.image_format!r}")
+        if self.image_format == "jpeg" and (codec.copies_png or self.transparent):
+            why = "--transparent" if self.transparent else f"--codec {name}"
+            fail(f"{why} needs PNG frames from the browser: drop --image-format jpeg")
+
+    @property
+    def codec_entry(self) -> Codec:
+        """The codec's entry in the codec table (aliases resolved)."""
+        codec = codec_named(self.codec)
+        assert codec is not None
+        return codec
+
+    @property
+    def effective_crf(self) -> int | None:
+        """``crf``, or the codec's default; ``None`` for a codec without one."""
+        quality = self.codec_entry.quality
+        if quality is None:
+            return None
+        return quality.default if self.crf is None else self.crf
+
+    @property
+    def effective_preset(self) -> str | None:
+        """``preset``, or the codec's default; ``None`` for a codec without one."""
+        speed = self.codec_entry.speed
+        if speed is None:
+            return None
+        return speed.default if self.preset is None else self.preset
+
+    @property
+    def effective_prores_profile(self) -> str | None:
+        """The ProRes profile (``4444`` for a transparent render); ``None`` for other codecs."""
+        if self.codec_entry.name != "prores":
+            return None
+        if self.prores_profile is not None:
+            return self.prores_profile
+        return PRORES_ALPHA_PROFILES[0] if self.transparent else DEFAULT_PRORES_PROFILE
+
+    @property
+    def effective_image_format(self) -> Literal["jpeg", "png"]:
+        """How frames leave the browser: ``image_format``, else PNG where it is needed."""
+        if self.image_format is not None:
+            return self.image_format
+        return "png" if self.codec_entry.copies_png or self.transparent else "jpeg"
+
+    @property
+    def target_path(self) -> Path:
+        """What the render creates: the output file, or the folder of a PNG sequence."""
+        if self.codec_entry.finish == "png":
+            try:
+                return image_sequence_target(self.output_path)[0]
+            except ValueError:
+                return self.output_path
+        return self.output_path
 
     @property
     def exact_fps(self) -> Fraction:

@@ -93,6 +93,8 @@ class PageConfig:
     seed: int = DEFAULT_SEED
     timeout: float = 30.0
     ignore_page_errors: bool = False
+    #: Draw on a transparent page background (for codecs with alpha; capture PNG).
+    transparent: bool = False
 
 
 def runtime_source(config: PageConfig) -> str:
@@ -496,6 +498,11 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                     "mobile": False,
                 },
             )
+            if config.transparent:
+                await session.execute(
+                    "Emulation.setDefaultBackgroundColorOverride",
+                    {"color": {"r": 0, "g": 0, "b": 0, "a": 0}},
+                )
             await session.execute(
                 "Page.addScriptToEvaluateOnNewDocument", {"source": runtime_source(config)}
             )

@@ -29,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ._codecs import CODECS, image_sequence_target
 from ._ffmpeg import EncoderSettings
 from ._page import PageConfig
 
@@ -67,7 +68,7 @@ WORKER_MEMORY_BYTES = 1536 * 1024 * 1024
 MAX_DEFAULT_CONCURRENCY = 8
 _Run = TypeVar("_Run", "Chunk", "ChunkJob")
 #: Bumped when the chunk files or the digest's inputs change meaning.
-DIGEST_FORMAT = 1
+DIGEST_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,9 @@ class Environment:
     #: Digest of the source's contents; ``None`` when they cannot be known (a URL).
     source_digest: str | None
     default_concurrency: int = 1
+    #: The FFmpeg encoder chosen for the codec (the first of its encoders this FFmpeg has);
+    #: ``None`` means the codec's first.
+    video_encoder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +267,8 @@ class ChunkJob:
 
     @property
     def file_name(self) -> str:
-        """The chunk file's name (MPEG-TS)."""
-        return f"chunk-{self.chunk.index:05d}.ts"
+        """The chunk file's name, with the suffix of the codec's chunk container."""
+        return f"chunk-{self.chunk.index:05d}{CODECS[self.encoder.codec].chunk_suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +289,11 @@ class RenderPlan:
     resumable: bool
     width: int
     height: int
+    #: The codec's name in the codec table (aliases resolved).
+    codec: str = "h264"
+    #: For an image sequence: the file-name pattern of the frames inside ``output`` (a
+    #: folder); ``None`` for a video file.
+    frame_pattern: str | None = None
 
     @property
     def duration(self) -> Fraction:
@@ -311,17 +320,20 @@ def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
         "start_frame": options.start_frame,
         "frames": options.frame_count,
         "chunk_frames": chunk_frames,
-        "codec": options.codec,
-        "crf": options.crf,
-        "preset": options.preset,
-        "image_format": options.image_format,
+        "codec": options.codec_entry.name,
+        "encoder": env.video_encoder or options.codec_entry.encoders[0],
+        "crf": options.effective_crf,
+        "preset": options.effective_preset,
+        "prores_profile": options.effective_prores_profile,
+        "transparent": options.transparent,
+        "image_format": options.effective_image_format,
         "quality": options.quality,
         "props": options.props,
         "seed": options.seed,
         "begin_frame": env.begin_frame,
         "browser": env.browser_version,
         "ffmpeg": env.ffmpeg_version,
-        "output_suffix": options.output_path.suffix.lower(),
+        "output_suffix": options.target_path.suffix.lower(),
     }
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -342,16 +354,24 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         seed=options.seed,
         timeout=options.timeout,
         ignore_page_errors=options.ignore_page_errors,
+        transparent=options.transparent,
     )
+    codec = options.codec_entry
     encoder = EncoderSettings(
         fps=options.exact_fps,
         width=options.width,
         height=options.height,
-        codec=options.codec,
-        crf=options.crf,
-        preset=options.preset,
-        image_format=options.image_format,
+        codec=codec.name,
+        crf=options.effective_crf,
+        preset=options.effective_preset,
+        image_format=options.effective_image_format,
+        encoder=env.video_encoder or codec.encoders[0],
+        transparent=options.transparent,
+        prores_profile=options.effective_prores_profile,
     )
+    frame_pattern = None
+    if codec.finish == "png":
+        frame_pattern = image_sequence_target(options.output_path)[1]
     jobs = tuple(
         ChunkJob(
             chunk=chunk,
@@ -368,7 +388,7 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
     )
     concurrency = options.concurrency or env.default_concurrency
     return RenderPlan(
-        output=options.output_path,
+        output=options.target_path,
         fps=options.exact_fps,
         start_frame=options.start_frame,
         frames=frames,
@@ -380,4 +400,6 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         resumable=env.source_digest is not None,
         width=options.width,
         height=options.height,
+        codec=codec.name,
+        frame_pattern=frame_pattern,
     )

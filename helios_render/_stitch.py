@@ -3,18 +3,26 @@
 Steps, each a function, in order:
 
 1. :func:`join_chunks`: one stream-copy concat of the chunks, with a ``duration`` line per
-   chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams;
+   chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams; into
+   the output's container (H.265 tagged ``hvc1`` in MP4/MOV here), or, for GIF and PNG
+   sequences, into a lossless Matroska intermediate of the browser's PNGs;
 2. :func:`check_frames`: the joined file's frame count, read back with ffprobe, must be the
    plan's, or nothing is renamed;
-3. :func:`page_audio`: what the page played (each chunk's media records, planned into one
-   segment list) and ``--audio``, mixed once and muxed with the video stream-copied;
-4. :func:`publish`: the atomic rename over the output.
+3. the finishing step of the codec: none for video files; :func:`make_gif` (two passes:
+   ``palettegen=stats_mode=diff``, then ``paletteuse``); :func:`write_image_sequence` (the
+   PNGs by stream copy into a new folder, numbered by composition frame);
+4. :func:`page_audio`: what the page played (each chunk's media records, planned into one
+   segment list) and ``--audio``, mixed once and muxed with the video stream-copied (video
+   files only);
+5. :func:`publish`: the atomic rename over the output (a folder is renamed only onto a name
+   that does not exist), after the finished output's frame count is checked again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -29,8 +37,15 @@ from ._audio import (
     resolve_media_url,
     soundtrack_segment,
 )
-from ._exceptions import OptionsError, RenderError
-from ._ffmpeg import concat_args, run_ffmpeg
+from ._codecs import CODECS
+from ._exceptions import OptionsError, RenderError, UsageError
+from ._ffmpeg import (
+    concat_args,
+    gif_args,
+    image_sequence_args,
+    palette_args,
+    run_ffmpeg,
+)
 from ._jobs import count_frames
 from ._options import RenderOptions
 from ._plan import FolderSource, RenderPlan, SourceRef
@@ -40,10 +55,13 @@ __all__ = [
     "check_frames",
     "concat_list",
     "join_chunks",
+    "make_gif",
     "page_audio",
     "publish",
+    "publish_folder",
     "soundtrack",
     "stitch",
+    "write_image_sequence",
 ]
 
 #: The audio step: mux sound into the joined video (first path), writing the second; ``False``
@@ -71,14 +89,22 @@ def concat_list(chunks: Sequence[tuple[Path, Fraction]]) -> str:
 
 
 async def join_chunks(
-    plan: RenderPlan, ffmpeg: Path, files: Sequence[Path], joined: Path, workdir: Path
+    plan: RenderPlan,
+    ffmpeg: Path,
+    files: Sequence[Path],
+    joined: Path,
+    workdir: Path,
+    muxer: str | None = None,
 ) -> None:
-    """Concatenate ``files`` (the plan's chunks, in order) by stream copy into ``joined``."""
+    """Concatenate ``files`` (the plan's chunks, in order) by stream copy into ``joined``
+    (in ``muxer``, default the muxer of its suffix)."""
     durations = [Fraction(chunk.frames) / plan.fps for chunk in plan.chunks]
     list_file = workdir / "chunks.txt"
     list_file.write_text(concat_list(list(zip(files, durations, strict=True))))
     await run_ffmpeg(
-        concat_args(ffmpeg, list_file, joined), workdir / "concat.log", what="join chunks"
+        concat_args(ffmpeg, list_file, joined, plan.codec, muxer),
+        workdir / "concat.log",
+        what="join chunks",
     )
 
 
@@ -89,6 +115,48 @@ async def check_frames(plan: RenderPlan, ffprobe: Path, joined: Path) -> None:
         raise RenderError(
             f"the joined video holds {frames} frames, expected {plan.frames}: "
             "nothing was written (run again with -v and report it)"
+        )
+
+
+async def make_gif(ffmpeg: Path, joined: Path, output: Path, workdir: Path) -> None:
+    """The GIF of ``joined`` (lossless PNG frames): a palette for the whole video, then the
+    frames mapped to it."""
+    palette = workdir / "palette.png"
+    try:
+        await run_ffmpeg(
+            palette_args(ffmpeg, joined, palette), workdir / "palette.log", what="make the palette"
+        )
+        await run_ffmpeg(
+            gif_args(ffmpeg, joined, palette, output), workdir / "gif.log", what="write the GIF"
+        )
+    finally:
+        palette.unlink(missing_ok=True)
+
+
+async def write_image_sequence(plan: RenderPlan, ffmpeg: Path, joined: Path, folder: Path) -> None:
+    """The PNG frames of ``joined`` into ``folder`` (created here), named by ``plan``'s
+    pattern and numbered by composition frame, and check that it holds exactly them.
+
+    Raises:
+        RenderError: The folder does not hold exactly the plan's frames.
+    """
+    assert plan.frame_pattern is not None
+    folder.mkdir()
+    await run_ffmpeg(
+        image_sequence_args(ffmpeg, joined, folder, plan.frame_pattern, plan.start_frame),
+        folder.parent / f"{folder.name}.log",
+        what="write the PNG frames",
+    )
+    (folder.parent / f"{folder.name}.log").unlink(missing_ok=True)
+    expected = {
+        plan.frame_pattern % frame
+        for frame in range(plan.start_frame, plan.start_frame + plan.frames)
+    }
+    found = {entry.name for entry in folder.iterdir()}
+    if found != expected:
+        raise RenderError(
+            f"the image sequence holds {len(found)} files, expected the {plan.frames} frames "
+            f"{min(expected)} to {max(expected)}: nothing was written (report it)"
         )
 
 
@@ -147,6 +215,21 @@ def page_audio(
     return step
 
 
+def publish_folder(folder: Path, output: Path) -> None:
+    """Rename the finished folder to ``output``, which must not exist (atomic on one file
+    system; an empty folder made meanwhile at ``output`` is never replaced).
+
+    Raises:
+        UsageError: Something appeared at ``output`` while rendering.
+    """
+    if output.exists() or output.is_symlink():
+        raise UsageError(
+            f"{output} appeared while rendering: the frames were not written; remove it and "
+            "run again"
+        )
+    os.rename(folder, output)
+
+
 async def stitch(
     plan: RenderPlan,
     ffmpeg: Path,
@@ -156,17 +239,37 @@ async def stitch(
     *,
     audio: Callable[[], AudioStep | None] = lambda: None,
 ) -> None:
-    """Join, check, mix the sound and publish: the output exists only if every step passed.
-
-    ``audio`` is asked for the audio step once the chunks are joined."""
-    joined = workdir / f"joined{plan.output.suffix}"
-    mixed = workdir / f"mixed{plan.output.suffix}"
+    """Join, check, finish, mix the sound and publish: the output exists only if every step
+    passed. ``audio`` is asked for the audio step once the chunks are joined (video files)."""
+    codec = CODECS[plan.codec]
+    if codec.finish == "concat":
+        joined = workdir / f"joined{plan.output.suffix}"
+        mixed = workdir / f"mixed{plan.output.suffix}"
+        try:
+            await join_chunks(plan, ffmpeg, files, joined, workdir)
+            await check_frames(plan, ffprobe, joined)
+            step = audio()
+            finished = mixed if step is not None and await step(joined, mixed) else joined
+            publish(finished, plan.output)
+        finally:
+            joined.unlink(missing_ok=True)
+            mixed.unlink(missing_ok=True)
+        return
+    joined = workdir / f"joined{codec.chunk_suffix}"
+    finished = workdir / ("finished.gif" if codec.finish == "gif" else "frames")
     try:
-        await join_chunks(plan, ffmpeg, files, joined, workdir)
+        await join_chunks(plan, ffmpeg, files, joined, workdir, muxer=codec.chunk_format)
         await check_frames(plan, ffprobe, joined)
-        step = audio()
-        finished = mixed if step is not None and await step(joined, mixed) else joined
-        publish(finished, plan.output)
+        if codec.finish == "gif":
+            await make_gif(ffmpeg, joined, finished, workdir)
+            await check_frames(plan, ffprobe, finished)
+            publish(finished, plan.output)
+        else:
+            await write_image_sequence(plan, ffmpeg, joined, finished)
+            publish_folder(finished, plan.output)
     finally:
         joined.unlink(missing_ok=True)
-        mixed.unlink(missing_ok=True)
+        if finished.is_dir():
+            shutil.rmtree(finished, ignore_errors=True)
+        else:
+            finished.unlink(missing_ok=True)

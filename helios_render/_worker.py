@@ -133,6 +133,8 @@ class FinishingChunk:
         self._stack = stack
         self._timings = timings
         self._done = False
+        #: Whether the chunk is MPEG-TS, padded with null packets when short.
+        self.pad = True
         #: What the page played at this chunk's frames.
         self.media: tuple[MediaRecord, ...] = ()
 
@@ -152,7 +154,8 @@ class FinishingChunk:
             await self.encoder.finish()
             if self._timings is not None:
                 self._timings.encoder_finish.append(time.perf_counter() - started)
-            pad_transport_stream(self.output)
+            if self.pad:
+                pad_transport_stream(self.output)
         except Exception as exc:
             last = job.end - 1
             error = WorkerError(job.index, (job.start, job.end), last, exc, trio.current_time())
@@ -334,6 +337,7 @@ class ChunkWorker:
                 open_encoder(encoder_args(ffmpeg, settings, output), finishing.log)
             )
             finishing.encoder = encoder
+            finishing.pad = settings.table.chunk_format == "mpegts"
             if timings is not None:
                 timings.encoder_start.append(clock() - started)
             send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)

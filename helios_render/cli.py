@@ -23,9 +23,10 @@ from typing import Any, NoReturn, TextIO
 
 import trio
 
+from ._codecs import CODECS, PRORES_PROFILES
 from ._exceptions import HeliosError, OptionsError, UsageError
 from ._jobs import describe_kept
-from ._options import X264_PRESETS, RenderOptions
+from ._options import RenderOptions
 from ._progress import RenderProgress
 from ._render import RenderResult, render, render_still
 from ._util import collapse_group, task_nursery
@@ -123,6 +124,28 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
                         help="log more (-vv: DevTools traffic)")
 
 
+def _crf_help() -> str:
+    """Each codec's default and range of ``--crf``, from the codec table."""
+    return "; ".join(
+        f"{c.name} {c.quality.default} ({c.quality.low}-{c.quality.high})"
+        for c in CODECS.values()
+        if c.quality is not None
+    )
+
+
+def _preset_help() -> str:
+    """Each codec's default ``--preset`` and its choices, from the codec table."""
+    families: dict[tuple[str, ...], list[str]] = {}
+    for codec in CODECS.values():
+        if codec.speed is not None:
+            families.setdefault(codec.speed.names, []).append(
+                f"{codec.name} {codec.speed.default}"
+            )
+    return "; ".join(
+        f"{', '.join(defaults)} (of {'|'.join(names)})" for names, defaults in families.items()
+    )
+
+
 def build_parser() -> CommandLineParser:
     """The argument parser of ``helios-render``."""
     d = _DEFAULTS
@@ -150,14 +173,21 @@ def build_parser() -> CommandLineParser:
                         "for a local file; needed for a URL)")
     resume.add_argument("--no-resume", dest="resume", action="store_false", default=_ABSENT,
                         help="start over, discarding the finished chunks of an earlier run")
-    run.add_argument("--codec", default=_ABSENT, help=f"h264 or h265 (default {d['codec']})")
+    run.add_argument("--codec", default=_ABSENT, metavar="|".join(CODECS),
+                     help=f"output format (default {d['codec']}; see docs/formats.md)")
     run.add_argument("--crf", type=int, default=_ABSENT,
-                     help=f"quality, 0 lossless to 51 (default {d['crf']})")
-    run.add_argument("--preset", default=_ABSENT, choices=X264_PRESETS,
-                     help=f"encoder speed preset (default {d['preset']})")
+                     help=f"constant quality, lower is better (default per codec: {_crf_help()})")
+    run.add_argument("--preset", default=_ABSENT,
+                     help=f"encoder speed (default per codec: {_preset_help()})")
+    run.add_argument("--prores-profile", default=_ABSENT,
+                     metavar="|".join(PRORES_PROFILES),
+                     help="ProRes profile (default hq; 4444 with --transparent)")
+    run.add_argument("--transparent", action="store_true", default=_ABSENT,
+                     help="transparent page background, kept as alpha (vp9, vp8, prores "
+                     "4444, png)")
     run.add_argument("--image-format", default=_ABSENT, choices=("jpeg", "png"),
-                     help=f"frame format out of the browser (default {d['image_format']}; "
-                     "png is exact)")
+                     help="frame format out of the browser (default jpeg; png, which is "
+                     "exact, for gif, png and --transparent)")
     run.add_argument("--quality", type=int, default=_ABSENT,
                      help=f"JPEG quality (default {d['quality']})")
     run.add_argument("--ffmpeg", default=_ABSENT, help="path of FFmpeg (default: find one)")
@@ -424,7 +454,7 @@ def _say_kept(options: RenderOptions, error: BaseException | None) -> None:
     """The last line after a render that stopped early: how to resume or discard its work."""
     if isinstance(error, BaseExceptionGroup):
         error = collapse_group(error)
-    hint = describe_kept(error, options.output_path)
+    hint = describe_kept(error, options.target_path)
     if hint:
         print(f"helios-render: {hint}", file=sys.stderr, flush=True)
 

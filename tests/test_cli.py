@@ -121,8 +121,15 @@ def test_render_help_shows_the_library_defaults() -> None:
     result = run_cli("render", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for name in ("width", "height", "crf", "preset", "quality", "retries"):
+    for name in ("width", "height", "quality", "retries"):
         assert f"(default {defaults[name]})" in text, name
+    from helios_render._codecs import CODECS
+
+    for codec in CODECS.values():  # crf and preset defaults are the codec table's
+        if codec.quality is not None:
+            assert f"{codec.name} {codec.quality.default} " in text, codec.name
+        if codec.speed is not None:
+            assert f"{codec.name} {codec.speed.default}" in text, codec.name
 
 
 def test_the_readme_example_renders_90_frames_of_1080p_h264(tmp_path: Path) -> None:

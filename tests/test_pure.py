@@ -40,10 +40,15 @@ def test_encoder_args_are_exact_about_rate_format_and_codec() -> None:
     assert args[args.index("-f", args.index("-i")) + 1] == "mpegts"
 
 
-def test_h265_is_tagged_for_players() -> None:
+def test_h265_is_tagged_for_players_on_the_concat_not_on_the_chunk() -> None:
     args = encoder_args(FFMPEG, EncoderSettings(fps=Fraction(24), width=64, height=64,
                                                 codec="h265"), Path("c.ts"))
-    assert "libx265" in args and _after(args, "-tag:v") == "hvc1"
+    assert "libx265" in args and "-tag:v" not in args  # it would do nothing in MPEG-TS
+    for suffix in (".mp4", ".mov"):
+        joined = concat_args(FFMPEG, Path("l.txt"), Path(f"o{suffix}"), "h265")
+        assert _after(joined, "-tag:v") == "hvc1"
+    assert "-tag:v" not in concat_args(FFMPEG, Path("l.txt"), Path("o.mkv"), "h265")
+    assert "-tag:v" not in concat_args(FFMPEG, Path("l.txt"), Path("o.mp4"), "h264")
 
 
 @pytest.mark.parametrize(("suffix", "container", "faststart"),
@@ -120,7 +125,7 @@ def _options(**kwargs: object) -> RenderOptions:
         ({"frames": None, "duration": "1e9"}, "frames must be at most"),
         ({"start_frame": 10**7}, "start_frame \\+ frames must be at most"),
         ({"codec": "libnothing"}, "unknown codec"),
-        ({"crf": 52}, "crf must be"),
+        ({"crf": 52}, "crf must be a whole number from 0 to 51"),
         ({"preset": "fastest"}, "unknown preset"),
         ({"image_format": "gif"}, "image_format"),
         ({"quality": 101}, "quality"),
