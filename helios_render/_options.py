@@ -61,6 +61,11 @@ class RenderOptions:
             ``screenshot`` or ``beginframe``.
         retries: Times a chunk is restarted on a fresh browser after a crash (browser or page
             crashed, connection lost); page errors and timeouts are never retried.
+        root: The folder to serve a local ``source`` from (it must contain the source);
+            ``None`` picks the nearest folder that holds what the page loads, never above
+            the project root (see docs/compositions.md).
+        allow_missing_assets: Render even when a script, stylesheet, font, image or media
+            file fails to load, or a video fails to decode; each failure is logged.
     """
 
     source: str | os.PathLike[str]
@@ -85,6 +90,8 @@ class RenderOptions:
     ignore_page_errors: bool = False
     capture: Literal["auto", "screenshot", "beginframe"] = "auto"
     retries: int = 1
+    root: str | os.PathLike[str] | None = None
+    allow_missing_assets: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -153,6 +160,8 @@ class RenderOptions:
             fail(f"retries must be from 0 to 10, got {self.retries!r}")
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
+        if self.root is not None and not str(self.root).strip():
+            fail("root is empty: give the folder to serve, or leave it out")
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -35,6 +35,7 @@ from ._page import PageConfig, open_page
 from ._plan import Chunk, default_concurrency, plan_chunks
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._server import serve_directory
+from ._source import ServedSource, choose_root
 from ._worker import FrameCursor, WorkerSpec, render_chunk
 
 __all__ = ["RenderResult", "render", "render_still", "render_sync"]
@@ -72,23 +73,29 @@ def _is_url(source: str) -> bool:
 
 
 @asynccontextmanager
-async def open_source(source: str | os.PathLike[str]) -> AsyncIterator[str]:
-    """The URL Chromium should load: a URL as given, or a local file served over loopback.
+async def open_source(
+    source: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> AsyncIterator[ServedSource]:
+    """The URL Chromium should load: a URL as given, or a local file served over loopback
+    from ``root``, or from the folder :func:`~helios_render._source.choose_root` picks.
 
     Raises:
-        SourceError: A local file that does not exist.
+        SourceError: A local file that does not exist, or that is not inside ``root``.
     """
     text = os.fspath(source)
     if _is_url(text):
-        yield text
+        yield ServedSource(text)
         return
     path = Path(text).expanduser().absolute()
     if path.is_dir():
         path = path / "index.html"
     if not path.is_file():
         raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
-    async with serve_directory(path.parent) as server:
-        yield server.url_for(path.name)
+    folder, entry = choose_root(path, None if root is None else Path(root))
+    if folder != path.parent:
+        logger.info("serving %s (the page loads files from there; --root overrides)", folder)
+    async with serve_directory(folder) as server:
+        yield ServedSource(server.url_for(entry), server.root)
 
 
 def _temporary_output(output: Path) -> Path:
@@ -115,9 +122,11 @@ def _check_output(output: Path, suffixes: tuple[str, ...]) -> None:
         ) from exc
 
 
-def _page_config(options: RenderOptions, url: str) -> PageConfig:
+def _page_config(options: RenderOptions, source: ServedSource) -> PageConfig:
     return PageConfig(
-        url=url,
+        url=source.url,
+        served_root=None if source.root is None else str(source.root),
+        allow_missing_assets=options.allow_missing_assets,
         width=options.width,
         height=options.height,
         fps=options.exact_fps,
@@ -315,11 +324,11 @@ async def render(
     workdir = Path(tempfile.mkdtemp(prefix="helios-render-"))
     temporary = _temporary_output(output)
     try:
-        async with open_source(options.source) as url:
+        async with open_source(options.source, options.root) as source:
             spec = WorkerSpec(
                 browser=browser,
                 ffmpeg=ffmpeg,
-                page=_page_config(options, url),
+                page=_page_config(options, source),
                 encoder=EncoderSettings(
                     fps=options.exact_fps,
                     width=options.width,
@@ -376,14 +385,14 @@ async def render_still(options: RenderOptions, frame: int) -> Path:
     temporary = _temporary_output(output)
     try:
         async with (
-            open_source(options.source) as url,
+            open_source(options.source, options.root) as source,
             launch_browser(
                 browser,
                 width=options.width,
                 height=options.height,
                 begin_frame_control=begin_frame,
             ) as chromium,
-            open_page(chromium, _page_config(options, url), begin_frame=begin_frame) as page,
+            open_page(chromium, _page_config(options, source), begin_frame=begin_frame) as page,
         ):
             if frame > 0 and await page.needs_replay():
                 for earlier in range(frame):

@@ -56,6 +56,12 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ignore-page-errors", action="store_true",
                         help="log uncaught errors of the page instead of failing")
+    parser.add_argument("--root", default=None, metavar="DIR",
+                        help="folder to serve a local SOURCE from (default: the nearest folder "
+                        "holding what the page loads, within its project)")
+    parser.add_argument("--allow-missing-assets", action="store_true",
+                        help="render even when a script, stylesheet, font, image or media "
+                        "fails to load (each failure is logged)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-vv: DevTools traffic)")
 
@@ -124,6 +130,8 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
         "seed": args.seed,
         "ignore_page_errors": args.ignore_page_errors,
         "capture": args.capture,
+        "root": args.root,
+        "allow_missing_assets": args.allow_missing_assets,
     }
     if args.command == "still":
         return RenderOptions(frames=1, image_format="png", **common)
