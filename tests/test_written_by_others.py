@@ -284,3 +284,52 @@ def test_updates_scheduled_as_message_channel_tasks_are_in_their_own_frame(
         lambda frames, fps: check_rows(frames, rows, fps, tolerance=0.5),
         frames=20, start=9,
     )
+
+
+# --- 5. animated images -----------------------------------------------------------------------
+
+
+def animated_images(folder: Path) -> None:
+    """Ten image frames of 100 ms, frame n a flat (25 n, 255 - 25 n, 128), in each format."""
+    source = ["-f", "lavfi", "-i",
+              "color=black:s=40x40:r=10:d=1,format=rgb24,geq=r='25*N':g='255-25*N':b=128"]
+    outputs = {
+        "anim.gif": ["-vf", "split[a][b];[a]palettegen=reserve_transparent=0[p];"
+                     "[b][p]paletteuse=dither=none", "-loop", "0"],
+        "anim.png": ["-plays", "0", "-f", "apng"],
+        "once.png": ["-plays", "1", "-f", "apng"],
+        "anim.webp": ["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0"],
+    }
+    for name, args in outputs.items():
+        subprocess.run(["ffmpeg", "-v", "error", *source, *args, str(folder / name)], check=True)
+
+
+def test_animated_images_show_the_image_frame_of_the_composition_time(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(COMPOSITIONS / "animated_images.html", site)
+    animated_images(site)
+
+    def colour(n: int) -> tuple[int, int, int]:
+        return 25 * n, 255 - 25 * n, 128
+
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        wrong = []
+        for index, frame in frames.items():
+            t = index / fps
+            n = int(t * 10 + 1e-9)
+            expected = {"GIF": (20, n % 10), "APNG background": (80, n % 10),
+                        "WebP": (140, n % 10), "APNG once": (200, min(n, 9))}
+            if t >= 0.5:
+                expected["GIF added at 0.5 s"] = (260, int((t - 0.5) * 10 + 1e-9) % 10)
+            for name, (x, image_frame) in expected.items():
+                got = frame.pixel(x, 20)
+                if any(abs(a - b) > 8 for a, b in zip(got, colour(image_frame), strict=True)):
+                    wrong.append(f"{name} at frame {index}: {got}, expected image frame "
+                                 f"{image_frame} {colour(image_frame)}")
+        assert not wrong, "\n".join(wrong)
+
+    check_whole_chunk_and_repeat(tmp_path, site / "animated_images.html", capture, check,
+                                 frames=30, start=13, fps=20)

@@ -10,6 +10,7 @@
   const RealMessageChannel = window.MessageChannel;
   const realSetTimeout = window.setTimeout.bind(window);
   const realNow = performance.now.bind(performance);
+  const realFetch = window.fetch.bind(window);
   const state = { usedClock: false, usedRaf: false };
   let now = 0; // virtual milliseconds since the composition's frame 0
   let currentFrame = 0;
@@ -213,6 +214,7 @@
     try {
       trackList(document.getAnimations());
       trackSvgTimelines(document);
+      trackAnimatedImages();
     } catch (error) {
       return;
     }
@@ -266,6 +268,145 @@
         tracked.delete(animation);
       }
     }
+  }
+
+  // ---- Animated images: GIF, APNG, animated WebP/AVIF in <img> and CSS backgrounds ---------
+  // The browser plays them on its own clock. Instead, each image is decoded once with
+  // ImageDecoder into one still PNG per image frame (held as blob: URLs, kept decoded), and at
+  // every frame the <img> (or the element's background-image) is pointed at the still of the
+  // image frame on screen at the virtual time since the image was first seen.
+  const animatedSources = new Map(); // absolute URL -> Promise<decoded animation | null>
+  const ownFrameUrls = new Set(); // our stills' blob: URLs, never taken for a page's image
+  const animatedImgs = new Map(); // <img> -> { url, start, shown }
+  const animatedBackgrounds = new Map(); // element -> { value, urls, start, shown }
+  const IMAGE_TYPES = { gif: "image/gif", png: "image/png", apng: "image/apng", webp: "image/webp", avif: "image/avif" };
+  function imageType(response, url) {
+    const header = (response.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
+    if (header.startsWith("image/")) return header;
+    const match = /\.([a-z0-9]+)(?:[?#]|$)/i.exec(url);
+    return match ? IMAGE_TYPES[match[1].toLowerCase()] || "" : "";
+  }
+  async function decodeAnimation(url) {
+    if (typeof ImageDecoder === "undefined" || !url || ownFrameUrls.has(url)) return null;
+    try {
+      const response = await realFetch(url);
+      if (!response.ok) return null;
+      const type = imageType(response, url);
+      if (!Object.values(IMAGE_TYPES).includes(type) || !(await ImageDecoder.isTypeSupported(type))) return null;
+      const decoder = new ImageDecoder({ data: await response.arrayBuffer(), type });
+      try {
+        await decoder.tracks.ready;
+        const track = decoder.tracks.selectedTrack;
+        if (!track || !track.animated) return null;
+        await decoder.completed;
+        const frames = [];
+        let end = 0;
+        for (let index = 0; index < track.frameCount; index++) {
+          const { image } = await decoder.decode({ frameIndex: index, completeFramesOnly: true });
+          // As Chromium plays them: a frame of 10 ms or less is shown for 100 ms.
+          let duration = (image.duration || 0) / 1000;
+          if (duration <= 10) duration = 100;
+          end += duration;
+          const canvas = new OffscreenCanvas(image.displayWidth, image.displayHeight);
+          canvas.getContext("2d").drawImage(image, 0, 0);
+          image.close();
+          const still = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
+          ownFrameUrls.add(still);
+          const keep = new Image(); // holds the still decoded in memory for backgrounds
+          keep.src = still;
+          await keep.decode();
+          frames.push({ url: still, end, keep });
+        }
+        return { frames, total: end, plays: track.repetitionCount + 1 };
+      } finally {
+        decoder.close();
+      }
+    } catch (error) {
+      return null; // not decodable here (cross-origin without CORS, say): left as it is
+    }
+  }
+  function animation(url) {
+    if (!animatedSources.has(url)) animatedSources.set(url, decodeAnimation(url));
+    return animatedSources.get(url);
+  }
+  function stillAt(decoded, elapsed) {
+    const { frames, total, plays } = decoded;
+    if (!(total > 0) || elapsed >= total * plays) return frames[frames.length - 1].url;
+    const within = Math.max(0, elapsed) % total;
+    for (const frame of frames) if (within < frame.end) return frame.url;
+    return frames[frames.length - 1].url;
+  }
+  // Backgrounds are found by one scan at load, then on the elements that DOM mutations touch.
+  let backgroundScan = null; // MutationObserver, from ready() on
+  const BACKGROUND_URL = /url\("([^"]*)"\)/g;
+  function trackBackground(element) {
+    if (!(element instanceof Element) || animatedBackgrounds.has(element)) return;
+    const value = getComputedStyle(element).backgroundImage;
+    if (!value || value === "none" || !value.includes("url(")) return;
+    const urls = [...value.matchAll(BACKGROUND_URL)].map((match) => match[1]).filter((url) => !ownFrameUrls.has(url));
+    if (urls.length === 0) return;
+    for (const url of urls) animation(url);
+    animatedBackgrounds.set(element, { value, urls, start: now, shown: null });
+  }
+  function trackAnimatedImages() {
+    for (const image of document.images) {
+      const known = animatedImgs.get(image);
+      const url = image.currentSrc || image.src;
+      if (known && (url === known.url || url === known.shown || ownFrameUrls.has(url))) continue;
+      if (!url || ownFrameUrls.has(url)) continue;
+      animation(url);
+      animatedImgs.set(image, { url, start: now, shown: null });
+    }
+    if (!backgroundScan) return;
+    for (const record of backgroundScan.takeRecords()) {
+      if (record.type === "attributes") {
+        animatedBackgrounds.delete(record.target);
+        trackBackground(record.target);
+      }
+      for (const node of record.addedNodes || []) {
+        if (!(node instanceof Element)) continue;
+        trackBackground(node);
+        for (const element of node.querySelectorAll("*")) trackBackground(element);
+      }
+    }
+  }
+  function startBackgroundScan() {
+    for (const element of document.querySelectorAll("*")) trackBackground(element);
+    backgroundScan = new MutationObserver(() => {});
+    backgroundScan.observe(document.documentElement, { subtree: true, childList: true, attributes: true, attributeFilter: ["class", "style", "id"] });
+  }
+  async function seekAnimatedImages(t) {
+    const waits = [];
+    for (const [image, known] of animatedImgs) {
+      if (!image.isConnected) continue;
+      const decoded = await animation(known.url);
+      if (!decoded) continue;
+      const still = stillAt(decoded, t - known.start);
+      if (still === known.shown && image.src === still) continue;
+      known.shown = still;
+      if (image.srcset) image.srcset = still;
+      image.src = still;
+      waits.push(image.decode().catch(() => undefined));
+    }
+    for (const [element, known] of animatedBackgrounds) {
+      if (!element.isConnected) {
+        animatedBackgrounds.delete(element);
+        continue;
+      }
+      let value = known.value;
+      let changed = false;
+      for (const url of known.urls) {
+        const decoded = await animation(url);
+        if (!decoded) continue;
+        value = value.split(`url("${url}")`).join(`url("${stillAt(decoded, t - known.start)}")`);
+        changed = true;
+      }
+      if (!changed || value === known.shown) continue;
+      known.shown = value;
+      element.style.setProperty("background-image", value, "important");
+    }
+    if (backgroundScan) backgroundScan.takeRecords(); // our own style changes
+    await Promise.all(waits);
   }
 
   // ---- <video> and <audio> --------------------------------------------------------------------
@@ -466,6 +607,7 @@
     trackAnimations();
     seekAnimations(t);
     seekSvgTimelines(t);
+    await seekAnimatedImages(t);
     const waits = seekMedia(t);
     const helios = window.helios;
     if (helios && typeof helios.seek === "function") {
@@ -482,6 +624,7 @@
     trackAnimations();
     seekAnimations(t);
     seekSvgTimelines(t);
+    await seekAnimatedImages(t);
     if (errors.length > 0) throw errors[0];
     return frame;
   }
@@ -519,6 +662,7 @@
     if (document.fonts) await document.fonts.ready;
     await Promise.all(imagesReady());
     findDeclarativeShadowRoots();
+    startBackgroundScan();
     trackAnimations();
     const children = sameOriginChildren();
     await Promise.all(children.map((child) => child.ready()));
