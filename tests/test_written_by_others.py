@@ -333,3 +333,45 @@ def test_animated_images_show_the_image_frame_of_the_composition_time(
 
     check_whole_chunk_and_repeat(tmp_path, site / "animated_images.html", capture, check,
                                  frames=30, start=13, fps=20)
+
+
+# --- 9. translate3d on the screenshot path, and a real animation library: GSAP ---------------
+
+
+def test_translate3d_layers_are_frame_exact_and_deterministic(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    rows: Rows = {
+        "translate3d, 100 px/s": (20, lambda t: 100 * t),
+        "translate3d, 37.3 px/s": (60, lambda t: 37.3 * t),
+        "translate3d by a CSS animation": (140, lambda t: 263 * clamp(t / 3)),
+    }
+    check_whole_chunk_and_repeat(
+        tmp_path, COMPOSITIONS / "translate3d.html", capture,
+        lambda frames, fps: check_rows(frames, rows, fps), frames=20, start=11,
+    )
+
+
+def power2_in_out(p: float) -> float:
+    """GSAP's power2.inOut: a cubic (power1 is GSAP's quadratic)."""
+    return 4 * p**3 if p < 0.5 else 1 - (-2 * p + 2) ** 3 / 2
+
+
+def test_a_gsap_timeline_renders_frame_exact_and_deterministic(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    rows: Rows = {
+        "x over 2 s": (20, lambda t: 200 * clamp(t / 2)),
+        "power2.inOut from 0.5 s": (60, lambda t: 200 * power2_in_out(clamp(t - 0.5))),
+        "x over 1.5 s": (100, lambda t: 150 * clamp(t / 1.5)),
+    }
+
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        check_rows(frames, rows, fps)
+        for index, frame in frames.items():
+            opacity = clamp(index / fps / 2)
+            r, g, b = frame.pixel(295, 155)
+            assert abs(r - 255 * (1 - opacity)) <= 4 and b > 250, (index, (r, g, b))
+
+    check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "gsap.html", capture, check,
+                                 frames=24, start=13)
