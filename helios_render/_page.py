@@ -208,6 +208,17 @@ class Page:
             )
         self.position = frame
 
+    async def composition_timing(self) -> tuple[float | None, float | None]:
+        """A Helios-core page's own ``(fps, duration in seconds)``, each ``None`` when the page
+        does not say (or is no Helios page): what a render could take as its defaults."""
+        info = await self.evaluate("window.__helios.info()", await_promise=False)
+        timing = (info or {}).get("composition") or {}
+        fps, duration = timing.get("fps"), timing.get("duration")
+        return (
+            float(fps) if isinstance(fps, int | float) else None,
+            float(duration) if isinstance(duration, int | float) else None,
+        )
+
     async def needs_replay(self) -> bool:
         """Whether state built frame by frame (rAF loops) needs frames 0..S-1 run before S."""
         info = await self.evaluate("window.__helios.info()", await_promise=False)

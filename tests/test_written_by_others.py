@@ -160,7 +160,7 @@ def test_the_cli_serves_root_and_reports_a_missing_asset_on_one_line(tmp_path: P
     page = project / "examples" / "scene" / "composition.html"
     env = dict(os.environ)
     base = [sys.executable, "-m", "helios_render", "render", str(page), "--frames", "2",
-            "--width", "64", "--height", "64", "--capture", "screenshot", "--progress", "none"]
+            "--width", str(W), "--height", str(H), "--capture", "screenshot", "--progress", "none"]
     failed = subprocess.run([*base, str(tmp_path / "a.mp4")], capture_output=True, text=True,
                             env=env, timeout=120)
     assert failed.returncode == 2, failed.stderr
@@ -375,3 +375,27 @@ def test_a_gsap_timeline_renders_frame_exact_and_deterministic(
 
     check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "gsap.html", capture, check,
                                  frames=24, start=13)
+
+
+async def test_a_helios_page_tells_its_own_fps_and_duration() -> None:
+    from fractions import Fraction
+
+    from helios_render._browser import find_browser, launch_browser
+    from helios_render._page import PageConfig, open_page
+    from helios_render._render import open_source
+
+    page_path = COMPOSITIONS / "helios_build" / "examples" / "scene" / "composition.html"
+    async with (
+        open_source(page_path) as source,
+        launch_browser(find_browser(), width=W, height=H) as browser,
+    ):
+        config = PageConfig(url=source.url, width=W, height=H, fps=Fraction(10))
+        async with open_page(browser, config) as page:
+            assert await page.composition_timing() == (30.0, 3.0)
+    async with (
+        open_source(COMPOSITIONS / "timeline.html") as source,
+        launch_browser(find_browser(), width=W, height=H) as browser,
+    ):
+        config = PageConfig(url=source.url, width=W, height=H, fps=Fraction(10))
+        async with open_page(browser, config) as page:
+            assert await page.composition_timing() == (None, None)

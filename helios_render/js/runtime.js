@@ -84,6 +84,9 @@
     HeliosDocumentTimeline.prototype = RealDocumentTimeline.prototype;
     window.DocumentTimeline = HeliosDocumentTimeline;
   }
+  // The Helios renderer's virtual-time contract: Helios core prefers this global, in ms, to
+  // document.timeline when it exists (and may hook it with a setter to react at once).
+  window.__HELIOS_VIRTUAL_TIME__ = 0;
 
   // ---- Math.random: seeded (mulberry32), the same sequence in every worker ------------------
   let seed = config.seed >>> 0;
@@ -602,6 +605,7 @@
     trackAnimations();
     await runTimersUntil(t);
     now = t;
+    window.__HELIOS_VIRTUAL_TIME__ = t;
     await runAnimationFrame(t);
     await settleTasks();
     trackAnimations();
