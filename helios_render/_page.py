@@ -78,6 +78,8 @@ def _outside_root(url: str, config: PageConfig) -> Path | None:
     served, asked = urlsplit(config.url), urlsplit(url)
     if (served.scheme, served.netloc) != (asked.scheme, asked.netloc):
         return None
+    if not asked.path.startswith("/") or asked.path == "/":
+        return None
     relative = PurePosixPath(unquote(asked.path)).relative_to("/")
     root = Path(config.served_root)
     for ancestor in root.parents:

@@ -104,3 +104,22 @@ def test_an_explicit_root_must_contain_the_page(tmp_path: Path) -> None:
         choose_root(entry, tmp_path / "other")
     with pytest.raises(SourceError, match="is not a folder"):
         choose_root(entry, tmp_path / "nowhere")
+
+
+def test_a_failed_request_names_the_folder_above_the_root_that_holds_it(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from helios_render._page import PageConfig, asset_failure
+
+    entry = helios_build(tmp_path, marker=None)
+    config = PageConfig(url="http://127.0.0.1:9/composition.html", width=2, height=2,
+                        fps=Fraction(30), served_root=str(entry.parent))
+    message = asset_failure(config, "Script", "http://127.0.0.1:9/assets/index-abc.js", "HTTP 404")
+    assert f"serve that folder with --root {tmp_path}" in message
+    assert "outside the served folder" in message
+    for url in ("http://127.0.0.1:9/assets/gone.js", "http://127.0.0.1:9",
+                "http://example.com/assets/index-abc.js"):
+        message = asset_failure(config, "Script", url, "HTTP 404")
+        assert "--root" not in message and "--allow-missing-assets" in message
+    long = "data:image/png;base64," + "A" * 5000
+    assert len(asset_failure(config, "Image", long, "net::ERR_INVALID_URL")) < 250
