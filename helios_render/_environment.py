@@ -24,6 +24,7 @@ from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
 from ._options import RenderOptions
 from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
 from ._server import check_page_file
+from ._source import choose_root
 from ._stitch import soundtrack
 
 __all__ = [
@@ -48,12 +49,17 @@ def _is_url(source: str) -> bool:
     return urlsplit(source).scheme in ("http", "https", "file", "data", "about")
 
 
-def resolve_source(source: str | os.PathLike[str]) -> tuple[SourceRef, Path | None]:
+def resolve_source(
+    source: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> tuple[SourceRef, Path | None]:
     """Where the composition is: a URL as given, or a local HTML file (a folder means its
-    ``index.html``) served from its folder. Returns the reference and the local entry file.
+    ``index.html``) served from ``root``, or from the folder
+    :func:`~helios_render._source.choose_root` picks. Returns the reference and the folder
+    served (``None`` for a URL).
 
     Raises:
-        SourceError: A local file that does not exist.
+        SourceError: A local file that does not exist, that is not an HTML page, or that is
+            not inside ``root``.
     """
     text = os.fspath(source)
     if _is_url(text):
@@ -64,7 +70,10 @@ def resolve_source(source: str | os.PathLike[str]) -> tuple[SourceRef, Path | No
     if not path.is_file():
         raise SourceError(f"composition not found: {path} (give an HTML file or an http(s) URL)")
     check_page_file(path)
-    return FolderSource(root=os.fspath(path.parent), entry=path.name), path
+    folder, entry = choose_root(path, None if root is None else Path(root))
+    if folder != path.parent:
+        logger.info("serving %s (the page loads files from there; --root overrides)", folder)
+    return FolderSource(root=os.fspath(folder), entry=entry), folder
 
 
 def digest_folder(root: Path, *, exclude: frozenset[Path] = frozenset()) -> str:
@@ -217,7 +226,7 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
         check_output(options.output_path, (".png",))
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
-    source, entry = resolve_source(options.source)
+    source, served = resolve_source(options.source, options.root)
     browser_text = await trio.to_thread.run_sync(browser_version, browser)
     ffmpeg_text = await trio.to_thread.run_sync(ffmpeg_version, ffmpeg)
     encoder = None
@@ -226,10 +235,10 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
         encoder = choose_encoder(codec, encoders, ffmpeg)
     begin_frame = await choose_capture(options, browser, browser_text)
     source_digest = None
-    if entry is not None and video:
+    if served is not None and video:
         source_digest = await trio.to_thread.run_sync(
             lambda: digest_folder(
-                entry.parent, exclude=frozenset({options.output_path, options.target_path})
+                served, exclude=frozenset({options.output_path, options.target_path})
             )
         )
     return Environment(

@@ -103,6 +103,11 @@ class RenderOptions:
         audio_codec: ``aac`` or ``opus``; ``None`` picks the container's default (AAC for
             MP4/MOV/MKV, Opus for WebM).
         audio_bitrate: Audio bit rate such as ``192k``; ``None`` for the codec's default.
+        root: The folder to serve a local ``source`` from (it must contain the source);
+            ``None`` picks the nearest folder that holds what the page loads, never above
+            the project root (see docs/compositions.md).
+        allow_missing_assets: Render even when a script, stylesheet, font, image or media
+            file fails to load, or a video fails to decode; each failure is logged.
     """
 
     source: str | os.PathLike[str]
@@ -137,6 +142,8 @@ class RenderOptions:
     muted: bool = False
     audio_codec: str | None = None
     audio_bitrate: str | None = None
+    root: str | os.PathLike[str] | None = None
+    allow_missing_assets: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -228,6 +235,8 @@ class RenderOptions:
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         self._check_audio()
+        if self.root is not None and not str(self.root).strip():
+            fail("root is empty: give the folder to serve, or leave it out")
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import trio
 
@@ -26,7 +28,7 @@ from ._exceptions import (
     SourceError,
 )
 from ._server import PAGE_TYPES
-from ._util import background_nursery
+from ._util import background_nursery, shorten_url, shorten_urls
 
 __all__ = ["EPOCH_MS", "Page", "PageConfig", "open_page", "runtime_source"]
 
@@ -95,6 +97,52 @@ class PageConfig:
     ignore_page_errors: bool = False
     #: Draw on a transparent page background (for codecs with alpha; capture PNG).
     transparent: bool = False
+    #: The local folder served at the URL's origin (``None`` for a URL source): a failed
+    #: request for a file that exists outside it is reported as having left it.
+    served_root: str | None = None
+    #: Log subresources that fail to load, and media that fails to decode, instead of failing.
+    allow_missing_assets: bool = False
+
+
+#: Request types whose failure fails the render: what a frame shows. Fetch and XHR are the
+#: page's own business (it sees their errors); the main document is checked on its own.
+ASSET_TYPES = frozenset(
+    {"Document", "Script", "Stylesheet", "Font", "Image", "Media", "TextTrack"}
+)
+ALLOW_HINT = "render anyway with --allow-missing-assets"
+
+
+def _outside_root(url: str, config: PageConfig) -> Path | None:
+    """Where the file a failed same-origin request asked for exists above the served folder."""
+    if config.served_root is None:
+        return None
+    served, asked = urlsplit(config.url), urlsplit(url)
+    if (served.scheme, served.netloc) != (asked.scheme, asked.netloc):
+        return None
+    if not asked.path.startswith("/") or asked.path == "/":
+        return None
+    relative = PurePosixPath(unquote(asked.path)).relative_to("/")
+    root = Path(config.served_root)
+    for ancestor in root.parents:
+        if (ancestor / relative).is_file():
+            return ancestor
+    return None
+
+
+def asset_failure(config: PageConfig, kind: str, url: str, reason: str) -> str:
+    """The message for a subresource of the composition that failed to load."""
+    what = kind.lower() if kind != "TextTrack" else "text track"
+    message = f"the composition could not load the {what} {shorten_url(url)}: {reason}"
+    ancestor = _outside_root(url, config)
+    if ancestor is not None:
+        message += (
+            f"; the page asks for a file outside the served folder {config.served_root} "
+            f"(it exists under {ancestor}): serve that folder with --root {ancestor}, or "
+            f"{ALLOW_HINT}"
+        )
+    else:
+        message += f" (fix the path, or {ALLOW_HINT})"
+    return message
 
 
 def runtime_source(config: PageConfig) -> str:
@@ -106,6 +154,7 @@ def runtime_source(config: PageConfig) -> str:
         "props": config.props,
         "epoch": EPOCH_MS,
         "ignorePageErrors": config.ignore_page_errors,
+        "allowMissingAssets": config.allow_missing_assets,
     }
     return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
 
@@ -113,6 +162,7 @@ def runtime_source(config: PageConfig) -> str:
 def _exception_text(details: dict[str, Any]) -> str:
     exception = details.get("exception") or {}
     text = exception.get("description") or details.get("text") or "unknown error"
+    text = shorten_urls(str(text))
     if "stack" not in str(text) and details.get("stackTrace"):
         frames = details["stackTrace"].get("callFrames", [])[:8]
         text += "".join(
@@ -194,6 +244,11 @@ class Page:
         )
         details = reply.get("exceptionDetails")
         if details:
+            exception = details.get("exception") or {}
+            if exception.get("className") == "HeliosRuntimeError":
+                # The runtime's own verdict (a broken video, say): its message says it all.
+                text = str(exception.get("description") or "").split("\n    at ", 1)[0]
+                raise PageError(shorten_urls(text.removeprefix("HeliosRuntimeError: ")))
             raise PageError(f"the composition threw: {_exception_text(details)}")
         return reply.get("result", {}).get("value")
 
@@ -204,7 +259,7 @@ class Page:
                 labels = await self.evaluate("window.__helios.pending()", await_promise=False)
             except (PageError, BrowserError):
                 return []
-            return [str(label) for label in labels or []]
+            return [shorten_urls(str(label)) for label in labels or []]
         return []
 
     async def seek(self, frame: int) -> list[MediaRecord]:
@@ -232,6 +287,17 @@ class Page:
         if not isinstance(media, list):
             return []
         return [MediaRecord.from_page(frame, item) for item in media]
+
+    async def composition_timing(self) -> tuple[float | None, float | None]:
+        """A Helios-core page's own ``(fps, duration in seconds)``, each ``None`` when the page
+        does not say (or is no Helios page): what a render could take as its defaults."""
+        info = await self.evaluate("window.__helios.info()", await_promise=False)
+        timing = (info or {}).get("composition") or {}
+        fps, duration = timing.get("fps"), timing.get("duration")
+        return (
+            float(fps) if isinstance(fps, int | float) else None,
+            float(duration) if isinstance(duration, int | float) else None,
+        )
 
     async def needs_replay(self) -> bool:
         """Whether state built frame by frame (rAF loops) needs frames 0..S-1 run before S."""
@@ -305,9 +371,18 @@ class Page:
 
 async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -> None:
     config = page.config
+    requests: dict[str, tuple[str, str]] = {}  # requestId -> (type, url), for loadingFailed
     async for event in events:
         if page.closing:
             return
+        if event.method.startswith("Network."):
+            failure = _network_failure(event, requests, config)
+            if failure is not None:
+                if config.allow_missing_assets:
+                    logger.warning("%s", failure)
+                    continue
+                raise SourceError(failure)
+            continue
         if event.method == "Runtime.exceptionThrown":
             if config.ignore_page_errors:
                 logger.warning("page error ignored: %s", event.params)
@@ -320,6 +395,12 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
             frame = event.params.get("frame", {})
             if not frame.get("parentId"):
                 raise page.fail(PageError(NAVIGATED_AWAY.format(url=frame.get("url"))))
+            continue
+        if event.method == "Runtime.consoleAPICalled":
+            args = event.params.get("args") or [{}]
+            text = str(args[0].get("value", ""))
+            if event.params.get("type") == "warning" and text.startswith("helios:"):
+                logger.warning("%s", shorten_urls(text))
             continue
         if event.method == "Inspector.targetCrashed":
             raise page.fail(BrowserError("the page's renderer process crashed (out of memory?)"))
@@ -391,6 +472,38 @@ async def _discover_windows(
         target = event.params.get("targetInfo", {}).get("targetId")
         if isinstance(target, str):
             known.add(target)
+
+
+def _network_failure(
+    event: CdpEvent, requests: dict[str, tuple[str, str]], config: PageConfig
+) -> str | None:
+    """The message for a failed subresource, if ``event`` reports one."""
+    params = event.params
+    request_id = str(params.get("requestId", ""))
+    if event.method == "Network.requestWillBeSent":
+        requests[request_id] = (str(params.get("type", "Other")), params["request"]["url"])
+        return None
+    if event.method == "Network.loadingFinished":
+        requests.pop(request_id, None)
+        return None
+    if event.method == "Network.responseReceived":
+        kind = str(params.get("type", "Other"))
+        response = params.get("response", {})
+        url, status = str(response.get("url", "")), int(response.get("status", 0))
+        if status < 400 or kind not in ASSET_TYPES or url == config.url:
+            return None
+        requests.pop(request_id, None)
+        reason = f"HTTP {status} {response.get('statusText') or ''}".rstrip()
+        return asset_failure(config, kind, url, reason)
+    if event.method == "Network.loadingFailed":
+        kind, url = requests.pop(request_id, (str(params.get("type", "Other")), ""))
+        if params.get("canceled") or kind not in ASSET_TYPES or url == config.url:
+            return None
+        if url.startswith(("data:", "blob:")) and kind == "Media":
+            return None  # a media element's own error reports it, with the decode error
+        reason = str(params.get("blockedReason") or params.get("errorText") or "network error")
+        return asset_failure(config, kind, url or "(unknown URL)", reason)
+    return None
 
 
 async def _navigate(session: CdpSession, config: PageConfig, answered: list[bool]) -> None:
@@ -474,10 +587,15 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
         with (
             session.listen(
                 "Runtime.exceptionThrown",
+                "Runtime.consoleAPICalled",
                 "Inspector.targetCrashed",
                 "Inspector.detached",
                 "Page.javascriptDialogOpening",
                 "Page.frameNavigated",
+                "Network.requestWillBeSent",
+                "Network.responseReceived",
+                "Network.loadingFinished",
+                "Network.loadingFailed",
             ) as events,
             browser.cdp.listen("Target.targetCreated", "Browser.downloadWillBegin") as windows,
         ):
@@ -489,6 +607,10 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
             await session.execute("Page.enable")
             await session.execute("Runtime.enable")
             await session.execute("Inspector.enable")
+            # Bodies are not needed, only statuses: keep DevTools from buffering them.
+            await session.execute(
+                "Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0}
+            )
             await session.execute(
                 "Emulation.setDeviceMetricsOverride",
                 {

@@ -355,6 +355,7 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         timeout=options.timeout,
         ignore_page_errors=options.ignore_page_errors,
         transparent=options.transparent,
+        allow_missing_assets=options.allow_missing_assets,
     )
     codec = options.codec_entry
     encoder = EncoderSettings(

@@ -14,12 +14,19 @@ The policy (:func:`collapse_group`), used by every nursery of ours and by the co
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
-__all__ = ["background_nursery", "collapse_group", "task_nursery"]
+__all__ = [
+    "background_nursery",
+    "collapse_group",
+    "shorten_url",
+    "shorten_urls",
+    "task_nursery",
+]
 
 
 def collapse_group(
@@ -32,6 +39,30 @@ def collapse_group(
     if group.subgroup((KeyboardInterrupt, trio.Cancelled)) is not None:
         return group
     return first_failure if first_failure is not None else group
+
+
+#: Longest URL shown whole in a message; longer ones keep their start and end.
+URL_LIMIT = 120
+_URL = re.compile(r"\b(?:data|blob|https?|file):[^\s\"'<>()]+")
+
+
+def shorten_url(url: str, limit: int = URL_LIMIT) -> str:
+    """``url`` short enough for a message: a ``data:`` URL keeps its media type and says how
+    long it was; another long URL keeps its start and its end around an ellipsis."""
+    if url.startswith("data:"):
+        head, _, _ = url.partition(",")
+        if len(url) <= 64:
+            return url
+        return f"{head[:48]},... ({len(url)} characters)"
+    if len(url) <= limit:
+        return url
+    tail = limit // 3
+    return f"{url[: limit - tail - 3]}...{url[-tail:]}"
+
+
+def shorten_urls(text: str, limit: int = URL_LIMIT) -> str:
+    """``text`` with every URL in it shortened by :func:`shorten_url`."""
+    return _URL.sub(lambda match: shorten_url(match.group(), limit), text)
 
 
 @asynccontextmanager

@@ -251,7 +251,8 @@ class ChunkWorker:
         await self._close_page()
         page_stack = AsyncExitStack()
         self._page_stack = page_stack
-        config = replace(job.page, url=self._url)
+        served = job.source.root if isinstance(job.source, FolderSource) else None
+        config = replace(job.page, url=self._url, served_root=served)
         started = time.perf_counter()
         self._page = await page_stack.enter_async_context(
             open_page(self._browser, config, begin_frame=job.begin_frame)

@@ -120,6 +120,12 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ignore-page-errors", action="store_true", default=_ABSENT,
                         help="log uncaught errors of the page instead of failing")
+    parser.add_argument("--root", default=_ABSENT, metavar="DIR",
+                        help="folder to serve a local SOURCE from (default: the nearest folder "
+                        "holding what the page loads, within its project)")
+    parser.add_argument("--allow-missing-assets", action="store_true", default=_ABSENT,
+                        help="render even when a script, stylesheet, font, image or media "
+                        "fails to load (each failure is logged)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-vv: DevTools traffic)")
 

@@ -7,10 +7,35 @@
   const config = __HELIOS_CONFIG__;
 
   const RealDate = Date;
+  const RealMessageChannel = window.MessageChannel;
+  const realSetTimeout = window.setTimeout.bind(window);
+  const realNow = performance.now.bind(performance);
+  const realFetch = window.fetch.bind(window);
   const state = { usedClock: false, usedRaf: false };
   let now = 0; // virtual milliseconds since the composition's frame 0
   let currentFrame = 0;
   const errors = [];
+
+  // An error of the runtime's own making (a broken video, a seek back in time): the renderer
+  // reports its message alone, without the runtime's stack.
+  class HeliosRuntimeError extends Error {}
+  Object.defineProperty(HeliosRuntimeError.prototype, "name", { value: "HeliosRuntimeError" });
+
+  // A URL short enough for a message (the renderer shortens URLs the same way).
+  function shortUrl(url) {
+    url = String(url || "");
+    if (url.startsWith("data:")) {
+      if (url.length <= 64) return url;
+      return `${url.slice(0, Math.min(48, url.indexOf(",") < 0 ? 48 : url.indexOf(",")))},... (${url.length} characters)`;
+    }
+    if (url.length <= 120) return url;
+    return `${url.slice(0, 77)}...${url.slice(-40)}`;
+  }
+  function describeElement(element) {
+    let text = element.tagName.toLowerCase();
+    if (element.id) text += `#${element.id}`;
+    return `<${text}>`;
+  }
 
   function recordError(error) {
     if (config.ignorePageErrors) {
@@ -33,6 +58,35 @@
   Object.defineProperty(HeliosDate, "name", { value: "Date" });
   window.Date = HeliosDate;
   Object.defineProperty(performance, "now", { value: () => now, configurable: true });
+
+  // ---- document.timeline: the document's animation clock is the virtual clock ---------------
+  // Libraries (Helios core's bindToDocumentTimeline, some tweening engines) read
+  // `document.timeline.currentTime`. Every DocumentTimeline reads `now`, less its origin time.
+  const timelineOrigins = new WeakMap();
+  const RealDocumentTimeline = window.DocumentTimeline;
+  const timelineTime = window.AnimationTimeline
+    && Object.getOwnPropertyDescriptor(AnimationTimeline.prototype, "currentTime");
+  if (RealDocumentTimeline && timelineTime && timelineTime.get) {
+    Object.defineProperty(AnimationTimeline.prototype, "currentTime", {
+      configurable: true,
+      enumerable: timelineTime.enumerable,
+      get() {
+        if (this instanceof RealDocumentTimeline) return now - (timelineOrigins.get(this) || 0);
+        return timelineTime.get.call(this);
+      },
+    });
+    const HeliosDocumentTimeline = function DocumentTimeline(options) {
+      if (!new.target) throw new TypeError("Failed to construct 'DocumentTimeline': Please use the 'new' operator");
+      const timeline = Reflect.construct(RealDocumentTimeline, [options], new.target);
+      timelineOrigins.set(timeline, Number(options && options.originTime) || 0);
+      return timeline;
+    };
+    HeliosDocumentTimeline.prototype = RealDocumentTimeline.prototype;
+    window.DocumentTimeline = HeliosDocumentTimeline;
+  }
+  // The Helios renderer's virtual-time contract: Helios core prefers this global, in ms, to
+  // document.timeline when it exists (and may hook it with a setter to react at once).
+  window.__HELIOS_VIRTUAL_TIME__ = 0;
 
   // ---- Math.random: seeded (mulberry32), the same sequence in every worker ------------------
   let seed = config.seed >>> 0;
@@ -77,7 +131,7 @@
   // A macrotask boundary: every microtask queued by a callback has run when this resolves.
   function flushMicrotasks() {
     return new Promise((resolve) => {
-      const channel = new MessageChannel();
+      const channel = new RealMessageChannel();
       channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
       channel.port2.postMessage(0);
     });
@@ -162,12 +216,43 @@
   function trackAnimations() {
     try {
       trackList(document.getAnimations());
+      trackSvgTimelines(document);
+      trackAnimatedImages();
     } catch (error) {
       return;
     }
     for (const root of shadowRoots) {
       if (!root.host || !root.host.isConnected) continue;
-      try { trackList(root.getAnimations()); } catch (error) { /* detached */ }
+      try {
+        trackList(root.getAnimations());
+        trackSvgTimelines(root);
+      } catch (error) { /* detached */ }
+    }
+  }
+
+  // ---- SVG SMIL: every outermost <svg> owns a timeline (<animate>, <set>, ...) ---------------
+  // Found where animations are found (document and known shadow roots, after every callback),
+  // paused at once, and set to the virtual time since it was first seen at every frame.
+  const svgTimelines = new Map(); // outermost <svg> -> virtual start time (ms)
+  function trackSvgTimelines(root) {
+    for (const svg of root.querySelectorAll("svg")) {
+      if (svg.ownerSVGElement || svgTimelines.has(svg)) continue;
+      svgTimelines.set(svg, now);
+      try { svg.pauseAnimations(); } catch (error) { /* not an SVGSVGElement */ }
+    }
+  }
+  function seekSvgTimelines(t) {
+    for (const [svg, start] of svgTimelines) {
+      if (!svg.isConnected) {
+        svgTimelines.delete(svg);
+        continue;
+      }
+      try {
+        if (!svg.animationsPaused()) svg.pauseAnimations();
+        svg.setCurrentTime(Math.max(0, t - start) / 1000);
+      } catch (error) {
+        svgTimelines.delete(svg);
+      }
     }
   }
   // pause() first, then currentTime: a pause that is still pending (the animation had not
@@ -188,7 +273,165 @@
     }
   }
 
+  // ---- Animated images: GIF, APNG, animated WebP/AVIF in <img> and CSS backgrounds ---------
+  // The browser plays them on its own clock. Instead, each image is decoded once with
+  // ImageDecoder into one still PNG per image frame (held as blob: URLs, kept decoded), and at
+  // every frame the <img> (or the element's background-image) is pointed at the still of the
+  // image frame on screen at the virtual time since the image was first seen.
+  const animatedSources = new Map(); // absolute URL -> Promise<decoded animation | null>
+  const ownFrameUrls = new Set(); // our stills' blob: URLs, never taken for a page's image
+  const animatedImgs = new Map(); // <img> -> { url, start, shown }
+  const animatedBackgrounds = new Map(); // element -> { value, urls, start, shown }
+  const IMAGE_TYPES = { gif: "image/gif", png: "image/png", apng: "image/apng", webp: "image/webp", avif: "image/avif" };
+  function imageType(response, url) {
+    const header = (response.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
+    if (header.startsWith("image/")) return header;
+    const match = /\.([a-z0-9]+)(?:[?#]|$)/i.exec(url);
+    return match ? IMAGE_TYPES[match[1].toLowerCase()] || "" : "";
+  }
+  async function decodeAnimation(url) {
+    if (typeof ImageDecoder === "undefined" || !url || ownFrameUrls.has(url)) return null;
+    try {
+      const response = await realFetch(url);
+      if (!response.ok) return null;
+      const type = imageType(response, url);
+      if (!Object.values(IMAGE_TYPES).includes(type) || !(await ImageDecoder.isTypeSupported(type))) return null;
+      const decoder = new ImageDecoder({ data: await response.arrayBuffer(), type });
+      try {
+        await decoder.tracks.ready;
+        const track = decoder.tracks.selectedTrack;
+        if (!track || !track.animated) return null;
+        await decoder.completed;
+        const frames = [];
+        let end = 0;
+        for (let index = 0; index < track.frameCount; index++) {
+          const { image } = await decoder.decode({ frameIndex: index, completeFramesOnly: true });
+          // As Chromium plays them: a frame of 10 ms or less is shown for 100 ms.
+          let duration = (image.duration || 0) / 1000;
+          if (duration <= 10) duration = 100;
+          end += duration;
+          const canvas = new OffscreenCanvas(image.displayWidth, image.displayHeight);
+          canvas.getContext("2d").drawImage(image, 0, 0);
+          image.close();
+          const still = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
+          ownFrameUrls.add(still);
+          const keep = new Image(); // holds the still decoded in memory for backgrounds
+          keep.src = still;
+          await keep.decode();
+          frames.push({ url: still, end, keep });
+        }
+        return { frames, total: end, plays: track.repetitionCount + 1 };
+      } finally {
+        decoder.close();
+      }
+    } catch (error) {
+      return null; // not decodable here (cross-origin without CORS, say): left as it is
+    }
+  }
+  function animation(url) {
+    if (!animatedSources.has(url)) animatedSources.set(url, decodeAnimation(url));
+    return animatedSources.get(url);
+  }
+  function stillAt(decoded, elapsed) {
+    const { frames, total, plays } = decoded;
+    if (!(total > 0) || elapsed >= total * plays) return frames[frames.length - 1].url;
+    const within = Math.max(0, elapsed) % total;
+    for (const frame of frames) if (within < frame.end) return frame.url;
+    return frames[frames.length - 1].url;
+  }
+  // Backgrounds are found by one scan at load, then on the elements that DOM mutations touch.
+  let backgroundScan = null; // MutationObserver, from ready() on
+  const BACKGROUND_URL = /url\("([^"]*)"\)/g;
+  function trackBackground(element) {
+    if (!(element instanceof Element) || animatedBackgrounds.has(element)) return;
+    const value = getComputedStyle(element).backgroundImage;
+    if (!value || value === "none" || !value.includes("url(")) return;
+    const urls = [...value.matchAll(BACKGROUND_URL)].map((match) => match[1]).filter((url) => !ownFrameUrls.has(url));
+    if (urls.length === 0) return;
+    for (const url of urls) animation(url);
+    animatedBackgrounds.set(element, { value, urls, start: now, shown: null });
+  }
+  function trackAnimatedImages() {
+    for (const image of document.images) {
+      const known = animatedImgs.get(image);
+      const url = image.currentSrc || image.src;
+      if (known && (url === known.url || url === known.shown || ownFrameUrls.has(url))) continue;
+      if (!url || ownFrameUrls.has(url)) continue;
+      animation(url);
+      animatedImgs.set(image, { url, start: now, shown: null });
+    }
+    if (!backgroundScan) return;
+    for (const record of backgroundScan.takeRecords()) {
+      if (record.type === "attributes") {
+        animatedBackgrounds.delete(record.target);
+        trackBackground(record.target);
+      }
+      for (const node of record.addedNodes || []) {
+        if (!(node instanceof Element)) continue;
+        trackBackground(node);
+        for (const element of node.querySelectorAll("*")) trackBackground(element);
+      }
+    }
+  }
+  function startBackgroundScan() {
+    for (const element of document.querySelectorAll("*")) trackBackground(element);
+    backgroundScan = new MutationObserver(() => {});
+    backgroundScan.observe(document.documentElement, { subtree: true, childList: true, attributes: true, attributeFilter: ["class", "style", "id"] });
+  }
+  async function seekAnimatedImages(t) {
+    const waits = [];
+    for (const [image, known] of animatedImgs) {
+      if (!image.isConnected) continue;
+      const decoded = await animation(known.url);
+      if (!decoded) continue;
+      const still = stillAt(decoded, t - known.start);
+      if (still === known.shown && image.src === still) continue;
+      known.shown = still;
+      if (image.srcset) image.srcset = still;
+      image.src = still;
+      waits.push(image.decode().catch(() => undefined));
+    }
+    for (const [element, known] of animatedBackgrounds) {
+      if (!element.isConnected) {
+        animatedBackgrounds.delete(element);
+        continue;
+      }
+      let value = known.value;
+      let changed = false;
+      for (const url of known.urls) {
+        const decoded = await animation(url);
+        if (!decoded) continue;
+        value = value.split(`url("${url}")`).join(`url("${stillAt(decoded, t - known.start)}")`);
+        changed = true;
+      }
+      if (!changed || value === known.shown) continue;
+      known.shown = value;
+      element.style.setProperty("background-image", value, "important");
+    }
+    if (backgroundScan) backgroundScan.takeRecords(); // our own style changes
+    await Promise.all(waits);
+  }
+
   // ---- <video> and <audio> --------------------------------------------------------------------
+  const MEDIA_SEEK_PAST = 0.001;
+  const MEDIA_ERRORS = ["", "MEDIA_ERR_ABORTED", "MEDIA_ERR_NETWORK", "MEDIA_ERR_DECODE", "MEDIA_ERR_SRC_NOT_SUPPORTED"];
+  const brokenMedia = new WeakSet(); // failed media the user allowed (--allow-missing-assets)
+  function mediaFailure(media, detail) {
+    const url = media.currentSrc || media.src || (media.querySelector("source") || {}).src || "";
+    const message = `helios: the ${describeElement(media)} ${shortUrl(url)} cannot be played: ${detail}`;
+    if (config.allowMissingAssets) {
+      brokenMedia.add(media);
+      console.warn(`${message} (rendered without it: --allow-missing-assets)`);
+      return null;
+    }
+    return new HeliosRuntimeError(`${message} (fix or re-encode the file, or render anyway with --allow-missing-assets)`);
+  }
+  function mediaErrorText(media) {
+    const error = media.error;
+    if (!error) return "no source could be loaded";
+    const code = MEDIA_ERRORS[error.code] || `error ${error.code}`;
+    return error.message ? `${code} (${error.message})` : code;
+  }
   // What is heard, and which media time is shown, follows one rule (docs/compositions.md, "Media
   // elements"). Each element gets a clock: it runs from `startAt` (virtual ms) at `rate`, from
   // media time `anchor`, or stands still when not `playing`. An element in the document at load
@@ -313,8 +556,13 @@
   }
   const mediaObserver = new MutationObserver(noticeMutations);
   mediaObserver.observe(document, { childList: true, subtree: true });
+  // A <video> is seeked a little past its clock's time: a container stores frame times
+  // rounded (WebM to the millisecond), so a seek to exactly k / fps may land just before the
+  // frame that starts there and show the previous one.
   function mediaTarget(media, t) {
-    return mediaClock(media, mediaState(media), t).time;
+    let target = mediaClock(media, mediaState(media), t).time + MEDIA_SEEK_PAST;
+    if (Number.isFinite(media.duration) && media.duration > 0) target = Math.min(target, media.duration);
+    return target;
   }
   function whenMetadata(media) {
     if (media.readyState >= 1 || media.error || !(media.currentSrc || media.src)) return null;
@@ -370,24 +618,46 @@
     noticeMutations(mediaObserver.takeRecords());
     const waits = [];
     for (const media of document.querySelectorAll("video, audio")) {
+      if (brokenMedia.has(media)) continue;
       if (!realPaused.get.call(media)) realPause.call(media);
-      const target = mediaTarget(media, t);
       if (media.localName === "audio") {
+        // No picture: it only needs its duration. A source that cannot be decoded is named
+        // by the audio mix (or skipped there when the page marks it optional).
         const wait = whenMetadata(media);
         if (wait) waits.push(wait);
         continue;
       }
+      if (media.error || (media.networkState === 3 && media.readyState === 0)) {
+        const failure = mediaFailure(media, mediaErrorText(media));
+        if (failure) waits.push(Promise.reject(failure));
+        continue;
+      }
+      const target = mediaTarget(media, t);
       if (Math.abs(realTime.get.call(media) - target) > 1e-6 || media.readyState < 2) {
-        waits.push(new Promise((resolve) => {
+        waits.push(new Promise((resolve, reject) => {
           const done = () => {
             media.removeEventListener("seeked", done);
-            media.removeEventListener("error", done);
+            media.removeEventListener("error", failed, true);
             media.removeEventListener("loadeddata", check);
             resolve();
           };
+          const failed = (event) => {
+            // A failing <source> child: the next one may still play; the element has failed
+            // once it has no source left.
+            if (event.target !== media && media.networkState !== 3) {
+              realSetTimeout(() => { if (media.networkState === 3 && media.readyState === 0) failed({ target: media }); }, 50);
+              return;
+            }
+            media.removeEventListener("seeked", done);
+            media.removeEventListener("error", failed, true);
+            media.removeEventListener("loadeddata", check);
+            const failure = mediaFailure(media, mediaErrorText(media));
+            if (failure) reject(failure);
+            else resolve();
+          };
           const check = () => { if (!media.seeking && media.readyState >= 2) done(); };
           media.addEventListener("seeked", done);
-          media.addEventListener("error", done);
+          media.addEventListener("error", failed, true);
           media.addEventListener("loadeddata", check);
           if (media.readyState >= 1) realTime.set.call(media, target);
           else media.addEventListener("loadedmetadata", () => { realTime.set.call(media, mediaTarget(media, t)); }, { once: true });
@@ -397,6 +667,70 @@
     }
     waits.push(...detachedMediaWaits());
     return waits;
+  }
+
+  // ---- Queued tasks: MessageChannel messages the page posted --------------------------------
+  // Frameworks schedule work as tasks (React's scheduler posts to a MessageChannel). Every
+  // message posted on a channel the page made is counted until it is dispatched, so that a
+  // frame is captured only once they have run (bounded: see settleTasks).
+  const portPeers = new WeakMap(); // port -> its entangled port
+  const inFlight = new Map(); // receiving port -> messages posted to it, not yet dispatched
+  const startedPorts = new WeakSet();
+  const untracked = new WeakSet(); // closed or transferred ports
+  if (RealMessageChannel) {
+    const HeliosMessageChannel = function MessageChannel() {
+      if (!new.target) throw new TypeError("Failed to construct 'MessageChannel': Please use the 'new' operator");
+      const channel = new RealMessageChannel();
+      for (const [port, peer] of [[channel.port1, channel.port2], [channel.port2, channel.port1]]) {
+        portPeers.set(port, peer);
+        port.addEventListener("message", () => {
+          const count = inFlight.get(port);
+          if (count > 1) inFlight.set(port, count - 1);
+          else inFlight.delete(port);
+        });
+      }
+      return channel;
+    };
+    HeliosMessageChannel.prototype = RealMessageChannel.prototype;
+    window.MessageChannel = HeliosMessageChannel;
+    const proto = MessagePort.prototype;
+    const realPost = proto.postMessage;
+    const realStart = proto.start;
+    const realClose = proto.close;
+    const onmessage = Object.getOwnPropertyDescriptor(proto, "onmessage");
+    const forget = (port) => { untracked.add(port); inFlight.delete(port); };
+    proto.postMessage = function postMessage(message, transfer) {
+      const list = Array.isArray(transfer) ? transfer : (transfer && transfer.transfer) || [];
+      for (const item of list) if (item instanceof MessagePort) forget(item);
+      const result = realPost.apply(this, arguments);
+      const peer = portPeers.get(this);
+      if (peer && !untracked.has(peer) && !untracked.has(this)) inFlight.set(peer, (inFlight.get(peer) || 0) + 1);
+      return result;
+    };
+    proto.start = function start() { startedPorts.add(this); return realStart.call(this); };
+    proto.close = function close() { forget(this); return realClose.call(this); };
+    if (onmessage && onmessage.set) {
+      Object.defineProperty(proto, "onmessage", {
+        configurable: true,
+        enumerable: onmessage.enumerable,
+        get() { return onmessage.get.call(this); },
+        set(value) { if (value) startedPorts.add(this); onmessage.set.call(this, value); },
+      });
+    }
+  }
+  function tasksPending() {
+    for (const port of inFlight.keys()) if (startedPorts.has(port)) return true;
+    return false;
+  }
+  //: Macrotask rounds, and real milliseconds, that a frame waits at most for the page's tasks.
+  const SETTLE_ROUNDS = 50;
+  const SETTLE_MS = 200;
+  async function settleTasks() {
+    const deadline = realNow() + SETTLE_MS;
+    for (let round = 0; round < SETTLE_ROUNDS && realNow() < deadline; round++) {
+      if (!tasksPending()) return;
+      await flushMicrotasks();
+    }
   }
 
   // ---- Readiness: fonts, images, the page's own delay handles ---------------------------------
@@ -446,17 +780,21 @@
   async function seek(frame, t) {
     currentFrame = frame;
     errors.length = 0;
-    if (t < now) throw new Error(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
+    if (t < now) throw new HeliosRuntimeError(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
     trackAnimations();
     await runTimersUntil(t);
     now = t;
+    window.__HELIOS_VIRTUAL_TIME__ = t;
     await runAnimationFrame(t);
+    await settleTasks();
     trackAnimations();
     seekAnimations(t);
+    seekSvgTimelines(t);
+    await seekAnimatedImages(t);
     const waits = seekMedia(t);
     const helios = window.helios;
     if (helios && typeof helios.seek === "function") {
-      await helios.seek(frame);
+      await helios.seek(heliosFrame(helios, frame, t));
       if (typeof helios.waitUntilStable === "function") await helios.waitUntilStable();
     }
     for (const child of sameOriginChildren()) waits.push(child.seek(frame, t));
@@ -464,8 +802,40 @@
     if (document.fonts) waits.push(document.fonts.ready);
     waits.push(waitDelays());
     await Promise.all(waits);
+    // What the waits resolved may have queued tasks and mutations of its own.
+    await settleTasks();
+    trackAnimations();
+    seekAnimations(t);
+    seekSvgTimelines(t);
+    await seekAnimatedImages(t);
     if (errors.length > 0) throw errors[0];
     return mediaRecords(t); // null when nothing is heard: the common case stays cheap
+  }
+
+  // ---- Helios core: its frames count at the composition's own fps ---------------------------
+  // `helios.fps` is a signal (`.value`) in Helios core, a number in look-alikes; getState()
+  // has it too. Frame k of the render is at time k / fps, which is composition frame
+  // t * compositionFps (fractional when the rates differ; exactly k when they are equal).
+  function compositionTiming(helios) {
+    const read = (value) => (value && typeof value === "object" && "value" in value ? value.value : value);
+    let fps = read(helios.fps);
+    let duration = read(helios.duration);
+    if (typeof helios.getState === "function" && (typeof fps !== "number" || typeof duration !== "number")) {
+      try {
+        const state = helios.getState() || {};
+        if (typeof fps !== "number") fps = state.fps;
+        if (typeof duration !== "number") duration = state.duration;
+      } catch (error) { /* no state */ }
+    }
+    return {
+      fps: typeof fps === "number" && Number.isFinite(fps) && fps > 0 ? fps : null,
+      duration: typeof duration === "number" && Number.isFinite(duration) && duration > 0 ? duration : null,
+    };
+  }
+  function heliosFrame(helios, frame, t) {
+    const { fps } = compositionTiming(helios);
+    if (fps === null || Math.abs(fps - config.fps) < 1e-9) return frame;
+    return Math.round((t / 1000) * fps * 1e6) / 1e6;
   }
 
   async function ready() {
@@ -475,6 +845,7 @@
     if (document.fonts) await document.fonts.ready;
     await Promise.all(imagesReady());
     findDeclarativeShadowRoots();
+    startBackgroundScan();
     trackAnimations();
     const children = sameOriginChildren();
     await Promise.all(children.map((child) => child.ready()));
@@ -519,7 +890,13 @@
       ready,
       pending,
       describeError,
-      info: () => ({ usedClock: state.usedClock, usedRaf: state.usedRaf, rafPending: rafQueue.size, now }),
+      info: () => ({
+        usedClock: state.usedClock,
+        usedRaf: state.usedRaf,
+        rafPending: rafQueue.size,
+        now,
+        composition: window.helios ? compositionTiming(window.helios) : null,
+      }),
     }),
     configurable: false,
   });
