@@ -17,7 +17,7 @@ def _group(name: str) -> list[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, property-based and integration tests (real Chromium and FFmpeg)."""
-    session.install("-e", ".", *_group("test"))
+    session.install("-e", ".[dask]", *_group("test"))
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
@@ -31,7 +31,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
-    session.install("-e", ".", *_group("typecheck"))
+    session.install("-e", ".[dask]", *_group("typecheck"))
     session.run("mypy")
 
 

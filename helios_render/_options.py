@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from ._exceptions import OptionsError
+from ._executors.dask import parse_cluster
 from ._ffmpeg import CODECS
 from ._page import DEFAULT_SEED
 from ._plan import frames_for_duration, parse_fps
@@ -68,6 +69,10 @@ class RenderOptions:
         resume: Reuse the finished chunks of an interrupted render with the same settings:
             ``None`` (default) does for a local composition (its contents are in the digest)
             and not for a URL; ``True`` does for a URL too; ``False`` always starts over.
+        cluster: Render on a Dask cluster: ``local:N`` (N worker processes on this machine)
+            or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
+        allow_mixed_versions: On a cluster, render even when workers have different Chromium
+            or FFmpeg versions (their pixels may differ).
     """
 
     source: str | os.PathLike[str]
@@ -94,6 +99,8 @@ class RenderOptions:
     retries: int = 1
     chunk_frames: int | None = None
     resume: bool | None = None
+    cluster: str | None = None
+    allow_mixed_versions: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -168,6 +175,11 @@ class RenderOptions:
             fail(f"chunk_frames must be a whole number of at least 1, got {self.chunk_frames!r}")
         if self.resume not in (None, True, False):
             fail(f"resume must be True, False or None, got {self.resume!r}")
+        if self.cluster is not None:
+            try:
+                parse_cluster(str(self.cluster))
+            except ValueError as exc:
+                fail(str(exc))
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         try:
