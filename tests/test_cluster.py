@@ -28,6 +28,7 @@ from helios_render._bundle import make_bundle, unpack_bundle
 from helios_render._environment import resolve_source
 from helios_render._executors.dask import check_versions, parse_cluster
 from helios_render._plan import FolderSource
+from helios_render._tempdirs import sweep_stale_dirs
 
 from .conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe, wait_no_processes
 
@@ -201,7 +202,9 @@ async def test_a_page_that_throws_in_one_chunk_stops_every_task(
     with pytest.raises(helios_render.WorkerError) as caught:
         await helios_render.render(options, executor=executor)
     error = caught.value
-    assert error.worker_id == 2
+    # Chunk 2 throws at frame 45; so does chunk 3 while it replays frames 0..59, when Dask
+    # (work stealing) runs it on a worker of its own.
+    assert error.worker_id in (2, 3)
     assert error.frame == 45
     assert isinstance(error.__cause__, helios_render.PageError)
     assert "boom at 1500.0 ms" in str(error.__cause__)
@@ -236,8 +239,10 @@ async def test_a_killed_worker_process_has_its_chunk_rerun_and_the_output_is_ide
     assert len(frames) == 24
     mismatched = [i for i, (a, b) in enumerate(zip(reference, frames, strict=True)) if a != b]
     assert not mismatched, f"frames differ from the local render: {mismatched}"
-    # The killed process's Chromium died with it (parent-death signal).
+    # The killed process's Chromium died with it (parent-death signal); its folders stay
+    # until a sweep (a new worker process sweeps at its first chunk) finds their owner gone.
     assert not wait_no_processes(timeout=3.0, owner=pids[killed[0]])
+    sweep_stale_dirs(cluster_tmp)
     assert_workers_clean(client, cluster_tmp, timeout=3.0)
 
 

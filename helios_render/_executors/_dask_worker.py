@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import pickle
 import platform
 import shutil
 import socket
@@ -41,7 +42,7 @@ from .._capture import probe_begin_frame
 from .._exceptions import HeliosError, RenderError
 from .._ffmpeg import ffmpeg_version, find_ffmpeg
 from .._plan import BundleSource, ChunkJob
-from .._tempdirs import make_private_dir
+from .._tempdirs import make_private_dir, sweep_stale_dirs
 from .._worker import ChunkResult, ChunkWorker, Report, open_chunk_worker
 
 __all__ = [
@@ -58,7 +59,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Seconds between two checks of the cancel signal by a running chunk task.
-CANCEL_POLL = 0.2
+CANCEL_POLL = 0.1
 #: Least seconds between two progress events of one chunk.
 REPORT_INTERVAL = 0.2
 #: An idle browser is closed after this many seconds without a chunk.
@@ -107,6 +108,8 @@ class WorkerHost:
     :class:`ChunkWorker` s, each owned by a task of its own. Use :func:`worker_host`."""
 
     def __init__(self) -> None:
+        # Folders of a worker process killed on this machine (their owner is gone).
+        sweep_stale_dirs()
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -269,15 +272,22 @@ def run_chunk_task(job: ChunkJob, bundle: BundleSource | None, render_id: str) -
     reporter.send(job.index, 0.0)
     host = worker_host()
     request = host.start(job, reporter)
-    while True:
-        try:
-            return request.future.result(timeout=CANCEL_POLL)
-        except concurrent.futures.TimeoutError:
-            pass
-        if render_id in _stopped or cancel.is_set():
-            _stopped.add(render_id)
-            host.cancel(request)
-            return request.future.result()
+    portable: HeliosError | None = None
+    try:
+        while True:
+            try:
+                return request.future.result(timeout=CANCEL_POLL)
+            except concurrent.futures.TimeoutError:
+                pass
+            if render_id in _stopped or cancel.is_set():
+                _stopped.add(render_id)
+                host.cancel(request)
+                return request.future.result()
+    except HeliosError as exc:
+        # Dask pickles the exception with its __context__ chain, which may hold Trio's
+        # (unpicklable) Cancelled; our own pickling keeps message, attributes and cause.
+        portable = pickle.loads(pickle.dumps(exc))
+    raise portable
 
 
 def release_worker() -> int:

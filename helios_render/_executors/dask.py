@@ -32,7 +32,7 @@ import math
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ __all__ = [
     "DaskStatistics",
     "check_versions",
     "cluster_facts",
+    "local_cluster",
     "parse_cluster",
     "require_distributed",
 ]
@@ -163,50 +164,24 @@ def _dask_log_level() -> int:
 _DASK_LOGGERS = ("distributed", "tornado", "asyncio", "bokeh")
 
 
+def _quiet_dask(level: int) -> dict[str, int]:
+    """Raise Dask's loggers in this process to ``level``; return their levels before."""
+    before = {name: logging.getLogger(name).level for name in _DASK_LOGGERS}
+    for name in _DASK_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, before[name]))
+    return before
+
+
 def _connect(spec: str | None, client: Any, local_workers: int | None) -> _Connection:
     """Blocking: reach the cluster (start it for ``local:N``) and wait for a worker."""
-    import dask
     import distributed
 
     level = _dask_log_level()
-    quiet = {name: logging.getLogger(name).level for name in _DASK_LOGGERS}
-    for name in _DASK_LOGGERS:
-        logging.getLogger(name).setLevel(max(level, logging.getLogger(name).level))
+    quiet = _quiet_dask(level)
     if client is not None:
         return _Connection(client, own_client=False, quiet_levels=quiet)
     if local_workers is not None:
-        folder = make_private_dir("dask")
-        try:
-            settings = {
-                # A dead worker's chunk fails at once with KilledWorker; the executor decides
-                # about retries (and counts them), as for a crashed browser.
-                "distributed.scheduler.allowed-failures": 0,
-                "temporary-directory": str(folder),
-                "distributed.worker.daemon": False,
-                "distributed.admin.system-monitor.gil.enabled": False,
-            }
-            with dask.config.set(settings):
-                cluster = distributed.LocalCluster(
-                    n_workers=local_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    resources={"chromium": 1},
-                    host="127.0.0.1",
-                    scheduler_port=0,
-                    dashboard_address=None,
-                    local_directory=str(folder),
-                    silence_logs=level,
-                )
-                try:
-                    own = distributed.Client(cluster, set_as_default=False)
-                    own.register_plugin(_local_setup())
-                except BaseException:
-                    cluster.close()
-                    raise
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return _Connection(own, cluster, folder, quiet_levels=quiet)
+        return _start_local(local_workers, level, quiet)
     assert spec is not None
     try:
         own = distributed.Client(spec, set_as_default=False, timeout=CONNECT_TIMEOUT)
@@ -225,6 +200,57 @@ def _connect(spec: str | None, client: Any, local_workers: int | None) -> _Conne
             f"{spec} --nthreads 1 --resources chromium=1'"
         ) from exc
     return connection
+
+
+def _start_local(workers: int, level: int, quiet: dict[str, int]) -> _Connection:
+    """Blocking: a LocalCluster of ``workers`` processes (one thread, ``chromium=1`` each)."""
+    import dask
+    import distributed
+
+    folder = make_private_dir("dask")
+    try:
+        settings = {
+            # A dead worker's chunk fails at once with KilledWorker; the executor decides
+            # about retries (and counts them), as for a crashed browser.
+            "distributed.scheduler.allowed-failures": 0,
+            "temporary-directory": str(folder),
+            "distributed.admin.system-monitor.gil.enabled": False,
+        }
+        with dask.config.set(settings):
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                resources={"chromium": 1},
+                host="127.0.0.1",
+                scheduler_port=0,
+                dashboard_address=None,
+                local_directory=str(folder),
+                silence_logs=level,
+            )
+            try:
+                own = distributed.Client(cluster, set_as_default=False)
+                own.register_plugin(_local_setup())
+            except BaseException:
+                cluster.close()
+                raise
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return _Connection(own, cluster, folder, quiet_levels=quiet)
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int) -> Iterator[distributed.Client]:
+    """A client of a ``local:N`` cluster, as :class:`DaskExecutor` starts one (for tests and
+    benchmarks that share one cluster between renders); closed when the block exits."""
+    require_distributed()
+    level = _dask_log_level()
+    connection = _start_local(workers, level, _quiet_dask(level))
+    try:
+        yield connection.client
+    finally:
+        connection.close()
 
 
 def _local_setup() -> Any:
@@ -516,8 +542,10 @@ class _ClusterRun:
         future = self._client.submit(
             run_chunk_task, job, self._bundle, self._render_id,
             key=f"helios-chunk-{self._render_id[:12]}-{job.index:05d}-{attempt}",
-            workers=[preferred] if preferred and attempt == 0 else None,
-            allow_other_workers=True, resources=self._resources, pure=False, retries=0,
+            resources=self._resources, pure=False, retries=0,
+            # Consecutive chunks to one worker (it keeps its page); a retry goes anywhere.
+            **({"workers": [preferred], "allow_other_workers": True}
+               if preferred and attempt == 0 else {}),
         )
         self._pending[str(future.key)] = (job, future)
         future.add_done_callback(self._deliver)
@@ -531,8 +559,10 @@ class _ClusterRun:
         except WorkerError:
             raise
         except KilledWorker as exc:
-            machine = self._placements.get(job.index, "its worker")
-            lost = BrowserError(f"the Dask worker process rendering it ({machine}) died: {exc}")
+            machine = self._placements.get(job.index)
+            logger.debug("chunk %d: %s", job.index, exc)
+            where = f" ({machine})" if machine else ""
+            lost = BrowserError(f"the Dask worker process that held it{where} died")
             raise WorkerError(job.index, (job.start, job.end), None, lost) from lost
         except (OSError, TimeoutError) as exc:
             lost = BrowserError(f"lost the connection to the Dask worker rendering it: {exc}")
