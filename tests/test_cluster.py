@@ -314,27 +314,28 @@ def test_ctrl_c_to_the_cli_process_group_stops_a_local_cluster_and_leaves_nothin
     folder = Path(tempfile.gettempdir())
     before = set(folder.iterdir())
     output = tmp_path / "out.mp4"
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "helios_render", "render", str(COMPOSITIONS / "slow.html"),
          str(output), "--frames", "300", "--width", "320", "--height", "180",
          "--cluster", "local:2", "--progress", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if json.loads(line).get("frames_done", 0) >= 2:
-                break
-        else:
-            raise AssertionError("the CLI ended before rendering")
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
-        assert process.wait(timeout=30) == 130
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.stderr is not None
-    stderr = process.stderr.read()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if json.loads(line).get("frames_done", 0) >= 2:
+                    break
+            else:
+                raise AssertionError("the CLI ended before rendering")
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    assert code == 130, stderr
     assert "Traceback" not in stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[0].startswith("helios-render: error: interrupted"), stderr

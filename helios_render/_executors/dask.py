@@ -32,6 +32,7 @@ import math
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -216,7 +217,9 @@ def _start_local(workers: int, level: int, quiet: dict[str, int]) -> _Connection
             "temporary-directory": str(folder),
             "distributed.admin.system-monitor.gil.enabled": False,
         }
-        with dask.config.set(settings):
+        with dask.config.set(settings), warnings.catch_warnings():
+            if level > logging.INFO:
+                warnings.simplefilter("ignore")  # Dask's own chatter ("port in use")
             cluster = distributed.LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
@@ -224,7 +227,9 @@ def _start_local(workers: int, level: int, quiet: dict[str, int]) -> _Connection
                 resources={"chromium": 1},
                 host="127.0.0.1",
                 scheduler_port=0,
-                dashboard_address=None,
+                # Without a dashboard, the scheduler's HTTP server still wants port 8787
+                # (and warns when it is taken): any free loopback port.
+                dashboard_address=":0",
                 local_directory=str(folder),
                 silence_logs=level,
             )
