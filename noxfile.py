@@ -44,7 +44,13 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep."""
+    """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep;
+    ``nox -s bench -- cluster [options]``: Dask scheduling overhead and local:2 against two
+    local workers."""
+    if session.posargs[:1] == ["cluster"]:
+        session.install("-e", ".[dask]")
+        session.run("python", "benchmarks/bench_cluster.py", *session.posargs[1:])
+        return
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_render.py", *session.posargs)
 

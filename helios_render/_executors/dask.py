@@ -343,6 +343,8 @@ class DaskExecutor:
             :meth:`run`) or a scheduler address ``tcp://HOST:PORT``.
         client: A ``distributed.Client`` to use instead (left open).
         allow_mixed_versions: Render even when workers have different Chromium or FFmpeg.
+        chunk_task: For benchmarks: a module-level function to run instead of the chunk
+            function, ``(job, bundle, render_id) -> ChunkResult``.
 
     Raises:
         UsageError: ``distributed`` is not installed, or ``cluster`` is neither form.
@@ -354,8 +356,12 @@ class DaskExecutor:
         *,
         client: Any = None,
         allow_mixed_versions: bool = False,
+        chunk_task: Callable[..., ChunkResult] | None = None,
     ) -> None:
         require_distributed()
+        #: What each task runs: :func:`~._dask_worker.run_chunk_task` (a benchmark passes a
+        #: fake with the same signature to measure scheduling alone).
+        self.chunk_task = chunk_task
         if (cluster is None) == (client is None):
             raise ValueError("give either cluster or client")
         self._spec: str | None = None
@@ -438,6 +444,7 @@ class _ClusterRun:
         self._preferred: dict[int, str] = {}
         self._retries = 0
         self._stop_seconds: float | None = None
+        self._fetched: dict[str, Any] = {}
         #: Hands a finished future to the run loop (set by run()).
         self._deliver: Callable[[Any], None] = lambda future: None
 
@@ -505,24 +512,17 @@ class _ClusterRun:
                 for job in jobs:
                     self._submit(job)
                 while self._pending:
-                    future = await receive.receive()
-                    entry = self._pending.pop(str(future.key), None)
-                    if entry is None:
-                        continue
-                    job = entry[0]
-                    try:
-                        result = await self._outcome(job, future)
-                        self._done.add(job.index)
-                        report(job.index, 1.0)
-                        await on_result(result)
-                    except WorkerError as error:
-                        if supervision.failed(job, error):
-                            self._retries += 1
-                            self._submit(job)
-                    except Exception as exc:
-                        supervision.failed(
-                            job, WorkerError(job.index, (job.start, job.end), None, exc)
-                        )
+                    batch = [await receive.receive()]
+                    while True:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    await self._prefetch(batch)
+                    for future in batch:
+                        entry = self._pending.pop(str(future.key), None)
+                        if entry is not None:
+                            await self._settle(entry[0], future, supervision, on_result)
         finally:
             with trio.CancelScope(shield=True):
                 await self._stop(cancel, receive)
@@ -538,6 +538,37 @@ class _ClusterRun:
             raise failure from failure.__cause__
         return len(workers)
 
+    async def _prefetch(self, batch: list[Any]) -> None:
+        """Fetch the results of the finished futures of ``batch`` in one round trip."""
+        finished = [f for f in batch if f.status == "finished" and str(f.key) in self._pending]
+        if len(finished) < 2:
+            return
+        try:
+            results = await trio.to_thread.run_sync(
+                self._client.gather, finished, abandon_on_cancel=True
+            )
+        except Exception as exc:  # each is fetched (and its failure judged) on its own
+            logger.debug("fetching %d results at once: %r", len(finished), exc)
+            return
+        for future, result in zip(finished, results, strict=True):
+            self._fetched[str(future.key)] = result
+
+    async def _settle(
+        self, job: ChunkJob, future: Any, supervision: Supervision, on_result: ResultSink
+    ) -> None:
+        """Record a finished chunk, or decide about its failure (retry or stop)."""
+        try:
+            result = await self._outcome(job, future)
+            self._done.add(job.index)
+            self._report(job.index, 1.0)
+            await on_result(result)
+        except WorkerError as error:
+            if supervision.failed(job, error):
+                self._retries += 1
+                self._submit(job)
+        except Exception as exc:
+            supervision.failed(job, WorkerError(job.index, (job.start, job.end), None, exc))
+
     def _submit(self, job: ChunkJob) -> None:
         from ._dask_worker import run_chunk_task
 
@@ -545,7 +576,7 @@ class _ClusterRun:
         self._attempt[job.index] = attempt
         preferred = self._preferred.get(job.index)
         future = self._client.submit(
-            run_chunk_task, job, self._bundle, self._render_id,
+            self._executor.chunk_task or run_chunk_task, job, self._bundle, self._render_id,
             key=f"helios-chunk-{self._render_id[:12]}-{job.index:05d}-{attempt}",
             resources=self._resources, pure=False, retries=0,
             # Consecutive chunks to one worker (it keeps its page); a retry goes anywhere.
@@ -560,7 +591,10 @@ class _ClusterRun:
         from distributed.scheduler import KilledWorker
 
         try:
-            result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+            if str(future.key) in self._fetched:
+                result = self._fetched.pop(str(future.key))
+            else:
+                result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
         except WorkerError:
             raise
         except KilledWorker as exc:
