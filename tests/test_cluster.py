@@ -248,6 +248,60 @@ async def test_a_killed_worker_process_has_its_chunk_rerun_and_the_output_is_ide
 
 @pytest.mark.browser
 @pytest.mark.slow
+async def test_a_cluster_render_that_lost_a_worker_resumes_from_its_finished_chunks(
+    tmp_path: Path, client: Any, cluster_tmp: Path, reference: list[bytes]
+) -> None:
+    pids = worker_pids(client)
+    killed: list[str] = []
+
+    def progress(state: RenderProgress) -> None:
+        late = next((m for m in reversed(state.machines) if m is not None), None)
+        if not killed and state.workers[0] == 1.0 and late is not None and late in pids:
+            killed.append(late)
+            os.kill(pids[late], signal.SIGKILL)
+
+    options = lossless(tmp_path, "out.mp4", retries=0)
+    with pytest.raises(helios_render.WorkerError, match="died"):
+        await helios_render.render(options, executor=DaskExecutor(client=client),
+                                   on_progress=progress)
+    assert killed
+    states: list[RenderProgress] = []
+    result = await helios_render.render(
+        options, executor=DaskExecutor(client=client), on_progress=states.append
+    )
+    assert result.frames_reused >= 6  # chunk 0 at least came from the job folder
+    frames = [frame.rgb for frame in decode_frames(result.output)]
+    assert frames == reference
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    sweep_stale_dirs(cluster_tmp)
+    assert_workers_clean(client, cluster_tmp, timeout=3.0)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_failing_cli_cluster_render_prints_one_error_line_and_no_dask_logs(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "out.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "helios_render", "render", str(COMPOSITIONS / "throws_at.html"),
+         str(output), "--frames", "40", "--width", "320", "--height", "180",
+         "--chunk-frames", "10", "--props", '{"throwAt": 0.5}', "--cluster", "local:2",
+         "--progress", "none"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    # One error (the page's message, then its JavaScript stack), nothing from Dask.
+    assert lines[0].startswith("helios-render: error: worker "), result.stderr
+    assert "boom at 500.0 ms" in lines[0]
+    assert all(line.startswith("at ") for line in lines[1:]), result.stderr
+    assert "Compute Failed" not in result.stderr and "distributed" not in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
 async def test_cancelling_a_cluster_render_stops_every_remote_task(
     tmp_path: Path, client: Any, cluster_tmp: Path
 ) -> None:

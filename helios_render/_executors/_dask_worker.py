@@ -337,7 +337,8 @@ def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = Fa
 
 class LocalWorkerSetup(distributed.WorkerPlugin):
     """For ``--cluster local:N``: worker processes leave the terminal's process group, so that
-    Ctrl+C reaches the command (which stops them cleanly), not each worker on its own."""
+    Ctrl+C reaches the command (which stops them cleanly), not each worker on its own. (Dask
+    makes a worker process exit when its parent dies, even by SIGKILL: it watches a pipe.)"""
 
     name = "helios-render-local-worker"
 

@@ -468,9 +468,17 @@ class _ClusterRun:
         first = jobs[0]
         facts = await trio.to_thread.run_sync(
             _gather_facts, client, first.browser if local else None,
-            first.ffmpeg if local else None,
+            first.ffmpeg if local else None, first.begin_frame, abandon_on_cancel=True,
         )
         workers = check_versions(facts, self._executor._allow_mixed)
+        lacking = [a for a in workers if first.begin_frame and not facts[a].get("begin_frame")]
+        if lacking:
+            raise UsageError(
+                "this render captures with HeadlessExperimental.beginFrame (this machine's "
+                f"browser has it) but the Chromium of worker {', '.join(lacking)} has not: "
+                "install the same chrome-headless-shell on every worker, or pass "
+                "--capture screenshot"
+            )
         if any("chromium" in facts[a].get("resources", {}) for a in workers):
             self._resources = {"chromium": 1}
         if not local:  # each machine finds its own Chromium and FFmpeg
@@ -527,7 +535,10 @@ class _ClusterRun:
             with trio.CancelScope(shield=True):
                 await self._stop(cancel, receive)
                 self._closed = True
-                await trio.to_thread.run_sync(self._cleanup, topic, cancel)
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await trio.to_thread.run_sync(
+                        self._cleanup, topic, cancel, abandon_on_cancel=True
+                    )
                 self._executor._stats = DaskStatistics(
                     workers=tuple(workers), placements=dict(self._placements),
                     stop_seconds=self._stop_seconds, retries=self._retries,
@@ -639,8 +650,8 @@ class _ClusterRun:
         if not self._pending:
             return
         started = time.monotonic()
-        await trio.to_thread.run_sync(cancel.set)
         with trio.move_on_after(STOP_GRACE):
+            await trio.to_thread.run_sync(cancel.set, abandon_on_cancel=True)
             while self._pending:
                 future = await receive.receive()
                 self._pending.pop(str(future.key), None)
