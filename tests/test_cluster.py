@@ -90,6 +90,16 @@ def test_a_bundle_unpacks_to_the_same_files_and_refuses_big_folders(tmp_path: Pa
         make_bundle(source, limit=1000)
 
 
+def test_progress_says_which_machine_renders_which_chunk() -> None:
+    aggregator = helios_render.ProgressAggregator([10, 10, 10])
+    aggregator.set_machine(1, "tcp://10.0.0.5:4000")
+    aggregator.set_machine(7, "tcp://nowhere:1")  # an unknown chunk is dropped
+    state = aggregator.snapshot()
+    assert state.machines == (None, "tcp://10.0.0.5:4000", None)
+    assert state.as_json()["machines"] == [None, "tcp://10.0.0.5:4000", None]
+    assert {"progress", "workers", "retries", "frames_reused"} <= set(state.as_json())
+
+
 # ---------------------------------------------------------------------------------------------
 # On a real cluster.
 
