@@ -265,10 +265,12 @@ async def test_a_cluster_render_that_lost_a_worker_resumes_from_its_finished_chu
     killed: list[str] = []
 
     def progress(state: RenderProgress) -> None:
-        late = next((m for m in reversed(state.machines) if m is not None), None)
-        if not killed and state.workers[0] == 1.0 and late is not None and late in pids:
-            killed.append(late)
-            os.kill(pids[late], signal.SIGKILL)
+        # Once chunk 0 is done, kill the worker of a chunk that is half rendered.
+        busy = [m for m, p in zip(state.machines, state.workers, strict=True)
+                if m is not None and 0 < p < 1]
+        if not killed and state.workers[0] == 1.0 and busy and busy[-1] in pids:
+            killed.append(busy[-1])
+            os.kill(pids[busy[-1]], signal.SIGKILL)
 
     options = lossless(tmp_path, "out.mp4", retries=0)
     with pytest.raises(helios_render.WorkerError, match="died"):
@@ -315,6 +317,7 @@ def test_a_failing_cli_cluster_render_prints_one_error_line_and_no_dask_logs(
 async def test_cancelling_a_cluster_render_stops_every_remote_task(
     tmp_path: Path, client: Any, cluster_tmp: Path
 ) -> None:
+    worker_pids(client)  # both workers up (an earlier test may have killed one)
     options = lossless(tmp_path, "out.mp4", source=COMPOSITIONS / "slow.html", frames=300,
                        chunk_frames=30)
     started = trio.Event()
