@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from helios_render import OptionsError, RenderOptions
-from helios_render._stitch import concat_list
 from helios_render._ffmpeg import (
     EncoderSettings,
     concat_args,
     encoder_args,
     pad_transport_stream,
 )
+from helios_render._stitch import concat_list
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 

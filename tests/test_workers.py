@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -361,8 +361,12 @@ async def test_a_retry_goes_on_with_the_rest_of_the_run_on_a_fresh_browser() -> 
         yield FakeRunner(work)
 
     retried: list[int] = []
+
+    async def ignore(result: object) -> None:
+        await trio.lowlevel.checkpoint()
+
     await LocalExecutor(1, open_worker=open_worker).run(
-        _jobs(chunks), report=lambda i, p: None, on_result=lambda r: trio.sleep(0),
+        _jobs(chunks), report=lambda i, p: None, on_result=ignore,
         on_retry=lambda: retried.append(1), retries=1, scratch=Path("/nonexistent"),
     )
     assert opened == [[0, 1], [1, 2, 3]]
