@@ -571,8 +571,9 @@ class _ClusterRun:
         try:
             result = await self._outcome(job, future)
             self._done.add(job.index)
-            self._report(job.index, 1.0)
             await on_result(result)
+            # 1.0 once the chunk is in the job folder, as a local worker reports it.
+            self._report(job.index, 1.0)
         except WorkerError as error:
             if supervision.failed(job, error):
                 self._retries += 1
@@ -639,11 +640,14 @@ class _ClusterRun:
             return
         if index in self._done:
             return
-        if self._placements.get(index) != machine:
-            self._placements[index] = machine
-            if self._on_placement is not None:
-                self._on_placement(index, machine)
-        self._report(index, p)
+        try:  # called by Trio's run_sync_soon: must never raise
+            if self._placements.get(index) != machine:
+                self._placements[index] = machine
+                if self._on_placement is not None:
+                    self._on_placement(index, machine)
+            self._report(index, p)
+        except Exception as exc:  # the progress consumer is gone (the render is stopping)
+            logger.debug("progress of chunk %d dropped: %r", index, exc)
 
     async def _stop(self, cancel: Any, receive: trio.MemoryReceiveChannel[Any]) -> None:
         """Set the cancel signal and wait for every task still out to end."""
