@@ -17,7 +17,7 @@ def _group(name: str) -> list[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, property-based and integration tests (real Chromium and FFmpeg)."""
-    session.install("-e", ".", *_group("test"))
+    session.install("-e", ".[dask]", *_group("test"))
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
@@ -38,7 +38,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
-    session.install("-e", ".", *_group("typecheck"))
+    session.install("-e", ".[dask]", *_group("typecheck"))
     session.run("mypy")
 
 
@@ -52,7 +52,13 @@ def docs(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep;
-    ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps."""
+    ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps.
+    ``nox -s bench -- cluster [options]``: Dask scheduling overhead and local:2 against two
+    local workers."""
+    if session.posargs[:1] == ["cluster"]:
+        session.install("-e", ".[dask]")
+        session.run("python", "benchmarks/bench_cluster.py", *session.posargs[1:])
+        return
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_render.py", *session.posargs)
 

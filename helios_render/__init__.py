@@ -19,6 +19,8 @@ from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
 from ._exceptions import UsageError as UsageError
 from ._exceptions import WorkerError as WorkerError
+from ._executors import DaskExecutor as DaskExecutor
+from ._executors import LocalExecutor as LocalExecutor
 from ._options import RenderOptions as RenderOptions
 from ._progress import ProgressAggregator as ProgressAggregator
 from ._progress import RenderProgress as RenderProgress
@@ -35,9 +37,11 @@ __all__ = [
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
+    "DaskExecutor",
     "EncoderError",
     "FrameTimeoutError",
     "HeliosError",
+    "LocalExecutor",
     "MediaError",
     "OptionsError",
     "PageError",

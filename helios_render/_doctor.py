@@ -12,7 +12,7 @@ from ._codecs import CODECS
 from ._exceptions import HeliosError
 from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
 
-__all__ = ["run_doctor"]
+__all__ = ["run_cluster_doctor", "run_doctor"]
 
 
 def run_doctor(out: TextIO) -> int:
@@ -58,3 +58,35 @@ def run_doctor(out: TextIO) -> int:
             ok = False
     print("ready to render" if ok else "not ready: install what is missing above", file=out)
     return 0 if ok else 2
+
+
+def run_cluster_doctor(address: str, out: TextIO, err: TextIO) -> int:
+    """Print each Dask worker's helios-render, Chromium, FFmpeg, beginFrame and resources;
+    0 when every worker can render with the same versions, 2 otherwise."""
+    from ._executors.dask import check_versions, cluster_facts
+
+    try:
+        facts = cluster_facts(address)
+    except (HeliosError, ValueError) as exc:
+        print(f"helios-render: error: {exc}", file=err)
+        return 2
+    for worker in sorted(facts):
+        item = facts[worker]
+        resources = ", ".join(f"{k}={v:g}" for k, v in sorted(item["resources"].items()))
+        print(f"worker {worker} on {item['host']} (python {item['python']}):", file=out)
+        print(f"  helios-render: {item['helios_render']}", file=out)
+        chromium = item.get("chromium") or f"MISSING - {item.get('chromium_error')}"
+        ffmpeg = item.get("ffmpeg") or f"MISSING - {item.get('ffmpeg_error')}"
+        print(f"  chromium:   {chromium}", file=out)
+        if "begin_frame" in item:
+            print(f"  beginFrame: {'yes' if item['begin_frame'] else 'no (screenshots)'}", file=out)
+        print(f"  ffmpeg:     {ffmpeg}", file=out)
+        print(f"  resources:  {resources or 'none (start workers with --resources chromium=1)'}",
+              file=out)
+    try:
+        check_versions(facts, allow_mixed=False)
+    except HeliosError as exc:
+        print(f"not ready: {exc}", file=out)
+        return 2
+    print(f"ready to render on {len(facts)} workers", file=out)
+    return 0

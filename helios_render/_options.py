@@ -24,6 +24,7 @@ from ._codecs import (
     image_sequence_target,
 )
 from ._exceptions import OptionsError
+from ._executors.dask import parse_cluster
 from ._page import DEFAULT_SEED
 from ._plan import frames_for_duration, parse_fps
 
@@ -108,6 +109,10 @@ class RenderOptions:
             the project root (see docs/compositions.md).
         allow_missing_assets: Render even when a script, stylesheet, font, image or media
             file fails to load, or a video fails to decode; each failure is logged.
+        cluster: Render on a Dask cluster: ``local:N`` (N worker processes on this machine)
+            or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
+        allow_mixed_versions: On a cluster, render even when workers have different Chromium
+            or FFmpeg versions (their pixels may differ).
     """
 
     source: str | os.PathLike[str]
@@ -144,6 +149,8 @@ class RenderOptions:
     audio_bitrate: str | None = None
     root: str | os.PathLike[str] | None = None
     allow_missing_assets: bool = False
+    cluster: str | None = None
+    allow_mixed_versions: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -232,6 +239,11 @@ class RenderOptions:
             fail(f"chunk_frames must be a whole number of at least 1, got {self.chunk_frames!r}")
         if self.resume not in (None, True, False):
             fail(f"resume must be True, False or None, got {self.resume!r}")
+        if self.cluster is not None:
+            try:
+                parse_cluster(str(self.cluster))
+            except ValueError as exc:
+                fail(str(exc))
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         self._check_audio()

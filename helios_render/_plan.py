@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CHUNK_FRAMES",
+    "BundleSource",
     "Chunk",
     "ChunkJob",
     "Environment",
@@ -203,7 +204,19 @@ class FolderSource:
     entry: str
 
 
-SourceRef = UrlSource | FolderSource
+@dataclass(frozen=True, slots=True)
+class BundleSource:
+    """A local composition on its way to another machine: the tar of its folder (``data``),
+    named by its SHA-256 (``digest``). The worker unpacks it once into a private folder,
+    serves that on its own loopback and loads ``entry``. Equal bundles have equal digests
+    (the bytes are left out of comparisons)."""
+
+    digest: str
+    entry: str
+    data: bytes = field(default=b"", repr=False, compare=False)
+
+
+SourceRef = UrlSource | FolderSource | BundleSource
 
 
 @dataclass(frozen=True, slots=True)

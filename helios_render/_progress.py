@@ -63,6 +63,8 @@ class RenderProgress:
         retries: Chunks restarted on a fresh browser after a crash.
         frames_reused: Frames of chunks finished by an earlier, interrupted run (resumed from
             the job folder); counted in ``frames_done`` from the start.
+        machines: On a cluster, the worker that renders (or rendered) each chunk, by worker
+            id; ``None`` where not known (every chunk of a local render).
     """
 
     progress: float
@@ -75,6 +77,7 @@ class RenderProgress:
     elapsed: float
     retries: int = 0
     frames_reused: int = 0
+    machines: tuple[str | None, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         """The ``--progress json`` form of this state."""
@@ -90,6 +93,7 @@ class RenderProgress:
             "workers": [round(p, 4) for p in self.workers],
             "retries": self.retries,
             "frames_reused": self.frames_reused,
+            "machines": list(self.machines),
         }
 
 
@@ -141,6 +145,7 @@ class ProgressAggregator:
         self._last_published_at: float | None = None
         self._last_published: RenderProgress | None = None
         self.retries = 0
+        self._machines: dict[int, str] = {}
 
     @property
     def progress(self) -> float:
@@ -193,6 +198,7 @@ class ProgressAggregator:
             elapsed=now - self._created,
             retries=self.retries,
             frames_reused=self.frames_reused,
+            machines=tuple(self._machines.get(i) for i in self._ids),
         )
 
     def update(self, worker_id: int, p: float) -> RenderProgress | None:
@@ -230,6 +236,11 @@ class ProgressAggregator:
     def announce(self) -> RenderProgress | None:
         """Publish the current state now (the ``launching`` state, before any worker reports)."""
         return self._maybe_publish(True)
+
+    def set_machine(self, worker_id: int, machine: str) -> None:
+        """Record which machine renders ``worker_id`` (shown from the next publication)."""
+        if worker_id in self._best:
+            self._machines[worker_id] = machine
 
     def count_retry(self) -> RenderProgress | None:
         """Record that a chunk is being retried on a fresh browser, and publish it."""

@@ -15,6 +15,7 @@ import trio
 from ._environment import probe_environment
 from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor
+from ._executors.dask import DaskExecutor
 from ._ffmpeg import ffprobe_for
 from ._jobs import is_deterministic, open_job_folder
 from ._options import RenderOptions
@@ -58,6 +59,7 @@ async def render(
     *,
     on_progress: ProgressCallback | None = None,
     executor: Executor | None = None,
+    cluster: str | None = None,
 ) -> RenderResult:
     """Render ``options.source`` to ``options.output``.
 
@@ -74,6 +76,9 @@ async def render(
             and ETA.
         executor: Where the chunks run; default a :class:`LocalExecutor` with
             ``options.concurrency`` workers.
+        cluster: Render on a Dask cluster instead (``local:N`` or ``tcp://HOST:PORT``;
+            default ``options.cluster``): a :class:`DaskExecutor`. Needs
+            ``helios-render[dask]``.
 
     Raises:
         UsageError: Bad options or environment (nothing was started).
@@ -86,6 +91,9 @@ async def render(
         path is left as it was, and the finished chunks stay in the job folder for a resume.
     """
     started = time.monotonic()
+    spec = cluster or options.cluster
+    if executor is None and spec is not None:
+        executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
     sweep_stale_dirs()
     env = await probe_environment(options)
     plan = plan_render(options, env)
@@ -104,14 +112,25 @@ async def render(
         async with task_nursery() as nursery:
             nursery.start_soon(aggregator.run, receive)
             async with send:
-                workers = await (executor or LocalExecutor(plan.concurrency)).run(
-                    job.pending_jobs(),
-                    report=report,
-                    on_result=job.record,
-                    on_retry=aggregator.count_retry,
-                    retries=plan.retries,
-                    scratch=job.partial_dir,
-                )
+                if isinstance(executor, DaskExecutor):
+                    workers = await executor.run(
+                        job.pending_jobs(),
+                        report=report,
+                        on_result=job.record,
+                        on_retry=aggregator.count_retry,
+                        retries=plan.retries,
+                        scratch=job.partial_dir,
+                        on_placement=aggregator.set_machine,
+                    )
+                else:
+                    workers = await (executor or LocalExecutor(plan.concurrency)).run(
+                        job.pending_jobs(),
+                        report=report,
+                        on_result=job.record,
+                        on_retry=aggregator.count_retry,
+                        retries=plan.retries,
+                        scratch=job.partial_dir,
+                    )
         aggregator.set_stage("stitching")
         await stitch(
             plan, env.ffmpeg, ffprobe, job.chunk_files(), job.partial_dir,
@@ -178,6 +197,9 @@ def render_sync(
     *,
     on_progress: ProgressCallback | None = None,
     executor: Executor | None = None,
+    cluster: str | None = None,
 ) -> RenderResult:
     """Blocking :func:`render` for scripts: runs its own Trio loop."""
-    return trio.run(lambda: render(options, on_progress=on_progress, executor=executor))
+    return trio.run(
+        lambda: render(options, on_progress=on_progress, executor=executor, cluster=cluster)
+    )

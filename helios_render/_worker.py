@@ -26,10 +26,11 @@ import trio
 
 from ._audio import MediaRecord, localize_sources
 from ._browser import Browser, find_browser, launch_browser
+from ._bundle import unpack_bundle
 from ._exceptions import WorkerError
 from ._ffmpeg import Encoder, encoder_args, find_ffmpeg, open_encoder, pad_transport_stream
 from ._page import Page, open_page
-from ._plan import ChunkJob, FolderSource, UrlSource
+from ._plan import BundleSource, ChunkJob, FolderSource, UrlSource
 from ._server import serve_directory
 from ._tempdirs import make_private_dir
 from ._util import task_nursery
@@ -201,6 +202,10 @@ class ChunkWorker:
         #: The frame being worked on, for error messages.
         self.frame: int | None = None
 
+    def holds_session_for(self, job: ChunkJob) -> bool:
+        """Whether this worker's browser and page can render ``job`` without a new launch."""
+        return self._key == _session_key(job) and self._browser is not None
+
     async def _close_page(self) -> None:
         stack, self._page_stack, self._page = self._page_stack, None, None
         if stack is not None:
@@ -227,6 +232,12 @@ class ChunkWorker:
         executable = find_browser(job.browser)
         if isinstance(job.source, FolderSource):
             server = await stack.enter_async_context(serve_directory(Path(job.source.root)))
+            self._url = server.url_for(job.source.entry)
+            self._server_origin = server.url_for("").rstrip("/")
+        elif isinstance(job.source, BundleSource):
+            # A composition from another machine: unpacked once per process, served here.
+            root = await trio.to_thread.run_sync(unpack_bundle, job.source)
+            server = await stack.enter_async_context(serve_directory(root))
             self._url = server.url_for(job.source.entry)
             self._server_origin = server.url_for("").rstrip("/")
         else:

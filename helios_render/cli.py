@@ -213,6 +213,12 @@ def build_parser() -> CommandLineParser:
                        "pcm: lossless, MOV/MKV)")
     sound.add_argument("--audio-bitrate", default=_ABSENT, metavar="RATE",
                        help="audio bit rate, e.g. 192k (default: 192k AAC, 128k Opus)")
+    run.add_argument("--cluster", default=_ABSENT, metavar="local:N|tcp://HOST:PORT",
+                     help="render on a Dask cluster: N worker processes here, or a running "
+                     'scheduler (needs: pip install "helios-render[dask]")')
+    run.add_argument("--allow-mixed-versions", action="store_true", default=_ABSENT,
+                     help="on a cluster, render even when workers have different Chromium or "
+                     "FFmpeg versions")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
 
@@ -220,7 +226,9 @@ def build_parser() -> CommandLineParser:
     _add_page_options(still)
     still.add_argument("--frame", type=int, required=True, help="the frame to render")
 
-    commands.add_parser("doctor", help="check Chromium and FFmpeg and say what is missing")
+    doctor = commands.add_parser("doctor", help="check Chromium and FFmpeg and say what is missing")
+    doctor.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="check every worker of a Dask cluster instead (tcp://HOST:PORT)")
     return parser
 
 
@@ -500,8 +508,10 @@ def _main(argv: list[str]) -> int:
         parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
-        from ._doctor import run_doctor
+        from ._doctor import run_cluster_doctor, run_doctor
 
+        if args.cluster is not None:
+            return run_cluster_doctor(args.cluster, sys.stdout, sys.stderr)
         return run_doctor(sys.stdout)
     _configure_logging(args.verbose)
     printer = ProgressPrinter(getattr(args, "progress", "none"), sys.stderr, sys.stdout)

@@ -1,9 +1,11 @@
-"""Where chunk jobs run: :class:`LocalExecutor` on this machine (a cluster executor implements
-the same :class:`Executor` interface)."""
+"""Where chunk jobs run: :class:`LocalExecutor` on this machine and :class:`DaskExecutor` on a
+Dask cluster (which imports Dask only when one is made), behind one :class:`Executor`
+interface."""
 
 from ._base import Executor as Executor
 from ._base import Supervision as Supervision
 from ._base import is_retryable as is_retryable
+from .dask import DaskExecutor as DaskExecutor
 from .local import LocalExecutor as LocalExecutor
 
-__all__ = ["Executor", "LocalExecutor", "Supervision", "is_retryable"]
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "Supervision", "is_retryable"]
