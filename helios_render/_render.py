@@ -112,25 +112,15 @@ async def render(
         async with task_nursery() as nursery:
             nursery.start_soon(aggregator.run, receive)
             async with send:
-                if isinstance(executor, DaskExecutor):
-                    workers = await executor.run(
-                        job.pending_jobs(),
-                        report=report,
-                        on_result=job.record,
-                        on_retry=aggregator.count_retry,
-                        retries=plan.retries,
-                        scratch=job.partial_dir,
-                        on_placement=aggregator.set_machine,
-                    )
-                else:
-                    workers = await (executor or LocalExecutor(plan.concurrency)).run(
-                        job.pending_jobs(),
-                        report=report,
-                        on_result=job.record,
-                        on_retry=aggregator.count_retry,
-                        retries=plan.retries,
-                        scratch=job.partial_dir,
-                    )
+                workers = await (executor or LocalExecutor(plan.concurrency)).run(
+                    job.pending_jobs(),
+                    report=report,
+                    on_result=job.record,
+                    on_retry=aggregator.count_retry,
+                    retries=plan.retries,
+                    scratch=job.partial_dir,
+                    on_placement=aggregator.set_machine,
+                )
         aggregator.set_stage("stitching")
         await stitch(
             plan, env.ffmpeg, ffprobe, job.chunk_files(), job.partial_dir,

@@ -28,12 +28,14 @@ from .._exceptions import BrowserError, WorkerError
 from .._plan import ChunkJob
 from .._worker import ChunkResult, Report
 
-__all__ = ["Executor", "ResultSink", "Supervision", "is_retryable"]
+__all__ = ["Executor", "Placement", "ResultSink", "Supervision", "is_retryable"]
 
 logger = logging.getLogger(__name__)
 
 #: Awaited with each finished chunk (the job folder checks and records it).
 ResultSink = Callable[[ChunkResult], Awaitable[None]]
+#: ``on_placement(worker_id, machine)``: which machine renders a chunk (for the progress).
+Placement = Callable[[int, str], None]
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -56,8 +58,10 @@ class Executor(Protocol):
         on_retry: Callable[[], object],
         retries: int,
         scratch: Path | None = None,
+        on_placement: Placement | None = None,
     ) -> int:
-        """Run ``jobs``; return how many workers rendered them. See the module docstring."""
+        """Run ``jobs``; return how many workers rendered them. See the module docstring.
+        ``on_placement`` hears which machine renders each chunk, where the executor knows."""
         ...
 
 

@@ -44,7 +44,7 @@ from .._exceptions import BrowserError, HeliosError, RenderError, UsageError, Wo
 from .._plan import BundleSource, ChunkJob, FolderSource, assign_runs
 from .._tempdirs import make_private_dir
 from .._worker import ChunkResult, Report
-from ._base import ResultSink, Supervision
+from ._base import Placement, ResultSink, Supervision
 
 if TYPE_CHECKING:
     import distributed
@@ -72,9 +72,6 @@ STOP_GRACE = 10.0
 CLOSE_TIMEOUT = 20.0
 #: Most worker processes ``local:N`` starts.
 MAX_LOCAL_WORKERS = 64
-
-#: Called with ``(chunk, worker address)`` when a chunk starts on a worker.
-Placement = Callable[[int, str], object]
 
 
 def parse_cluster(spec: str) -> tuple[str, int | str]:

@@ -25,7 +25,7 @@ from .._plan import ChunkJob, assign_runs
 from .._tempdirs import make_private_dir
 from .._util import collapse_group, task_nursery
 from .._worker import ChunkResult, FinishingChunk, Report, open_chunk_worker
-from ._base import ResultSink, Supervision
+from ._base import Placement, ResultSink, Supervision
 
 __all__ = ["ChunkRunner", "LocalExecutor", "PipelinedRunner"]
 
@@ -77,8 +77,10 @@ class LocalExecutor:
         on_retry: Callable[[], object],
         retries: int,
         scratch: Path | None = None,
+        on_placement: Placement | None = None,
     ) -> int:
-        """Render ``jobs``; return how many workers ran.
+        """Render ``jobs``; return how many workers ran. Every chunk is on this machine, so
+        ``on_placement`` is not called.
 
         Raises:
             WorkerError: The first chunk to fail, once every sibling has stopped.
