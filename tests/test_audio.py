@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import MediaError, RenderOptions
+from helios_render import MediaError, RenderOptions, SourceError, WorkerError
 from helios_render._server import serve_directory
 
 from .audio_helpers import (
@@ -280,10 +281,15 @@ async def test_a_hundred_audio_elements_render(tmp_path: Path) -> None:
     assert max(map(abs, left[round(1.06 * RATE) :])) < 1e-4
 
 
-async def test_a_missing_source_names_the_element_and_url(tmp_path: Path) -> None:
+async def test_a_missing_source_names_the_url_before_any_frame(tmp_path: Path) -> None:
+    # A media file the server does not have fails the render at load, like any asset that
+    # fails to load (issue 12), before a frame is rendered: the URL and the status say why.
     page = _page(tmp_path, '<audio id="music" src="missing.wav"></audio>')
-    with pytest.raises(MediaError, match=r"audio#music@0ms:0: .*/missing\.wav.* not found"):
+    with pytest.raises(WorkerError) as caught:
         await _render(page, tmp_path / "out.mp4", 3)
+    assert isinstance(caught.value.__cause__, SourceError)
+    assert re.search(r"could not load the media .*/missing\.wav: HTTP 404", str(caught.value))
+    assert caught.value.frame is None
     assert not (tmp_path / "out.mp4").exists()
 
 
