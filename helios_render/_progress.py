@@ -31,8 +31,10 @@ __all__ = ["ProgressAggregator", "RenderProgress", "Stage", "WorkerProgress"]
 
 logger = logging.getLogger(__name__)
 
-Stage = Literal["launching", "rendering", "stitching", "mixing audio", "done"]
-_STAGES: tuple[Stage, ...] = ("launching", "rendering", "stitching", "mixing audio", "done")
+Stage = Literal["launching", "replaying", "rendering", "stitching", "mixing audio", "done"]
+_STAGES: tuple[Stage, ...] = (
+    "launching", "replaying", "rendering", "stitching", "mixing audio", "done"
+)
 _BELOW_ONE = math.nextafter(1.0, 0.0)
 #: Seconds of rendering before a frame rate (and so an ETA) is reported.
 _RATE_WINDOW = 0.25
@@ -40,10 +42,13 @@ _RATE_WINDOW = 0.25
 
 @dataclass(frozen=True, slots=True)
 class WorkerProgress:
-    """What a worker sends: its id and the fraction ``p`` of its chunk that is done."""
+    """What a worker sends: its id and the fraction ``p`` of its chunk that is done; with
+    ``replaying``, the fraction of the frames before its chunk that it has run so far (an rAF
+    page runs frames 0..S-1 before a chunk that starts at S)."""
 
     worker_id: int
     progress: float
+    replaying: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +57,9 @@ class RenderProgress:
 
     Attributes:
         progress: Global progress in ``[0, 1]``; 1.0 once every worker is done.
-        stage: ``launching``, ``rendering``, ``stitching``, ``mixing audio`` (only when
-            there is sound) or ``done``.
+        stage: ``launching``, ``replaying`` (workers run the frames before their chunks on an
+            rAF page, before any frame is rendered), ``rendering``, ``stitching``, ``mixing
+            audio`` (only when there is sound) or ``done``.
         frames_done: Frames rendered and handed to the encoder, over all workers.
         frames_total: Frames in the render.
         workers: Each worker's progress, by worker id.
@@ -65,6 +71,8 @@ class RenderProgress:
             the job folder); counted in ``frames_done`` from the start.
         machines: On a cluster, the worker that renders (or rendered) each chunk, by worker
             id; ``None`` where not known (every chunk of a local render).
+        replaying: While workers replay the frames before their chunks, the fraction of those
+            frames run so far (the slowest worker's); ``None`` when nobody replays.
     """
 
     progress: float
@@ -78,6 +86,7 @@ class RenderProgress:
     retries: int = 0
     frames_reused: int = 0
     machines: tuple[str | None, ...] = ()
+    replaying: float | None = None
 
     def as_json(self) -> dict[str, object]:
         """The ``--progress json`` form of this state."""
@@ -94,6 +103,7 @@ class RenderProgress:
             "retries": self.retries,
             "frames_reused": self.frames_reused,
             "machines": list(self.machines),
+            "replaying": None if self.replaying is None else round(self.replaying, 4),
         }
 
 
@@ -141,6 +151,8 @@ class ProgressAggregator:
         self._first_frame_at: float | None = None
         self._frames_at_first: int = 0
         self._stage: Stage = "launching"
+        #: Replay progress of the chunks whose workers are replaying now.
+        self._replaying: dict[int, float] = {}
         self._value = self._compute()
         self._last_published_at: float | None = None
         self._last_published: RenderProgress | None = None
@@ -199,6 +211,7 @@ class ProgressAggregator:
             retries=self.retries,
             frames_reused=self.frames_reused,
             machines=tuple(self._machines.get(i) for i in self._ids),
+            replaying=min(self._replaying.values()) if self._replaying else None,
         )
 
     def update(self, worker_id: int, p: float) -> RenderProgress | None:
@@ -221,8 +234,27 @@ class ProgressAggregator:
             self._frames_at_first = self.frames_done()
         self._value = max(self._value, self._compute())
         forced = self._value == 1.0
-        if self._stage == "launching" and p > 0.0:
+        if p > 0.0:
+            self._replaying.pop(worker_id, None)
+        if self._stage in ("launching", "replaying") and p > 0.0:
             self._stage = "rendering"
+            forced = True
+        return self._maybe_publish(forced)
+
+    def replay(self, worker_id: int, p: float) -> RenderProgress | None:
+        """A worker has run the fraction ``p`` of the frames before its chunk (an rAF page
+        builds its state frame by frame): the ``replaying`` stage while nothing is rendered
+        yet, and the ``replaying`` field. It never changes ``progress``."""
+        if worker_id not in self._best or not isinstance(p, (int, float)) or math.isnan(p):
+            return None
+        p = min(max(float(p), 0.0), 1.0)
+        if p >= 1.0:
+            self._replaying.pop(worker_id, None)
+        else:
+            self._replaying[worker_id] = max(p, self._replaying.get(worker_id, 0.0))
+        forced = False
+        if self._stage == "launching":
+            self._stage = "replaying"
             forced = True
         return self._maybe_publish(forced)
 
@@ -258,6 +290,7 @@ class ProgressAggregator:
         state = self.snapshot()
         if not forced and self._last_published is not None and (
             state.progress == self._last_published.progress
+            and state.replaying == self._last_published.replaying
         ):
             return None
         self._last_published_at = now
@@ -274,4 +307,7 @@ class ProgressAggregator:
         """
         async with updates:
             async for message in updates:
-                self.update(message.worker_id, message.progress)
+                if message.replaying:
+                    self.replay(message.worker_id, message.progress)
+                else:
+                    self.update(message.worker_id, message.progress)

@@ -120,6 +120,9 @@ async def render(
                     retries=plan.retries,
                     scratch=job.partial_dir,
                     on_placement=aggregator.set_machine,
+                    on_replay=lambda worker_id, p: send.send_nowait(
+                        WorkerProgress(worker_id, p, replaying=True)
+                    ),
                 )
         aggregator.set_stage("stitching")
         await stitch(

@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 #: of frame k while keeping memory bounded (a 1080p PNG is a few MB).
 FRAME_QUEUE = 2
 
+#: Replay progress reports per chunk, at most (see :attr:`ChunkWorker.on_replay`).
+REPLAY_REPORTS = 200
+
 #: ``report(worker_id, p)``: the fraction ``p`` of chunk ``worker_id`` that is done. Provided by
 #: the executor; must not block.
 Report = Callable[[int, float], None]
@@ -191,6 +194,9 @@ class ChunkWorker:
     def __init__(self, timings: WorkerTimings | None = None) -> None:
         #: Where per-frame timings go (benchmarks only); ``None`` records nothing.
         self.timings = timings
+        #: ``on_replay(chunk index, p)``: the fraction of the frames before a chunk run so far
+        #: (an rAF page replays them first); set by the executor, ``None`` reports nothing.
+        self.on_replay: Report | None = None
         self._stack: AsyncExitStack | None = None
         self._key: tuple[object, ...] | None = None
         self._browser: Browser | None = None
@@ -284,12 +290,19 @@ class ChunkWorker:
             return page
         begin = 0 if page.position is None else page.position + 1
         timings = self.timings
+        total = first - begin
+        # A late start can mean a million frames to replay: say how far it is, every
+        # 1/REPLAY_REPORTS of the way (the aggregator limits how often it is shown).
+        every = max(1, total // REPLAY_REPORTS)
         for frame in range(begin, first):
             self.frame = frame
             started = time.perf_counter()
             await page.seek(frame)
             if timings is not None:
                 timings.replay.append(time.perf_counter() - started)
+            done = frame - begin + 1
+            if self.on_replay is not None and (done % every == 0 or done == total):
+                self.on_replay(job.index, done / total)
         if timings is not None:
             await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
         return page

@@ -322,6 +322,8 @@ class ProgressPrinter:
     def _summary(state: RenderProgress) -> str:
         fps = f"{state.fps:5.1f} fps" if state.fps else "  --- fps"
         retries = f" retries {state.retries}" if state.retries else ""
+        if state.replaying is not None:
+            retries += f"  (replaying the frames before the chunks: {state.replaying:.0%})"
         return (
             f"{state.stage:<12} {state.progress * 100:5.1f}%  "
             f"{state.frames_done}/{state.frames_total} frames  {fps}  "

@@ -165,3 +165,34 @@ async def test_run_consumes_until_every_clone_is_closed(reports: list[list[float
     assert published[-1].progress == 1.0
     values = [s.progress for s in published]
     assert values == sorted(values)
+
+
+def test_replaying_is_a_stage_of_its_own_that_never_moves_the_progress() -> None:
+    published: list[RenderProgress] = []
+    clock = iter(float(i) for i in range(1000))
+    aggregator = ProgressAggregator([10, 10], published.append, min_interval=0,
+                                    clock=lambda: next(clock))
+    aggregator.announce()
+    aggregator.replay(1, 0.25)
+    aggregator.replay(1, 0.5)
+    aggregator.replay(1, 0.4)  # never goes back
+    assert [s.stage for s in published] == ["launching", "replaying", "replaying"]
+    assert [s.replaying for s in published] == [None, 0.25, 0.5]
+    assert all(s.progress == 0.0 for s in published)
+    assert published[-1].as_json()["replaying"] == 0.5
+    aggregator.update(0, 0.5)  # worker 0 renders: the render is rendering
+    assert published[-1].stage == "rendering"
+    assert published[-1].replaying == 0.5  # worker 1 still replays
+    aggregator.replay(1, 1.0)
+    aggregator.update(1, 0.1)
+    assert published[-1].replaying is None
+    aggregator.update(0, 1.0)
+    aggregator.update(1, 1.0)
+    assert published[-1].progress == 1.0
+
+
+def test_replay_reports_from_unknown_workers_or_nan_are_dropped() -> None:
+    aggregator = ProgressAggregator([5])
+    assert aggregator.replay(7, 0.5) is None
+    assert aggregator.replay(0, float("nan")) is None
+    assert aggregator.snapshot().stage == "launching"

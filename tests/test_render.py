@@ -149,3 +149,21 @@ async def test_an_existing_output_is_replaced_only_on_success(tmp_path: Path) ->
         )
     assert output.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+async def test_a_late_start_on_an_raf_page_reports_its_replay(tmp_path: Path) -> None:
+    # Frames 0..119 are run first (rAF state is built frame by frame): that is a stage of its
+    # own, with its own progress, instead of a long silence.
+    states: list[RenderProgress] = []
+    await helios_render.render(
+        _options(tmp_path, "resume.html", width=320, height=180, frames=4, start_frame=120),
+        on_progress=states.append,
+    )
+    stages = [s.stage for s in states]
+    assert stages.index("launching") < stages.index("replaying") < stages.index("rendering")
+    replaying = [s for s in states if s.stage == "replaying"]
+    values = [s.replaying for s in replaying]
+    assert all(v is not None and 0 < v <= 1 for v in values), values
+    assert values == sorted(values)  # type: ignore[type-var]
+    assert all(s.progress == 0.0 for s in replaying)
+    assert states[-1].progress == 1.0 and states[-1].replaying is None

@@ -59,9 +59,12 @@ class Executor(Protocol):
         retries: int,
         scratch: Path | None = None,
         on_placement: Placement | None = None,
+        on_replay: Report | None = None,
     ) -> int:
         """Run ``jobs``; return how many workers rendered them. See the module docstring.
-        ``on_placement`` hears which machine renders each chunk, where the executor knows."""
+        ``on_placement`` hears which machine renders each chunk, and ``on_replay(i, p)`` how
+        far a worker is in the frames before chunk ``i`` (an rAF page replays them), where
+        the executor knows."""
         ...
 
 

@@ -395,8 +395,10 @@ class DaskExecutor:
         retries: int,
         scratch: Path | None = None,
         on_placement: Placement | None = None,
+        on_replay: Report | None = None,
     ) -> int:
-        """Render ``jobs`` on the cluster; return how many workers it had.
+        """Render ``jobs`` on the cluster; return how many workers it had. (Replay progress
+        is not sent back from the workers: ``on_replay`` is not called.)
 
         Raises:
             UsageError: The cluster cannot be reached, has no usable worker, or its workers

@@ -78,6 +78,7 @@ class LocalExecutor:
         retries: int,
         scratch: Path | None = None,
         on_placement: Placement | None = None,
+        on_replay: Report | None = None,
     ) -> int:
         """Render ``jobs``; return how many workers ran. Every chunk is on this machine, so
         ``on_placement`` is not called.
@@ -99,7 +100,8 @@ class LocalExecutor:
                 supervision = Supervision(nursery.cancel_scope, retries, on_retry)
                 for run in runs:
                     nursery.start_soon(
-                        self._run_worker, run, supervision, report, on_result, out_dir
+                        self._run_worker, run, supervision, report, on_result, out_dir,
+                        on_replay,
                     )
         except BaseExceptionGroup as group:
             first = supervision.first_failure if supervision else None
@@ -124,6 +126,7 @@ class LocalExecutor:
         report: Report,
         on_result: ResultSink,
         out_dir: Path,
+        on_replay: Report | None,
     ) -> None:
         pending = deque(run)
         while pending:
@@ -131,6 +134,8 @@ class LocalExecutor:
             worker: ChunkRunner | None = None
             try:
                 async with task_nursery() as finishers, self._open_worker() as worker:
+                    if on_replay is not None and hasattr(worker, "on_replay"):
+                        worker.on_replay = on_replay
                     if isinstance(worker, PipelinedRunner):
                         failed = await _run_pipelined(
                             worker, finishers, pending, report, on_result, out_dir
