@@ -1,24 +1,133 @@
 """Capture paths: screenshots (any Chromium) and HeadlessExperimental.beginFrame (headless shell).
 
-The screenshot path lives on :class:`~helios_render._page.Page`; this module probes whether a
-browser has the beginFrame path.
+A :class:`CapturePath` turns the page's current frame into image bytes through a CDP
+``execute`` function (the page's own, which maps a page that went away to the right error):
+:class:`ScreenshotCapture` with ``Page.captureScreenshot``; :class:`BeginFrameCapture`, on a
+browser under begin-frame control, draws exactly one compositor frame per capture.
+:func:`probe_begin_frame` says whether a browser has the beginFrame path (cached per
+executable and version).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import time
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
 from pathlib import Path
+from typing import Any, Protocol
 
 import trio
 
 from ._browser import launch_browser
-from ._exceptions import BrowserError
+from ._exceptions import BrowserError, FrameTimeoutError
 
-__all__ = ["PROBE_TIMEOUT", "probe_begin_frame"]
+__all__ = [
+    "BEGIN_FRAME_ATTEMPTS",
+    "PROBE_TIMEOUT",
+    "BeginFrameCapture",
+    "CapturePath",
+    "ScreenshotCapture",
+    "probe_begin_frame",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Frames issued at most to get one beginFrame screenshot.
+BEGIN_FRAME_ATTEMPTS = 8
+
+#: ``execute(method, params)``: one CDP command on the page's session.
+Execute = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _image_params(image_format: str, quality: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
+    if image_format == "jpeg":
+        params["quality"] = quality
+    return params
+
+
+class CapturePath(Protocol):
+    """How a frame leaves the browser."""
+
+    async def capture(
+        self,
+        execute: Execute,
+        image_format: str,
+        quality: int,
+    ) -> bytes:
+        """The current frame as JPEG or PNG bytes. The caller bounds it in time.
+
+        Raises:
+            BrowserError: No image came back.
+        """
+        ...
+
+    def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
+        """The error for a capture that did not come back within ``timeout``."""
+        ...
+
+
+class ScreenshotCapture:
+    """``Page.captureScreenshot``: works with any Chromium."""
+
+    async def capture(
+        self,
+        execute: Execute,
+        image_format: str,
+        quality: int,
+    ) -> bytes:
+        reply = await execute("Page.captureScreenshot", _image_params(image_format, quality))
+        return base64.b64decode(reply["data"])
+
+    def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
+        return FrameTimeoutError(
+            f"the screenshot of frame {frame} did not come back within {timeout:g} s "
+            "(raise --timeout)"
+        )
+
+
+class BeginFrameCapture:
+    """``HeadlessExperimental.beginFrame`` with a screenshot: one compositor frame per capture,
+    on a tab under begin-frame control. The first frames after a navigation may come without a
+    screenshot (no damage yet): up to :data:`BEGIN_FRAME_ATTEMPTS` frames are issued."""
+
+    def __init__(self, fps: Fraction) -> None:
+        self._interval = 1000.0 / float(fps)
+        # Chromium's TimeTicks are CLOCK_MONOTONIC in ms; frame times only need to increase.
+        self._ticks = time.monotonic() * 1000.0
+
+    async def capture(
+        self,
+        execute: Execute,
+        image_format: str,
+        quality: int,
+    ) -> bytes:
+        shot = _image_params(image_format, quality)
+        for _ in range(BEGIN_FRAME_ATTEMPTS):
+            self._ticks += self._interval
+            reply = await execute(
+                "HeadlessExperimental.beginFrame",
+                {"frameTimeTicks": self._ticks, "interval": self._interval, "screenshot": shot},
+            )
+            data = reply.get("screenshotData")
+            if data:
+                return base64.b64decode(data)
+        raise BrowserError(
+            f"HeadlessExperimental.beginFrame returned no screenshot in {BEGIN_FRAME_ATTEMPTS} "
+            "frames; use --capture screenshot"
+        )
+
+    def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
+        # A frame that never comes back leaves the target stuck ("Another frame is pending").
+        return FrameTimeoutError(
+            f"HeadlessExperimental.beginFrame did not answer within {timeout:g} s "
+            f"(frame {frame})"
+        )
+
 
 #: Seconds the beginFrame probe may take once the browser is up.
 PROBE_TIMEOUT = 10.0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import trio
 
 from ._audio import MediaRecord
 from ._browser import Browser
+from ._capture import BeginFrameCapture, CapturePath, ScreenshotCapture
 from ._cdp import CdpEvent, CdpSession
 from ._exceptions import (
     BrowserError,
@@ -40,8 +39,8 @@ NAVIGATED_AWAY = (
     "the composition navigated away to {url}: a composition must stay on its page "
     "(remove the navigation, or render that URL instead)"
 )
-#: Frames issued at most to get one beginFrame screenshot.
-BEGIN_FRAME_ATTEMPTS = 8
+#: Seconds the page gets to say what it is still waiting for, after a frame timed out.
+PENDING_LABELS_TIMEOUT = 2.0
 #: Seconds a command that failed because the page went away waits for the page's watcher to
 #: say why (navigation, crash, close), before it says "navigated away" itself.
 WATCHER_GRACE = 0.5
@@ -184,9 +183,11 @@ class Page:
         self.config = config
         self.begin_frame = begin_frame
         self.position: int | None = None
-        self._frame_interval = 1000.0 / float(config.fps)
-        # Chromium's TimeTicks are CLOCK_MONOTONIC in ms; frame times only need to increase.
-        self._frame_ticks = time.monotonic() * 1000.0
+        #: How frames are captured: screenshots, or beginFrame on a browser under begin-frame
+        #: control (see :mod:`helios_render._capture`).
+        self.capture_path: CapturePath = (
+            BeginFrameCapture(config.fps) if begin_frame else ScreenshotCapture()
+        )
         #: Set when we close the tab ourselves, so that its detach is not reported as an error.
         self.closing = False
         #: Set once the composition has loaded: a main-frame navigation after that is an error.
@@ -254,7 +255,7 @@ class Page:
 
     async def pending_labels(self) -> list[str]:
         """What the page is still waiting for (delay labels, images, media, fonts)."""
-        with trio.move_on_after(2):
+        with trio.move_on_after(PENDING_LABELS_TIMEOUT):
             try:
                 labels = await self.evaluate("window.__helios.pending()", await_promise=False)
             except (PageError, BrowserError):
@@ -312,61 +313,9 @@ class Page:
             PageError: The page navigated away (or reloaded) under the capture.
             BrowserError: The page crashed or was closed.
         """
-        if self.begin_frame:
-            return await self.begin_frame_capture(image_format, quality)
-        return await self.screenshot(image_format, quality)
-
-    async def screenshot(self, image_format: str, quality: int) -> bytes:
-        """Capture the viewport with ``Page.captureScreenshot``, within ``config.timeout``."""
-        params: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
-        if image_format == "jpeg":
-            params["quality"] = quality
-        with trio.move_on_after(self.config.timeout) as scope:
-            reply = await self._execute("Page.captureScreenshot", params)
-        if scope.cancelled_caught:
-            raise FrameTimeoutError(
-                f"the screenshot of frame {self.position} did not come back within "
-                f"{self.config.timeout:g} s (raise --timeout)"
-            )
-        return base64.b64decode(reply["data"])
-
-    async def begin_frame_capture(self, image_format: str, quality: int) -> bytes:
-        """Produce one compositor frame with ``HeadlessExperimental.beginFrame`` and return its
-        screenshot. The first frames after a navigation may come without one (no damage yet):
-        up to :data:`BEGIN_FRAME_ATTEMPTS` frames are issued.
-
-        Raises:
-            BrowserError: No screenshot came back.
-            FrameTimeoutError: A frame did not come back within ``config.timeout``.
-        """
-        shot: dict[str, Any] = {"format": image_format, "optimizeForSpeed": True}
-        if image_format == "jpeg":
-            shot["quality"] = quality
-        for _ in range(BEGIN_FRAME_ATTEMPTS):
-            self._frame_ticks += self._frame_interval
-            # A frame that never comes back leaves the target stuck ("Another frame is
-            # pending"): bound it, like every wait on the page.
-            with trio.move_on_after(self.config.timeout) as scope:
-                reply = await self._execute(
-                    "HeadlessExperimental.beginFrame",
-                    {
-                        "frameTimeTicks": self._frame_ticks,
-                        "interval": self._frame_interval,
-                        "screenshot": shot,
-                    },
-                )
-            if scope.cancelled_caught:
-                raise FrameTimeoutError(
-                    f"HeadlessExperimental.beginFrame did not answer within "
-                    f"{self.config.timeout:g} s (frame {self.position})"
-                )
-            data = reply.get("screenshotData")
-            if data:
-                return base64.b64decode(data)
-        raise BrowserError(
-            f"HeadlessExperimental.beginFrame returned no screenshot in {BEGIN_FRAME_ATTEMPTS} "
-            "frames; use --capture screenshot"
-        )
+        with trio.move_on_after(self.config.timeout):
+            return await self.capture_path.capture(self._execute, image_format, quality)
+        raise self.capture_path.timed_out(self.config.timeout, self.position)
 
 
 async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -> None:
