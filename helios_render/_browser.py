@@ -314,6 +314,13 @@ async def launch_browser(
     )
     process: ManagedProcess | None = None
     polite = False
+    # Chromium takes its download folder from XDG's user-dirs file (else ~/Downloads, which it
+    # creates even when every download is denied): point it into the profile folder too.
+    config_home = profile_dir / "config"
+    config_home.mkdir()
+    (config_home / "user-dirs.dirs").write_text(
+        f'XDG_DOWNLOAD_DIR="{profile_dir / "downloads"}"\n'
+    )
     try:
         try:
             process = spawn(
@@ -324,7 +331,7 @@ async def launch_browser(
                     **os.environ,
                     "TMPDIR": os.fspath(private_tmp),
                     # Chromium's crash database and dconf cache go there, not to ~/.config.
-                    "XDG_CONFIG_HOME": os.fspath(profile_dir / "config"),
+                    "XDG_CONFIG_HOME": os.fspath(config_home),
                     "XDG_CACHE_HOME": os.fspath(profile_dir / "cache"),
                 },
             )

@@ -188,10 +188,6 @@ class WorkerError(RenderError):
         cause: BaseException,
         failed_at: float | None = None,
     ) -> None:
-        if not _picklable(cause):
-            # An arbitrary error from a page or library may not survive pickling; keep its
-            # type and message, which is what a user reads.
-            cause = RenderError(f"{type(cause).__name__}: {cause}")
         where = "before its first frame" if frame is None else f"at frame {frame}"
         super().__init__(
             f"worker {worker_id} (frames {chunk[0]}..{chunk[1] - 1}) failed {where}: {cause}"
@@ -207,6 +203,15 @@ class WorkerError(RenderError):
         # problem for the command line.
         self.exit_code = cause.exit_code if isinstance(cause, HeliosError) else 1
         self.__cause__ = cause
+
+    def __reduce__(self) -> tuple[object, ...]:
+        state = dict(self.__dict__)
+        cause = state.get("cause")
+        if isinstance(cause, BaseException) and not _picklable(cause):
+            # An arbitrary error from a page or library may not survive pickling: the copy
+            # keeps its type and message, which is what a user reads.
+            state["cause"] = RenderError(f"{type(cause).__name__}: {cause}")
+        return (_rebuild, (type(self), self.args, state))
 
 
 def _picklable(error: BaseException) -> bool:
