@@ -248,10 +248,8 @@ class ProgressAggregator:
         if worker_id not in self._best or not isinstance(p, (int, float)) or math.isnan(p):
             return None
         p = min(max(float(p), 0.0), 1.0)
-        if p >= 1.0:
-            self._replaying.pop(worker_id, None)
-        else:
-            self._replaying[worker_id] = max(p, self._replaying.get(worker_id, 0.0))
+        # Kept (at 1.0 once the replay is over) until the worker's first rendered frame.
+        self._replaying[worker_id] = max(p, self._replaying.get(worker_id, 0.0))
         forced = False
         if self._stage == "launching":
             self._stage = "replaying"

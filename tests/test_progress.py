@@ -184,6 +184,7 @@ def test_replaying_is_a_stage_of_its_own_that_never_moves_the_progress() -> None
     assert published[-1].stage == "rendering"
     assert published[-1].replaying == 0.5  # worker 1 still replays
     aggregator.replay(1, 1.0)
+    assert aggregator.snapshot().replaying == 1.0  # done replaying, not yet rendering
     aggregator.update(1, 0.1)
     assert published[-1].replaying is None
     aggregator.update(0, 1.0)
