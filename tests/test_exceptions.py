@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from typing import TypeVar
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,7 +23,10 @@ def _all_subclasses(cls: type[HeliosError]) -> list[type[HeliosError]]:
 ERROR_TYPES = _all_subclasses(HeliosError)
 
 
-def roundtrip(error: HeliosError) -> HeliosError:
+_E = TypeVar("_E", bound=HeliosError)
+
+
+def roundtrip(error: _E) -> _E:
     """Pickle and unpickle with the classes' own reducers. (Importing ``distributed`` installs
     tblib's reducer for every exception class in ``copyreg``, which also pickles the
     ``__context__`` chain; what crosses a cluster is checked in tests/test_cluster.py.)"""
@@ -31,7 +35,7 @@ def roundtrip(error: HeliosError) -> HeliosError:
     pickler.dispatch_table = {}
     pickler.dump(error)
     copy = pickle.loads(buffer.getvalue())
-    assert isinstance(copy, HeliosError)
+    assert isinstance(copy, type(error))
     return copy
 text = st.text(max_size=80)
 
