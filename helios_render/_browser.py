@@ -17,7 +17,7 @@ import trio
 from ._cdp import CdpConnection, CdpSession, open_cdp
 from ._exceptions import BrowserError, CdpError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
-from ._tempdirs import make_private_dir
+from ._tempdirs import SHORT_TMP, make_private_dir
 
 __all__ = [
     "EXIT_GRACE",
@@ -218,7 +218,7 @@ def _private_tmp(profile_dir: Path) -> Path:
     if len(os.fsencode(private)) + len(_SINGLETON_SUFFIX) <= _SOCKET_PATH_MAX:
         private.mkdir()
         return private
-    return make_private_dir("t", parent=Path("/tmp"))
+    return make_private_dir("t", parent=SHORT_TMP)
 
 
 async def deny_downloads(browser: Browser, context_id: str | None = None) -> None:

@@ -61,11 +61,21 @@ def owner_alive(folder: Path) -> bool | None:
     return current is not None and (start == "0" or current == start)
 
 
+#: Where a Chromium gets its private TMPDIR when the temp folder's path is too long for its
+#: socket (see ``_browser._private_tmp``): swept too.
+SHORT_TMP = Path("/tmp")
+
+
 def sweep_stale_dirs(parent: Path | None = None) -> list[Path]:
-    """Remove the ``helios-*`` folders in ``parent`` (default: the temp folder) whose owner
-    process is gone; return what was removed."""
-    root = Path(parent or tempfile.gettempdir())
-    removed: list[Path] = []
+    """Remove the ``helios-*`` folders in ``parent`` (default: the temp folder, and
+    :data:`SHORT_TMP`) whose owner process is gone; return what was removed."""
+    if parent is None:
+        removed = []
+        for root in dict.fromkeys([Path(tempfile.gettempdir()), SHORT_TMP]):
+            removed += sweep_stale_dirs(root)
+        return removed
+    root = Path(parent)
+    removed = []
     try:
         entries = list(root.iterdir())
     except OSError:
