@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -311,9 +311,10 @@ async def test_deterministic_failures_are_never_retried(error: Exception) -> Non
     assert caught.value.__cause__ is error
 
 
-async def test_each_worker_renders_one_run_of_consecutive_chunks_on_one_browser() -> None:
-    chunks = plan_chunks(0, 80, 10)
-    opened: list[list[int]] = []
+def recording_workers(
+    opened: list[list[int]], before_report: Callable[[ChunkJob], None] = lambda job: None
+) -> Callable[[], AbstractAsyncContextManager[FakeRunner]]:
+    """A worker factory whose every worker records, in ``opened``, the chunks it rendered."""
 
     @asynccontextmanager
     async def open_worker() -> AsyncIterator[FakeRunner]:
@@ -323,17 +324,24 @@ async def test_each_worker_renders_one_run_of_consecutive_chunks_on_one_browser(
         async def work(job: ChunkJob, report: Report) -> None:
             mine.append(job.index)
             await trio.sleep(0.001)
+            before_report(job)
             report(job.index, 1.0)
 
         yield FakeRunner(work)
 
+    return open_worker
+
+
+async def test_each_worker_renders_one_run_of_consecutive_chunks_on_one_browser() -> None:
+    chunks = plan_chunks(0, 80, 10)
+    opened: list[list[int]] = []
     aggregator = ProgressAggregator([c.frames for c in chunks])
     results: list[int] = []
 
     async def on_result(result: ChunkResult) -> None:
         results.append(result.index)
 
-    await LocalExecutor(2, open_worker=open_worker).run(
+    await LocalExecutor(2, open_worker=recording_workers(opened)).run(
         _jobs(chunks), report=lambda i, p: None, on_result=on_result,
         on_retry=aggregator.count_retry, retries=1, scratch=Path("/nonexistent"),
     )
@@ -346,26 +354,17 @@ async def test_a_retry_goes_on_with_the_rest_of_the_run_on_a_fresh_browser() -> 
     opened: list[list[int]] = []
     crashes = [BrowserError("the page's renderer process crashed")]
 
-    @asynccontextmanager
-    async def open_worker() -> AsyncIterator[FakeRunner]:
-        mine: list[int] = []
-        opened.append(mine)
-
-        async def work(job: ChunkJob, report: Report) -> None:
-            mine.append(job.index)
-            if job.index == 1 and crashes:
-                cause = crashes.pop()
-                raise fail(job, job.start, cause) from cause
-            report(job.index, 1.0)
-
-        yield FakeRunner(work)
+    def crash_once_at_chunk_1(job: ChunkJob) -> None:
+        if job.index == 1 and crashes:
+            cause = crashes.pop()
+            raise fail(job, job.start, cause) from cause
 
     retried: list[int] = []
 
     async def on_result(result: ChunkResult) -> None:
         pass
 
-    await LocalExecutor(1, open_worker=open_worker).run(
+    await LocalExecutor(1, open_worker=recording_workers(opened, crash_once_at_chunk_1)).run(
         _jobs(chunks), report=lambda i, p: None, on_result=on_result,
         on_retry=lambda: retried.append(1), retries=1, scratch=Path("/nonexistent"),
     )
