@@ -6,7 +6,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -37,6 +37,8 @@ MAX_SIDE = 7680
 #: Frame rates accepted, after ``fps`` is made exact: a frame every 100 s to 240 per second.
 MIN_FPS = Fraction(1, 100)
 MAX_FPS = Fraction(240)
+#: Frames per second when neither the user nor the composition gives any.
+DEFAULT_FPS = Fraction(30)
 #: Most frames in one render (and the last frame a render may reach): 10 million frames is
 #: over 92 hours at 30 fps.
 MAX_FRAMES = 10_000_000
@@ -57,8 +59,10 @@ class RenderOptions:
             pattern like ``frames/f-%05d.png``; for a still, a ``.png``.
         width: Frame width in pixels (even, except for GIF and PNG).
         height: Frame height in pixels (even, except for GIF and PNG).
-        fps: Frames per second, exact: ``30``, ``"30000/1001"`` or a ``Fraction``.
-        frames: How many frames to render; or give ``duration``.
+        fps: Frames per second, exact: ``30``, ``"30000/1001"`` or a ``Fraction``; ``None``
+            takes a Helios composition's own fps, else 30.
+        frames: How many frames to render; or give ``duration``. With neither, a Helios
+            composition's own duration is rendered (any other page needs one of them).
         duration: Seconds to render; becomes ``round(duration * fps)`` frames (halves up).
         start_frame: First frame of the composition to render.
         concurrency: Workers (browser + encoder pairs); ``None`` picks a default from the
@@ -119,7 +123,7 @@ class RenderOptions:
     output: str | os.PathLike[str]
     width: int = 1920
     height: int = 1080
-    fps: Fraction | int | float | str = 30
+    fps: Fraction | int | float | str | None = None
     frames: int | None = None
     duration: float | str | Fraction | None = None
     start_frame: int = 0
@@ -173,7 +177,7 @@ class RenderOptions:
                     f"(use {value - 1} or {value + 1})"
                 )
         try:
-            fps = parse_fps(self.fps)
+            fps = DEFAULT_FPS if self.fps is None else parse_fps(self.fps)
         except ValueError as exc:
             fail(str(exc))
         # Checked after parse_fps has made it exact: 1e-9 becomes 0 there.
@@ -183,8 +187,8 @@ class RenderOptions:
         if self.frames is not None and self.duration is not None:
             fail("give either frames or duration, not both")
         if self.frames is None and self.duration is None:
-            fail("give the number of frames (--frames N) or a duration (--duration SECONDS)")
-        if self.frames is not None:
+            frames = 1  # a placeholder until the composition's duration is read
+        elif self.frames is not None:
             if not isinstance(self.frames, int) or isinstance(self.frames, bool):
                 fail(f"frames must be a whole number, got {self.frames!r}")
             frames = self.frames
@@ -397,13 +401,53 @@ class RenderOptions:
 
     @property
     def frame_count(self) -> int:
-        """Frames to render: ``frames``, or the frames in ``duration``."""
+        """Frames to render: ``frames``, or the frames in ``duration``.
+
+        Raises:
+            OptionsError: Neither is given and the composition's duration was not read yet
+                (see :attr:`timing_from_page`).
+        """
+        if self.frames is None and self.duration is None:
+            _fail(
+                "give the number of frames (--frames N) or a duration (--duration SECONDS); "
+                "only a Helios composition declares its own duration"
+            )
         return self._frames
+
+    @property
+    def timing_from_page(self) -> bool:
+        """Whether the fps or the length is left to the composition (read from the page)."""
+        return self.fps is None or (self.frames is None and self.duration is None)
+
+    def with_page_timing(self, fps: float | None, duration: float | None) -> RenderOptions:
+        """These options with what the user left out taken from a composition's own
+        ``fps`` and ``duration`` (seconds; each ``None`` when the page does not say).
+
+        Raises:
+            OptionsError: The length was left out and the page declares no duration.
+        """
+        changes: dict[str, Any] = {}
+        if self.fps is None:
+            changes["fps"] = DEFAULT_FPS if fps is None else parse_fps(fps)
+        if self.frames is None and self.duration is None:
+            if duration is None:
+                _fail(
+                    "the page declares no duration (only a Helios composition does): give the "
+                    "number of frames (--frames N) or a duration (--duration SECONDS)"
+                )
+            changes["duration"] = parse_duration_from_page(duration)
+        return replace(self, **changes)
 
     @property
     def output_path(self) -> Path:
         """``output`` as an absolute path."""
         return Path(self.output).expanduser().absolute()
+
+
+def parse_duration_from_page(seconds: float) -> Fraction:
+    """A page's duration (a float of seconds) as exact seconds, to the microsecond: 2.1 s
+    is 21/10, not the binary float nearest to it."""
+    return Fraction(seconds).limit_denominator(1_000_000)
 
 
 def _fail(message: str) -> NoReturn:

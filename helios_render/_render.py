@@ -6,13 +6,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import trio
 
-from ._environment import probe_environment
+from ._environment import Environment, probe_environment
 from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
@@ -52,6 +52,35 @@ class RenderResult:
         """Render throughput: frames rendered in this run over wall-clock seconds."""
         rendered = self.frames - self.frames_reused
         return rendered / self.elapsed if self.elapsed > 0 else 0.0
+
+
+async def resolve_page_timing(options: RenderOptions, env: Environment) -> RenderOptions:
+    """``options`` with the fps and length the user left out read from the composition
+    (a Helios page's own ``fps`` and ``duration``), by loading it once in a browser of its
+    own; ``options`` itself when the user gave both.
+
+    Raises:
+        OptionsError: No length was given and the page declares none.
+        WorkerError: The page failed to load (``__cause__`` says why).
+    """
+    if not options.timing_from_page:
+        return options
+    provisional = replace(
+        options,
+        fps=options.exact_fps,
+        frames=1 if options.frames is None and options.duration is None else options.frames,
+    )
+    job = plan_render(provisional, env).jobs[0]
+    async with open_chunk_worker() as worker:
+        fps, duration = await worker.composition_timing(job)
+    resolved = options.with_page_timing(fps, duration)
+    taken = [f"{resolved.exact_fps} fps" if options.fps is None and fps is not None else None]
+    if options.frames is None and options.duration is None:
+        taken.append(f"{duration:g} s ({resolved.frame_count} frames)")
+    said = ", ".join(part for part in taken if part)
+    if said:
+        logger.info("timing from the composition: %s", said)
+    return resolved
 
 
 async def render(
@@ -96,6 +125,7 @@ async def render(
         executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
     sweep_stale_dirs()
     env = await probe_environment(options)
+    options = await resolve_page_timing(options, env)
     plan = plan_render(options, env)
     ffprobe = ffprobe_for(env.ffmpeg)
     job = open_job_folder(plan, options.resume, ffprobe)
@@ -166,7 +196,7 @@ async def render_still(options: RenderOptions, frame: int) -> Path:
         raise OptionsError(f"frame must be 0 or more, got {frame}")
     sweep_stale_dirs()
     env = await probe_environment(options, video=False)
-    job = plan_render(options, env).jobs[0]
+    job = plan_render(await resolve_page_timing(options, env), env).jobs[0]
     output = options.output_path
     temporary = output.with_name(f".{output.name}.helios-still")
     try:

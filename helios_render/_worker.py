@@ -410,6 +410,15 @@ class ChunkWorker:
         finishing.media = tuple(media)
         return finishing
 
+    async def composition_timing(self, job: ChunkJob) -> tuple[float | None, float | None]:
+        """The loaded page's own ``(fps, duration in seconds)`` (a Helios composition's;
+        each ``None`` when the page does not say)."""
+        try:
+            page = await self._page_at(job, 0)
+            return await page.composition_timing()
+        except Exception as exc:
+            raise self._error(job, exc) from exc
+
     async def still(self, job: ChunkJob, frame: int) -> bytes:
         """The PNG of ``frame`` (a still image)."""
         try:

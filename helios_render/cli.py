@@ -103,7 +103,8 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=_ABSENT,
                         help=f"frame height (default {d['height']})")
     parser.add_argument("--fps", default=_ABSENT,
-                        help=f"frames per second, e.g. 30 or 30000/1001 (default {d['fps']})")
+                        help="frames per second, e.g. 30 or 30000/1001 (default: a Helios "
+                        "composition's own fps, else 30)")
     parser.add_argument(
         "--props", default=None, help="JSON the page reads as window.__HELIOS_PROPS__"
     )
@@ -163,8 +164,10 @@ def build_parser() -> CommandLineParser:
 
     run = commands.add_parser("render", help="render a composition to a video")
     _add_page_options(run)
-    length = run.add_mutually_exclusive_group(required=True)
-    length.add_argument("--frames", type=int, default=_ABSENT, help="number of frames to render")
+    length = run.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, default=_ABSENT,
+                        help="number of frames to render (default: a Helios composition's "
+                        "own duration; other pages need --frames or --duration)")
     length.add_argument("--duration", default=_ABSENT,
                         help="seconds to render (rounded to whole frames)")
     run.add_argument("--start-frame", type=int, default=_ABSENT, help="first frame (default 0)")

@@ -113,7 +113,6 @@ def _options(**kwargs: object) -> RenderOptions:
         ({"fps": "0"}, "fps must be positive"),
         ({"fps": "abc"}, "fps must be a number"),
         ({"frames": 0}, "frames must be at least 1"),
-        ({"frames": None}, "give the number of frames"),
         ({"duration": 1}, "either frames or duration"),
         ({"start_frame": -1}, "start_frame"),
         ({"concurrency": 0}, "concurrency must be from 1 to 64"),
@@ -139,6 +138,26 @@ def _options(**kwargs: object) -> RenderOptions:
 def test_invalid_options_say_what_to_do(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(OptionsError, match=message):
         _options(**kwargs)
+
+
+def test_left_out_timing_is_taken_from_the_composition() -> None:
+    unset = _options(frames=None)
+    assert unset.timing_from_page and unset.fps is None
+    with pytest.raises(OptionsError, match="give the number of frames"):
+        unset.frame_count  # noqa: B018 - reading it is the check
+    # Neither given: the composition's own fps and duration (2.1 s is 21/10 s exactly).
+    taken = unset.with_page_timing(12.0, 2.1)
+    assert (taken.exact_fps, taken.frame_count, taken.timing_from_page) == (12, 25, False)
+    # The user's fps wins; the length still comes from the page.
+    given = _options(frames=None, fps="30000/1001").with_page_timing(60.0, 3.0)
+    assert (given.exact_fps, given.frame_count) == (Fraction(30000, 1001), 90)
+    # The user's length wins; a page without an fps leaves the default 30.
+    length = _options(frames=7)
+    assert length.timing_from_page
+    assert (length.with_page_timing(None, None).exact_fps, length.frame_count) == (30, 7)
+    assert not _options(frames=7, fps=30).timing_from_page
+    with pytest.raises(OptionsError, match="declares no duration.*--frames N"):
+        unset.with_page_timing(25.0, None)
 
 
 def test_duration_becomes_whole_frames() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import helios_render
 from helios_render import RenderOptions
 
-from .conftest import COMPOSITIONS, Frame, decode_frames
+from .conftest import COMPOSITIONS, Frame, decode_frames, probe
 from .test_corpus import PATHS, CapturePath, clamp, left_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("clean_processes")]
@@ -409,3 +410,51 @@ async def test_a_helios_page_tells_its_own_fps_and_duration() -> None:
         config = PageConfig(url=source, width=W, height=H, fps=Fraction(10))
         async with open_page(browser, config) as page:
             assert await page.composition_timing() == (None, None)
+
+
+# --- 3. a Helios composition's own fps and duration are the defaults -------------------------
+
+TIMING_PAGE = COMPOSITIONS / "helios_build" / "examples" / "timing" / "composition.html"
+
+
+def test_a_helios_composition_renders_at_its_own_fps_and_duration(tmp_path: Path) -> None:
+    output = tmp_path / "own-timing.mp4"
+    result = helios_render.render_sync(RenderOptions(
+        source=TIMING_PAGE, output=output, width=W, height=H, image_format="png", crf=0,
+    ))
+    assert (result.fps, result.frames) == (12, 18)
+    assert probe(output)["r_frame_rate"] == "12/1"
+    frames = dict(enumerate(decode_frames(output)))
+    assert len(frames) == 18
+    check_rows(frames, {"helios": (20, lambda t: 100 * t)}, 12)
+
+
+def test_what_the_user_gives_wins_over_the_composition_timing(tmp_path: Path) -> None:
+    output = tmp_path / "given-fps.mp4"
+    # --fps 24 and no length: the composition's 1.5 s at 24 fps.
+    result = helios_render.render_sync(RenderOptions(
+        source=TIMING_PAGE, output=output, width=W, height=H, fps=24, image_format="png",
+        crf=0,
+    ))
+    assert (result.fps, result.frames) == (24, 36)
+    frames = dict(enumerate(decode_frames(output)))
+    check_rows(frames, {"helios": (20, lambda t: 100 * t)}, 24)
+    # --frames and no fps: the composition's 12 fps.
+    result = helios_render.render_sync(RenderOptions(
+        source=TIMING_PAGE, output=output, width=W, height=H, frames=5, image_format="png",
+        crf=0,
+    ))
+    assert (result.fps, result.frames) == (12, 5)
+
+
+def test_a_page_without_a_duration_asks_for_frames_on_one_line(tmp_path: Path) -> None:
+    output = tmp_path / "plain.mp4"
+    command = [sys.executable, "-m", "helios_render", "render", str(COMPOSITIONS / "timeline.html"),
+               str(output), "--width", str(W), "--height", str(H)]
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2, failed
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1, failed.stderr
+    assert "declares no duration" in lines[0] and "--frames N" in lines[0], lines[0]
+    assert not output.exists()
+    assert not list(tmp_path.glob(".*helios-job*"))
