@@ -42,6 +42,7 @@ from ._exceptions import (
     UsageError,
     WorkerError,
 )
+from ._mpegts import count_ts_frames
 from ._plan import ChunkJob, RenderPlan
 from ._tempdirs import OWNER_FILE, owner_alive, owner_mark
 from ._worker import ChunkResult
@@ -109,11 +110,16 @@ def _sha256(path: Path) -> str:
 
 
 async def count_frames(ffprobe: Path, path: Path) -> int:
-    """Video packets (= frames) in ``path``, counted by ffprobe without decoding.
+    """Video packets (= frames) in ``path``, counted without decoding: in-process for an
+    MPEG-TS chunk (see :mod:`._mpegts`), else by ffprobe.
 
     Raises:
         EncoderError: ffprobe could not read the file.
     """
+    if path.suffix == ".ts" or path.name.endswith(".ts.received"):
+        frames = await trio.to_thread.run_sync(count_ts_frames, path)
+        if frames is not None:
+            return frames
     args = [
         os.fspath(ffprobe), "-v", "error", "-select_streams", "v:0", "-count_packets",
         "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", os.fspath(path),
