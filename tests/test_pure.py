@@ -156,7 +156,7 @@ def test_left_out_timing_is_taken_from_the_composition() -> None:
     assert length.timing_from_page
     assert (length.with_page_timing(None, None).exact_fps, length.frame_count) == (30, 7)
     assert not _options(frames=7, fps=30).timing_from_page
-    with pytest.raises(OptionsError, match="declares no duration.*--frames N"):
+    with pytest.raises(OptionsError, match=r"declares no duration.*--frames N"):
         unset.with_page_timing(25.0, None)
 
 
