@@ -12,14 +12,14 @@ from pathlib import Path
 
 import trio
 
-from ._environment import Environment, probe_environment
+from ._environment import probe_environment
 from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
 from ._ffmpeg import ffprobe_for
 from ._jobs import is_deterministic, open_job_folder
 from ._options import RenderOptions
-from ._plan import plan_render
+from ._plan import Environment, plan_render
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._stitch import page_audio, stitch
 from ._tempdirs import sweep_stale_dirs
