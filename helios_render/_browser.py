@@ -18,6 +18,7 @@ from ._cdp import CdpConnection, CdpSession, open_cdp
 from ._exceptions import BrowserError, CdpError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
 from ._tempdirs import SHORT_TMP, make_private_dir
+from ._toolcache import cached_facts
 
 __all__ = [
     "EXIT_GRACE",
@@ -153,17 +154,26 @@ def find_browser(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def browser_version(executable: Path) -> str:
-    """``chromium --version``, or a note that it would not say."""
-    try:
-        result = subprocess.run(
-            [os.fspath(executable), "--version"],
-            capture_output=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unknown ({exc})"
-    return result.stdout.decode("utf-8", "replace").strip() or "unknown"
+    """``chromium --version`` (remembered per executable file), or a note that it would
+    not say."""
+    failure = "unknown"
+
+    def ask() -> str | None:
+        nonlocal failure
+        try:
+            result = subprocess.run(
+                [os.fspath(executable), "--version"],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            failure = f"unknown ({exc})"
+            return None
+        return result.stdout.decode("utf-8", "replace").strip() or None
+
+    version: str | None = cached_facts(executable, "version", ask)
+    return version or failure
 
 
 @dataclass(slots=True, eq=False)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import trio
 
 from ._browser import launch_browser
-from ._exceptions import BrowserError, FrameTimeoutError
+from ._exceptions import BrowserError, CdpCommandError, FrameTimeoutError
 
 __all__ = [
     "BEGIN_FRAME_ATTEMPTS",
@@ -198,6 +198,10 @@ async def probe_begin_frame(executable: Path, version: str | None = None) -> boo
                     "HeadlessExperimental.beginFrame", {"screenshot": {"format": "png"}}
                 )
                 supported = "screenshotData" in reply or "hasDamage" in reply
+    except CdpCommandError as exc:
+        # The browser runs and refused a command of the path (Debian's new headless mode
+        # cannot even open a begin-frame tab): a lasting answer, remembered.
+        logger.debug("beginFrame probe: the browser refused %s: %s", exc.method, exc.detail)
     except BrowserError as exc:
         logger.debug("beginFrame probe failed: %r", exc)
         return False  # a browser that did not start says nothing worth remembering

@@ -11,7 +11,9 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
@@ -26,6 +28,7 @@ from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_conc
 from ._server import check_page_file
 from ._source import choose_root
 from ._stitch import soundtrack
+from ._util import task_nursery
 
 __all__ = [
     "check_output",
@@ -227,20 +230,24 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
     source, served = resolve_source(options.source, options.root)
-    browser_text = await trio.to_thread.run_sync(browser_version, browser)
-    ffmpeg_text = await trio.to_thread.run_sync(ffmpeg_version, ffmpeg)
-    encoder = None
-    if video:
-        encoders = await trio.to_thread.run_sync(ffmpeg_encoders, ffmpeg)
-        encoder = choose_encoder(codec, encoders, ffmpeg)
+    # Each question is a process or a walk of the folder: ask them all at once.
+    facts: dict[str, Any] = {}
+
+    async def ask(name: str, question: Callable[[], object]) -> None:
+        facts[name] = await trio.to_thread.run_sync(question)
+
+    async with task_nursery() as nursery:
+        nursery.start_soon(ask, "browser", lambda: browser_version(browser))
+        nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg))
+        if video:
+            nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg))
+        if served is not None and video:
+            exclude = frozenset({options.output_path, options.target_path})
+            nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))
+    browser_text, ffmpeg_text = facts["browser"], facts["ffmpeg"]
+    encoder = choose_encoder(codec, facts["encoders"], ffmpeg) if video else None
     begin_frame = await choose_capture(options, browser, browser_text)
-    source_digest = None
-    if served is not None and video:
-        source_digest = await trio.to_thread.run_sync(
-            lambda: digest_folder(
-                served, exclude=frozenset({options.output_path, options.target_path})
-            )
-        )
+    source_digest = facts.get("digest")
     return Environment(
         browser=browser,
         browser_version=browser_text,

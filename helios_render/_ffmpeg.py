@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -33,6 +34,7 @@ from ._codecs import (
 )
 from ._exceptions import EncoderError, ToolNotFoundError
 from ._process import ManagedProcess, log_tail, spawn
+from ._toolcache import cached_facts
 
 __all__ = [
     "COLOUR_ARGS",
@@ -96,34 +98,43 @@ def ffprobe_for(ffmpeg: Path) -> Path:
     return Path(found)
 
 
-def ffmpeg_encoders(ffmpeg: Path) -> set[str]:
-    """Names of the encoders this FFmpeg build has."""
+def _ask_ffmpeg(ffmpeg: Path) -> dict[str, Any]:
+    """One ``ffmpeg -encoders``: its banner's first line (the version) and the encoders."""
     try:
-        out = subprocess.run(
-            [os.fspath(ffmpeg), "-hide_banner", "-encoders"],
-            capture_output=True,
-            timeout=20,
-            check=True,
-        ).stdout.decode("utf-8", "replace")
+        done = subprocess.run(
+            [os.fspath(ffmpeg), "-encoders"], capture_output=True, timeout=20, check=True
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolNotFoundError(f"FFmpeg at {ffmpeg} does not run: {exc}") from exc
-    names = set()
-    for line in out.splitlines():
+    banner = done.stderr.decode("utf-8", "replace").splitlines()
+    names = []
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
         parts = line.split()
         if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
-            names.add(parts[1])
-    return names
+            names.append(parts[1])
+    return {"version": banner[0] if banner else "unknown", "encoders": sorted(names)}
+
+
+def _ffmpeg_facts(ffmpeg: Path) -> dict[str, Any]:
+    facts: dict[str, Any] = cached_facts(ffmpeg, "ffmpeg", lambda: _ask_ffmpeg(ffmpeg))
+    return facts
+
+
+def ffmpeg_encoders(ffmpeg: Path) -> set[str]:
+    """Names of the encoders this FFmpeg build has (remembered per executable file).
+
+    Raises:
+        ToolNotFoundError: FFmpeg does not run.
+    """
+    return set(_ffmpeg_facts(ffmpeg)["encoders"])
 
 
 def ffmpeg_version(ffmpeg: Path) -> str:
-    """First line of ``ffmpeg -version``."""
+    """First line of ``ffmpeg -version`` (remembered per executable file)."""
     try:
-        out = subprocess.run(
-            [os.fspath(ffmpeg), "-version"], capture_output=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"unknown ({exc})"
-    return out.decode("utf-8", "replace").splitlines()[0] if out else "unknown"
+        return str(_ffmpeg_facts(ffmpeg)["version"])
+    except ToolNotFoundError as exc:
+        return f"unknown ({exc.__cause__ or exc})"
 
 
 @dataclass(frozen=True, slots=True)
