@@ -9,6 +9,7 @@ and a render with many take the same path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -185,15 +186,29 @@ COLOUR_ARGS = (
 _TAG_FRAMES = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 
 
-def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[str]:
+def encoder_args(
+    ffmpeg: Path,
+    settings: EncoderSettings,
+    output: Path,
+    segments: Sequence[int] = (),
+    first_index: int = 0,
+) -> list[str]:
     """Arguments for an FFmpeg that reads JPEG or PNG images on stdin and writes one chunk
     of ``settings.codec`` in the codec's chunk container, starting with a keyframe.
+
+    With ``segments`` (the frame counts of consecutive chunks; MPEG-TS chunks only) it writes
+    each of them to its own file: ``output`` is then a pattern such as ``chunk-%05d.ts``,
+    numbered from ``first_index``. Every chunk starts with a forced IDR frame and has its
+    timestamps from zero, as a chunk encoded alone does, so each file stands on its own.
 
     For GIF and PNG sequences the chunk is the browser's PNGs stream-copied into Matroska.
     """
     codec = settings.table
     args = [
         *_quiet(ffmpeg),
+        # No probing of the input: the codec and rate are given, and a probe holds back the
+        # first 5 MB of frames (50 at 1080p) before anything is encoded.
+        "-probesize", "32", "-analyzeduration", "0",
         "-f",
         "image2pipe",
         "-framerate",
@@ -229,6 +244,23 @@ def encoder_args(ffmpeg: Path, settings: EncoderSettings, output: Path) -> list[
     if alpha:
         args += codec.alpha_args
     args += [*codec.extra_args.get(encoder, ()), *COLOUR_ARGS]
+    if len(segments) > 1:
+        if codec.chunk_format != "mpegts":
+            raise ValueError(f"{codec.name} chunks are not MPEG-TS: one encoder per chunk")
+        splits = list(itertools.accumulate(segments))[:-1]
+        return [
+            *args,
+            # An IDR, not an open-GOP I frame: nothing after it refers to the chunk before.
+            "-forced-idr", "1",
+            "-force_key_frames", "expr:" + "+".join(f"eq(n,{split})" for split in splits),
+            "-f", "segment",
+            "-segment_frames", ",".join(str(split) for split in splits),
+            "-segment_format", "mpegts",
+            "-segment_format_options", "mpegts_copyts=1",
+            "-reset_timestamps", "1",
+            "-segment_start_number", str(first_index),
+            os.fspath(output),
+        ]
     if codec.chunk_format == "mpegts":
         args += ["-f", "mpegts", "-mpegts_copyts", "1"]
     else:

@@ -6,7 +6,8 @@ serves a local composition on its own loopback, and returns a :class:`ChunkResul
 
 A :class:`ChunkWorker` renders several jobs in a row and keeps its browser and page between
 them, so a worker that takes consecutive chunks of an rAF page never replays frames it has
-already run; it starts a new encoder per chunk. Every error it raises is a
+already run. Consecutive MPEG-TS chunks of a run share one encoder (one segment file each,
+see :class:`SegmentEncoder`); other chunks get an encoder each. Every error it raises is a
 :class:`~helios_render.WorkerError` naming the chunk and the frame, with the original error as
 ``__cause__``.
 """
@@ -17,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -116,6 +117,108 @@ def _session_key(job: ChunkJob) -> tuple[object, ...]:
     return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
 
 
+#: Most consecutive chunks one FFmpeg writes (as segments, MPEG-TS chunks only). Each FFmpeg
+#: start costs about 0.15 s of CPU (linking libav*, the encoder's set-up): on a 2-core machine
+#: rendering 90 frames in 8 chunks that was a tenth of all the CPU. More chunks per encoder
+#: would save little more, and a long expression of split points costs FFmpeg per frame.
+SEGMENTS_PER_ENCODER = 16
+
+#: How often a finishing chunk looks whether its encoder has moved on to the next file.
+_SEGMENT_POLL = 0.01
+
+
+class SegmentEncoder:
+    """One FFmpeg writing the chunk files of consecutive jobs of a run, one segment each
+    (see :func:`~helios_render._ffmpeg.encoder_args`). A segment's file is complete once the
+    encoder has opened the next one, or has exited."""
+
+    def __init__(self, jobs: list[ChunkJob], out_dir: Path) -> None:
+        self.jobs = jobs
+        self.out_dir = out_dir
+        self.log = out_dir / f"ffmpeg-{jobs[0].index:05d}-{jobs[-1].index:05d}.log"
+        self.encoder: Encoder | None = None
+        self.stack = AsyncExitStack()
+        #: How many of :attr:`jobs` have had all their frames written.
+        self.fed = 0
+        self._ended: trio.Event | None = None
+        self._end_error: Exception | None = None
+        self._closed = False
+
+    async def open(self, ffmpeg: Path) -> Encoder:
+        first = self.jobs[0]
+        pattern = self.out_dir / f"chunk-%05d{first.encoder.table.chunk_suffix}"
+        args = encoder_args(
+            ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index
+        )
+        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log))
+        return self.encoder
+
+    def takes(self, job: ChunkJob) -> bool:
+        """Whether ``job`` is the next job this encoder expects."""
+        return (
+            not self._closed
+            and self._ended is None
+            and self.fed < len(self.jobs)
+            and self.jobs[self.fed] == job
+        )
+
+    async def end_input(self) -> None:
+        """EOF: FFmpeg writes what it has and exits. Waited once; later callers wait for the
+        same end and see the same error.
+
+        Raises:
+            EncoderError: FFmpeg failed.
+        """
+        assert self.encoder is not None
+        if self._ended is None:
+            self._ended = trio.Event()
+            try:
+                await self.encoder.finish()
+            except Exception as exc:
+                self._end_error = exc
+            finally:
+                self._ended.set()
+        else:
+            await self._ended.wait()
+        if self._end_error is not None:
+            raise self._end_error
+
+    async def wait_for(self, job: ChunkJob) -> None:
+        """Wait until ``job``'s file is complete: the encoder has started the next job's
+        file, or it has exited (after the last job, or after :meth:`end_input`).
+
+        Raises:
+            EncoderError: FFmpeg failed.
+        """
+        assert self.encoder is not None
+        position = self.jobs.index(job)
+        if position == len(self.jobs) - 1:
+            await self.end_input()
+            return
+        following = self.out_dir / self.jobs[position + 1].file_name
+        process = self.encoder.process
+        while not following.exists():
+            if self._ended is not None:
+                await self.end_input()
+                return
+            # Polled, not waited: :meth:`end_input` may be waiting on the process already.
+            status = process.poll()
+            if status is not None:
+                if status != 0:
+                    raise self.encoder.error(f"failed with exit status {status}")
+                return
+            await trio.sleep(_SEGMENT_POLL)
+
+    async def aclose(self) -> None:
+        """Stop FFmpeg if it is still running (idempotent); drop its log."""
+        self._closed = True
+        try:
+            await self.stack.aclose()
+        finally:
+            with contextlib.suppress(OSError):
+                self.log.unlink(missing_ok=True)
+
+
 class FinishingChunk:
     """A chunk whose frames are all with its encoder, still encoding. Made by
     :meth:`ChunkWorker.render_frames`."""
@@ -141,6 +244,9 @@ class FinishingChunk:
         self.pad = True
         #: What the page played at this chunk's frames.
         self.media: tuple[MediaRecord, ...] = ()
+        #: The encoder this chunk is a segment of, shared with its neighbours; ``None`` when
+        #: the chunk has an encoder of its own (in :attr:`encoder`).
+        self.segments: SegmentEncoder | None = None
 
     async def finish(self) -> ChunkResult:
         """Wait for the encoder to write the chunk file and return the chunk.
@@ -152,10 +258,14 @@ class FinishingChunk:
             FFmpeg is stopped and reaped by :meth:`aclose`; the file is removed.
         """
         job = self.job
-        assert self.encoder is not None
+        assert self.encoder is not None or self.segments is not None
         try:
             started = time.perf_counter()
-            await self.encoder.finish()
+            if self.segments is not None:
+                await self.segments.wait_for(job)
+            else:
+                assert self.encoder is not None
+                await self.encoder.finish()
             if self._timings is not None:
                 self._timings.encoder_finish.append(time.perf_counter() - started)
             if self.pad:
@@ -170,6 +280,12 @@ class FinishingChunk:
             index=job.index, frames=job.frames, path=self.output, media=self.media
         )
 
+    @property
+    def waits_for_later_frames(self) -> bool:
+        """Whether this chunk is complete only once its shared encoder has frames of the
+        chunks after it (or ends): a segment that is not its encoder's last."""
+        return self.segments is not None and self.segments.jobs[-1] != self.job
+
     async def aclose(self) -> None:
         """Stop the encoder if it has not finished (removing its file) and drop its log.
         Idempotent.
@@ -177,8 +293,14 @@ class FinishingChunk:
         Cancellation:
             Shielded by the encoder's own abort: FFmpeg is always reaped.
         """
+        segments = self.segments
         try:
             await self._stack.aclose()
+            if segments is not None and (
+                not self._done or segments.jobs[-1] is self.job
+            ):
+                # The last segment, or a failed one: nothing more comes from this encoder.
+                await segments.aclose()
         finally:
             if not self._done:
                 with contextlib.suppress(OSError):
@@ -207,6 +329,8 @@ class ChunkWorker:
         self._page_stack: AsyncExitStack | None = None
         #: The frame being worked on, for error messages.
         self.frame: int | None = None
+        #: The encoder writing the current run of chunks as segments, until its last chunk.
+        self._segments: SegmentEncoder | None = None
 
     def holds_session_for(self, job: ChunkJob) -> bool:
         """Whether this worker's browser and page can render ``job`` without a new launch."""
@@ -221,6 +345,7 @@ class ChunkWorker:
         """Close the page, the browser and the server (idempotent)."""
         stack, self._stack = self._stack, None
         try:
+            await self._close_segments()
             await self._close_page()
         finally:
             self._key = self._browser = self._url = self._server_origin = None
@@ -332,13 +457,53 @@ class ChunkWorker:
         finally:
             await finishing.aclose()
 
+    def _segment_run(self, job: ChunkJob, following: Sequence[ChunkJob]) -> list[ChunkJob]:
+        """``job`` and the jobs after it that one encoder can write as segments: consecutive
+        frames and chunk numbers, the same encoding, MPEG-TS chunks."""
+        run = [job]
+        if job.encoder.table.chunk_format != "mpegts":
+            return run
+        for after in following:
+            last = run[-1]
+            if (
+                len(run) >= SEGMENTS_PER_ENCODER
+                or after.index != last.index + 1
+                or after.start != last.end
+                or after.encoder != job.encoder
+                or _session_key(after) != _session_key(job)
+            ):
+                break
+            run.append(after)
+        return run
+
+    async def end_segments(self) -> None:
+        """End the input of the encoder writing the current run of chunks (if any), so that
+        the chunks it has all the frames of are completed: for a run cut short."""
+        segments, self._segments = self._segments, None
+        if segments is not None:
+            with contextlib.suppress(Exception):
+                await segments.end_input()
+
+    async def _close_segments(self) -> None:
+        segments, self._segments = self._segments, None
+        if segments is not None:
+            await segments.aclose()
+
     async def render_frames(
-        self, job: ChunkJob, report: Report, out_dir: Path
+        self,
+        job: ChunkJob,
+        report: Report,
+        out_dir: Path,
+        following: Sequence[ChunkJob] = (),
     ) -> FinishingChunk:
-        """Hand every frame of ``job`` to a new encoder and return it still encoding, so that
+        """Hand every frame of ``job`` to its encoder and return it still encoding, so that
         the next chunk's frames can be captured while it finishes. The caller must call
         :meth:`FinishingChunk.finish` (to get the result) and always
         :meth:`FinishingChunk.aclose`.
+
+        ``following`` are the jobs the caller will render next, in order: consecutive
+        MPEG-TS chunks among them share one encoder with ``job`` (one segment each), as long
+        as the caller renders them in that order.
 
         Raises:
             WorkerError: Naming the chunk and frame; the encoder is already stopped.
@@ -358,10 +523,26 @@ class ChunkWorker:
             timings = self.timings
             clock = time.perf_counter
             started = clock()
-            encoder = await stack.enter_async_context(
-                open_encoder(encoder_args(ffmpeg, settings, output), finishing.log)
-            )
-            finishing.encoder = encoder
+            segments = self._segments
+            if segments is None or not segments.takes(job):
+                await self._close_segments()  # a stale one (a run cut short): stop it
+                run = self._segment_run(job, following)
+                if len(run) > 1:
+                    segments = self._segments = SegmentEncoder(run, out_dir)
+                    await segments.open(ffmpeg)
+                else:
+                    segments = None
+            if segments is not None:
+                assert segments.encoder is not None
+                encoder = segments.encoder
+                finishing.segments = segments
+                if segments.jobs[-1] is job:
+                    self._segments = None  # its last chunk owns it from here
+            else:
+                encoder = await stack.enter_async_context(
+                    open_encoder(encoder_args(ffmpeg, settings, output), finishing.log)
+                )
+                finishing.encoder = encoder
             finishing.pad = settings.table.chunk_format == "mpegts"
             if timings is not None:
                 timings.encoder_start.append(clock() - started)
@@ -399,10 +580,17 @@ class ChunkWorker:
             if timings is not None:
                 await timings.collect_page(page)
         except BaseException as exc:
+            if isinstance(exc, Exception) and finishing.segments is not None:
+                # Let the encoder close the chunks before this one (still finishing) cleanly.
+                self._segments = None
+                with contextlib.suppress(Exception):
+                    await finishing.segments.end_input()
             await finishing.aclose()
             if isinstance(exc, Exception):
                 raise self._error(job, exc) from exc
             raise
+        if finishing.segments is not None:
+            finishing.segments.fed += 1
         if self._server_origin is not None:
             # Every worker serves on its own port: name local media by path, so that the
             # records of all chunks agree.

@@ -44,7 +44,7 @@ class PipelinedRunner(ChunkRunner, Protocol):
     """A :class:`ChunkRunner` that can hand back a chunk still encoding."""
 
     async def render_frames(
-        self, job: ChunkJob, report: Report, out_dir: Path
+        self, job: ChunkJob, report: Report, out_dir: Path, following: Sequence[ChunkJob] = ()
     ) -> FinishingChunk: ...
 
 
@@ -181,10 +181,14 @@ async def _run_pipelined(
     out_dir: Path,
 ) -> tuple[ChunkJob, WorkerError] | None:
     """Render ``pending`` in order, capturing chunk k+1 while chunk k finishes and is recorded
-    (in a task of ``finishers``); pop each chunk once recorded. Return the first failure (its
-    job and error) instead of raising it, with ``pending[0]`` the first chunk not recorded;
-    ``None`` when all are done. A chunk that fails to finish is noticed once the capture beside
-    it is over (a chunk is short).
+    (in a task of ``finishers``); remove each chunk from ``pending`` once recorded. Return the
+    first failure (its job and error) instead of raising it, with ``pending[0]`` the first
+    chunk not recorded; ``None`` when all are done. A chunk that fails to finish is noticed
+    once the capture beside it is over (a chunk is short).
+
+    A chunk that shares its encoder with the chunks after it (a segment) is complete only
+    once the encoder has some of their frames: it is not waited for until its encoder's last
+    chunk is.
 
     The capture runs in this task, outside any scope of ours, because the page it may open
     must outlive this call (Trio's scopes nest strictly).
@@ -192,29 +196,40 @@ async def _run_pipelined(
     Cancellation:
         Every encoder still running is stopped and reaped.
     """
+    failures: list[tuple[ChunkJob, WorkerError]] = []
+    recorded: list[ChunkJob] = []
     async with AsyncExitStack() as held:
-        previous: FinishingChunk | None = None
-        while pending:
-            job: ChunkJob | None = pending[0]
-            failures: list[tuple[ChunkJob, WorkerError]] = []
+        outstanding: list[tuple[FinishingChunk, trio.Event]] = []
+        queue = list(pending)
+        for position, job in enumerate(queue):
+            try:
+                current = await worker.render_frames(job, report, out_dir, queue[position + 1 :])
+            except Exception as exc:
+                failures.append((job, _as_worker_error(job, exc, None)))
+                break
+            held.push_async_callback(current.aclose)
             finished = trio.Event()
-            if previous is not None:
-                job = pending[1] if len(pending) > 1 else None
-                finishers.start_soon(_finish_chunk, previous, on_result, failures, finished)
-            current: FinishingChunk | None = None
-            if job is not None:
-                try:
-                    current = await worker.render_frames(job, report, out_dir)
-                    held.push_async_callback(current.aclose)
-                except Exception as exc:
-                    failures.append((job, _as_worker_error(job, exc, None)))
-            if previous is not None:
-                await finished.wait()
-                if not any(failure[0] is previous.job for failure in failures):
-                    pending.popleft()
+            finishers.start_soon(
+                _finish_chunk, current, on_result, failures, recorded, finished
+            )
+            outstanding.append((current, finished))
+            # The next chunk is captured while this one finishes; the ones before it must be
+            # done by then, except segments waiting for the frames still to come.
+            for chunk, done in outstanding[:-1]:
+                if not getattr(chunk, "waits_for_later_frames", False):
+                    await done.wait()
+            outstanding = [(chunk, done) for chunk, done in outstanding if not done.is_set()]
             if failures:
-                return failures[0]
-            previous = current
+                break
+        end_segments = getattr(worker, "end_segments", None)
+        if end_segments is not None:
+            await end_segments()  # a run cut short: let its encoder complete what it has
+        for _, done in outstanding:
+            await done.wait()
+    for job in recorded:
+        pending.remove(job)
+    if failures:
+        return min(failures, key=lambda failure: failure[0].index)
     return None
 
 
@@ -222,14 +237,16 @@ async def _finish_chunk(
     chunk: FinishingChunk,
     on_result: ResultSink,
     failures: list[tuple[ChunkJob, WorkerError]],
+    recorded: list[ChunkJob],
     finished: trio.Event,
 ) -> None:
-    """Finish and record ``chunk``; a failure goes first in ``failures``."""
+    """Finish and record ``chunk`` (into ``recorded``), or add its failure to ``failures``."""
     try:
         result = await chunk.finish()
         await on_result(result)
+        recorded.append(chunk.job)
     except Exception as exc:
-        failures.insert(0, (chunk.job, _as_worker_error(chunk.job, exc, None)))
+        failures.append((chunk.job, _as_worker_error(chunk.job, exc, None)))
     finally:
         finished.set()
         await chunk.aclose()
