@@ -263,8 +263,12 @@ class Page:
             return [shorten_urls(str(label)) for label in labels or []]
         return []
 
-    async def seek(self, frame: int) -> list[MediaRecord]:
+    async def seek(self, frame: int, *, capture: bool = True) -> list[MediaRecord]:
         """Show ``frame``: move the virtual clock to ``frame / fps`` and wait until ready.
+
+        With ``capture`` (a frame about to be captured, not a replayed one) on the screenshot
+        path, it also waits for one frame of the browser's own, so that the screenshot shows
+        every layer as seeked.
 
         Returns:
             What media the page plays audibly at this frame (empty when none), for the mix.
@@ -276,7 +280,8 @@ class Page:
         time_ms = float(Fraction(frame) * 1000 / self.config.fps)
         media: Any = None
         with trio.move_on_after(self.config.timeout) as scope:
-            media = await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r})")
+            paint = "true" if capture and not self.begin_frame else "false"
+            media = await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r}, {paint})")
         if scope.cancelled_caught:
             labels = await self.pending_labels()
             waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""

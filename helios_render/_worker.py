@@ -406,23 +406,40 @@ class ChunkWorker:
 
     async def _page_at(self, job: ChunkJob, first: int) -> Page:
         """The page, ready to show ``first``: state built frame by frame (rAF loops) is run
-        up to ``first - 1`` without capture, reusing what an earlier chunk already ran."""
+        up to ``first - 2`` without capture, reusing what an earlier chunk already ran, and
+        frame ``first - 1`` is drawn (not kept), as in a whole render."""
         await self._ensure_browser(job)
         page = self._page or await self._open_page(job)
         if page.position is not None and page.position >= first:
             page = await self._open_page(job)  # virtual time only runs forward: load it again
-        if first == 0 or not await page.needs_replay():
-            return page
+        if first == 0 or page.position == first - 1:
+            return page  # frame 0, or the frame after the last one this page drew
+        if await page.needs_replay():
+            await self._replay(job, page, first)
+        # Chromium keeps a composited layer's raster (its scale) from one drawn frame to the
+        # next: a page drawn first at S can differ from a whole render's frame S, which had
+        # frame S-1 drawn before it. Draw S-1 once (not kept), as the whole render did.
+        self.frame = first - 1
+        await page.seek(first - 1)
+        await page.capture(job.encoder.image_format, job.quality)
+        if self.timings is not None:
+            await self.timings.collect_page(page, keep=False)  # not one of the chunk's seeks
+        return page
+
+    async def _replay(self, job: ChunkJob, page: Page, first: int) -> None:
+        """Run frames up to ``first - 2`` of an rAF page without capture."""
         begin = 0 if page.position is None else page.position + 1
         timings = self.timings
-        total = first - begin
+        total = first - 1 - begin
+        if total <= 0:
+            return
         # A late start can mean a million frames to replay: say how far it is, every
         # 1/REPLAY_REPORTS of the way (the aggregator limits how often it is shown).
         every = max(1, total // REPLAY_REPORTS)
-        for frame in range(begin, first):
+        for frame in range(begin, first - 1):
             self.frame = frame
             started = time.perf_counter()
-            await page.seek(frame)
+            await page.seek(frame, capture=False)
             if timings is not None:
                 timings.replay.append(time.perf_counter() - started)
             done = frame - begin + 1
@@ -430,7 +447,6 @@ class ChunkWorker:
                 self.on_replay(job.index, done / total)
         if timings is not None:
             await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
-        return page
 
     def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
         if isinstance(exc, WorkerError):

@@ -458,3 +458,37 @@ def test_a_page_without_a_duration_asks_for_frames_on_one_line(tmp_path: Path) -
     assert "declares no duration" in lines[0] and "--frames N" in lines[0], lines[0]
     assert not output.exists()
     assert not list(tmp_path.glob(".*helios-job*"))
+
+
+# --- 9. composited layers are captured as seeked on the screenshot path ----------------------
+
+
+def _ease_in_out(x: float) -> float:
+    """CSS ease-in-out, cubic-bezier(0.42, 0, 0.58, 1), at progress ``x``."""
+    low, high = 0.0, 1.0
+    for _ in range(60):  # solve bezier_x(s) = x by bisection (x(s) is increasing)
+        s = (low + high) / 2
+        bx = 3 * (1 - s) ** 2 * s * 0.42 + 3 * (1 - s) * s**2 * 0.58 + s**3
+        low, high = (s, high) if bx < x else (low, s)
+    s = (low + high) / 2
+    return 3 * (1 - s) * s**2 + s**3
+
+
+def badge_colour(t: float) -> tuple[float, ...]:
+    p = _ease_in_out((t % 2.0) / 2.0) * 2
+    a, b = (34, 211, 238), (244, 114, 182)
+    mix = p if p <= 1 else 2 - p
+    return tuple(x + (y - x) * mix for x, y in zip(a, b, strict=True))
+
+
+def test_a_pulsing_turning_badge_is_frame_exact_and_deterministic(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        for index, frame in frames.items():
+            want = badge_colour(index / fps)
+            got = frame.pixel(200, 100)  # inside the badge, right of its text
+            assert all(abs(g - w) <= 6 for g, w in zip(got, want, strict=True)), (index, got, want)
+
+    check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "composited_badge.html", capture,
+                                 check, frames=40, start=21, fps=20)

@@ -165,6 +165,7 @@
   // ---- requestAnimationFrame: run once per rendered frame with the virtual timestamp --------
   let rafQueue = new Map();
   let rafSeq = 1;
+  const realRequestAnimationFrame = window.requestAnimationFrame.bind(window);
   window.requestAnimationFrame = (callback) => {
     const id = rafSeq++;
     rafQueue.set(id, callback);
@@ -777,7 +778,15 @@
     return (error && error.stack) || String(error);
   }
 
-  async function seek(frame, t) {
+  // On the screenshot path the browser draws on its own clock: a screenshot taken right after
+  // a seek may show a composited layer (a pulsing, turning badge) with the raster of the
+  // frame before. One frame of the browser's own after the seek lets it commit and raster
+  // the seeked state first. (Under beginFrame control, the capture itself runs every stage.)
+  function painted() {
+    return new Promise((resolve) => { realRequestAnimationFrame(() => resolve()); });
+  }
+
+  async function seek(frame, t, paint = false) {
     currentFrame = frame;
     errors.length = 0;
     if (t < now) throw new HeliosRuntimeError(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
@@ -809,6 +818,7 @@
     seekSvgTimelines(t);
     await seekAnimatedImages(t);
     if (errors.length > 0) throw errors[0];
+    if (paint) await painted();
     return mediaRecords(t); // null when nothing is heard: the common case stays cheap
   }
 
