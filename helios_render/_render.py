@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -23,6 +25,7 @@ from ._plan import Environment, plan_render
 from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._stitch import page_audio, stitch
 from ._tempdirs import sweep_stale_dirs
+from ._toolcache import recall, remember
 from ._util import task_nursery
 from ._worker import open_chunk_worker
 
@@ -71,8 +74,21 @@ async def resolve_page_timing(options: RenderOptions, env: Environment) -> Rende
         frames=1 if options.frames is None and options.duration is None else options.frames,
     )
     job = plan_render(provisional, env).jobs[0]
-    async with open_chunk_worker() as worker:
-        fps, duration = await worker.composition_timing(job)
+    # The same files, props and browser declare the same timing: a second render of a local
+    # composition does not load it just to ask again.
+    key = None
+    if env.source_digest is not None:
+        facts = [env.source_digest, job.page.props, job.page.seed, job.page.width,
+                 job.page.height, env.browser_version, str(job.source)]
+        key = "timing|" + hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()
+    known = recall(key) if key else None
+    if isinstance(known, list) and len(known) == 2:
+        fps, duration = known
+    else:
+        async with open_chunk_worker() as worker:
+            fps, duration = await worker.composition_timing(job)
+        if key:
+            remember(key, [fps, duration])
     resolved = options.with_page_timing(fps, duration)
     taken = [f"{resolved.exact_fps} fps" if options.fps is None and fps is not None else None]
     if options.frames is None and options.duration is None:

@@ -1,4 +1,5 @@
-"""What a tool says about itself (its version, FFmpeg's encoders), remembered per executable.
+"""What a tool says about itself (its version, FFmpeg's encoders), remembered per executable;
+and other answers that cost a browser launch (a composition's own timing), by key.
 
 Asking costs a process each time: about 0.1-0.3 s for ``chromium --version``, ``ffmpeg
 -encoders``, before every render. The answers are kept in
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cached_facts"]
+__all__ = ["cached_facts", "recall", "remember"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,30 +52,48 @@ def _read() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+#: Most entries kept (oldest dropped first): compositions' timings accumulate.
+MAX_ENTRIES = 500
+
+
+def recall(key: str) -> Any:
+    """What was remembered under ``key``, or ``None``."""
+    if key in _memory:
+        return _memory[key]
+    value = _read().get(key)
+    if value is not None:
+        _memory[key] = value
+    return value
+
+
+def remember(key: str, value: Any) -> None:
+    """Keep ``value`` (JSON-serializable, not ``None``) under ``key``, best effort."""
+    _memory[key] = value
+    path = _cache_file()
+    try:
+        entries = _read()
+        entries.pop(key, None)
+        entries[key] = value
+        while len(entries) > MAX_ENTRIES:
+            entries.pop(next(iter(entries)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(entries, indent=1))
+        os.replace(temporary, path)
+    except OSError as exc:
+        logger.debug("could not remember %s: %r", key, exc)
+
+
 def cached_facts(executable: Path, what: str, ask: Callable[[], Any]) -> Any:
     """``ask()``'s answer (JSON-serializable) about ``executable``, from the cache when the
     same file was asked before; a ``None`` answer is not kept."""
     key = _key(executable, what)
     if key is None:
         return ask()
-    if key in _memory:
-        return _memory[key]
-    entries = _read()
-    if key in entries:
-        _memory[key] = entries[key]
-        return entries[key]
+    known = recall(key)
+    if known is not None:
+        return known
     answer = ask()
-    if answer is None:
-        return None
-    _memory[key] = answer
-    path = _cache_file()
-    try:
-        entries = _read()
-        entries[key] = answer
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(entries, indent=1))
-        os.replace(temporary, path)
-    except OSError as exc:
-        logger.debug("could not cache what %s said: %r", executable, exc)
+    if answer is not None:
+        remember(key, answer)
     return answer

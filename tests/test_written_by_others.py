@@ -429,6 +429,35 @@ def test_a_helios_composition_renders_at_its_own_fps_and_duration(tmp_path: Path
     check_rows(frames, {"helios": (20, lambda t: 100 * t)}, 12)
 
 
+def test_the_timing_is_read_again_only_when_the_composition_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helios_render import _browser
+
+    project = tmp_path / "project"
+    shutil.copytree(COMPOSITIONS / "helios_build", project)
+    page = project / "examples" / "timing" / "composition.html"
+    launches: list[object] = []
+    spawn = _browser.spawn
+
+    def counting_spawn(*args: Any, **kwargs: Any) -> Any:
+        launches.append(args)
+        return spawn(*args, **kwargs)
+
+    monkeypatch.setattr(_browser, "spawn", counting_spawn)
+
+    def run() -> helios_render.RenderResult:
+        launches.clear()
+        return helios_render.render_sync(RenderOptions(
+            source=page, output=tmp_path / "out.mp4", width=W, height=H, concurrency=1,
+        ))
+
+    assert run().frames == 18
+    assert run().frames == 18 and len(launches) == 1, "the second render asked no probe page"
+    page.write_text(page.read_text().replace("duration: 1.5", "duration: 1"))
+    assert run().frames == 12 and len(launches) == 2, "a changed page is asked again"
+
+
 def test_what_the_user_gives_wins_over_the_composition_timing(tmp_path: Path) -> None:
     output = tmp_path / "given-fps.mp4"
     # --fps 24 and no length: the composition's 1.5 s at 24 fps.
