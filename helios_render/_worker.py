@@ -96,6 +96,11 @@ class WorkerTimings:
     load: list[float] = field(default_factory=list)
     #: ``time.perf_counter()`` when this worker's first frame went to its encoder.
     first_frame_at: float | None = None
+    #: ``time.perf_counter()`` when the seek of this worker's first captured frame began, and
+    #: when its last frame went to its encoder: its capture loop, chunk changes included
+    #: (the span a bare capture loop is measured over).
+    loop_start: float | None = None
+    loop_end: float | None = None
     #: Process ids of this worker's browser (for memory sampling).
     browser_pids: list[int] = field(default_factory=list)
 
@@ -591,6 +596,9 @@ class ChunkWorker:
                             timings.encoder_wait.append(t3 - t2)
                             if timings.first_frame_at is None:
                                 timings.first_frame_at = t3
+                            if timings.loop_start is None:
+                                timings.loop_start = t0
+                            timings.loop_end = t3
                         if done < job.frames:
                             report(job.index, done / job.frames)
             if timings is not None:
