@@ -162,7 +162,7 @@ class FakeSegmented(FakePipelined):
             chunk: FakeFinishing = FakeFinishing(job, self.log)
         else:
             chunk = FakeSegment(job, self.log)
-            self.open_segments.append(chunk)  # type: ignore[arg-type]
+            self.open_segments.append(chunk)
         self.made.append(chunk)
         return chunk
 

@@ -147,14 +147,14 @@ def test_left_out_timing_is_taken_from_the_composition() -> None:
         unset.frame_count  # noqa: B018 - reading it is the check
     # Neither given: the composition's own fps and duration (2.1 s is 21/10 s exactly).
     taken = unset.with_page_timing(12.0, 2.1)
-    assert (taken.exact_fps, taken.frame_count, taken.timing_from_page) == (12, 25, False)
+    assert (taken.exact_fps, taken.frame_count, taken.timing_from_page) == (Fraction(12), 25, False)
     # The user's fps wins; the length still comes from the page.
     given = _options(frames=None, fps="30000/1001").with_page_timing(60.0, 3.0)
     assert (given.exact_fps, given.frame_count) == (Fraction(30000, 1001), 90)
     # The user's length wins; a page without an fps leaves the default 30.
     length = _options(frames=7)
     assert length.timing_from_page
-    assert (length.with_page_timing(None, None).exact_fps, length.frame_count) == (30, 7)
+    assert (length.with_page_timing(None, None).exact_fps, length.frame_count) == (Fraction(30), 7)
     assert not _options(frames=7, fps=30).timing_from_page
     with pytest.raises(OptionsError, match=r"declares no duration.*--frames N"):
         unset.with_page_timing(25.0, None)

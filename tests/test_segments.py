@@ -5,6 +5,7 @@ render starts one encoder per run instead of one per chunk."""
 from __future__ import annotations
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def test_shared_encoder_chunks_equal_chunks_encoded_alone(
     tmp_path: Path, codec: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[list[str]] = []
-    spawn = _ffmpeg.spawn
+    spawn = _ffmpeg.spawn  # type: ignore[attr-defined]
 
     def counting_spawn(args: list[str], **kwargs: object) -> object:
         started.append(list(args))
@@ -64,7 +65,7 @@ def test_shared_encoder_chunks_equal_chunks_encoded_alone(
 def test_each_segment_file_starts_with_an_idr_and_decodes_alone(tmp_path: Path) -> None:
     ffmpeg = find_ffmpeg(None)
     for codec in ("h264", "h265"):
-        settings = EncoderSettings(fps=30, width=64, height=36, codec=codec, crf=20,
+        settings = EncoderSettings(fps=Fraction(30), width=64, height=36, codec=codec, crf=20,
                                    preset="veryfast" if codec == "h264" else "fast",
                                    image_format="png")
         folder = tmp_path / codec

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -380,8 +381,6 @@ def test_a_gsap_timeline_renders_frame_exact_and_deterministic(
 
 
 async def test_a_helios_page_tells_its_own_fps_and_duration() -> None:
-    from fractions import Fraction
-
     from helios_render._browser import find_browser, launch_browser
     from helios_render._environment import resolve_source
     from helios_render._page import PageConfig, open_page
@@ -422,7 +421,7 @@ def test_a_helios_composition_renders_at_its_own_fps_and_duration(tmp_path: Path
     result = helios_render.render_sync(RenderOptions(
         source=TIMING_PAGE, output=output, width=W, height=H, image_format="png", crf=0,
     ))
-    assert (result.fps, result.frames) == (12, 18)
+    assert (result.fps, result.frames) == (Fraction(12), 18)
     assert probe(output)["r_frame_rate"] == "12/1"
     frames = dict(enumerate(decode_frames(output)))
     assert len(frames) == 18
@@ -438,7 +437,7 @@ def test_the_timing_is_read_again_only_when_the_composition_changes(
     shutil.copytree(COMPOSITIONS / "helios_build", project)
     page = project / "examples" / "timing" / "composition.html"
     launches: list[object] = []
-    spawn = _browser.spawn
+    spawn = _browser.spawn  # type: ignore[attr-defined]
 
     def counting_spawn(*args: Any, **kwargs: Any) -> Any:
         launches.append(args)
@@ -465,7 +464,7 @@ def test_what_the_user_gives_wins_over_the_composition_timing(tmp_path: Path) ->
         source=TIMING_PAGE, output=output, width=W, height=H, fps=24, image_format="png",
         crf=0,
     ))
-    assert (result.fps, result.frames) == (24, 36)
+    assert (result.fps, result.frames) == (Fraction(24), 36)
     frames = dict(enumerate(decode_frames(output)))
     check_rows(frames, {"helios": (20, lambda t: 100 * t)}, 24)
     # --frames and no fps: the composition's 12 fps.
@@ -473,7 +472,7 @@ def test_what_the_user_gives_wins_over_the_composition_timing(tmp_path: Path) ->
         source=TIMING_PAGE, output=output, width=W, height=H, frames=5, image_format="png",
         crf=0,
     ))
-    assert (result.fps, result.frames) == (12, 5)
+    assert (result.fps, result.frames) == (Fraction(12), 5)
 
 
 def test_a_page_without_a_duration_asks_for_frames_on_one_line(tmp_path: Path) -> None:
