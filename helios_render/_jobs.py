@@ -243,10 +243,12 @@ class JobFolder:
                 f"chunk {job.index} (frames {job.start}..{job.end - 1}) holds {frames} frames, "
                 f"expected {job.frames}"
             )
+        sha = await trio.to_thread.run_sync(_sha256, source)
+        size = source.stat().st_size
+        # No checkpoint from here on: a cancellation (Ctrl+C, SIGTERM) cannot leave a chunk
+        # in chunks/ that the manifest does not record.
         self._media_file(job.file_name).write_text(dump_records(result.media))
         os.replace(source, target)
-        size = target.stat().st_size
-        sha = await trio.to_thread.run_sync(_sha256, target)
         self.records[job.index] = ChunkRecord(job.file_name, job.frames, size, sha)
         self._write_manifest()
 
