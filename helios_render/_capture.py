@@ -11,9 +11,7 @@ executable and version).
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
@@ -24,6 +22,7 @@ import trio
 
 from ._browser import launch_browser
 from ._exceptions import BrowserError, CdpCommandError, FrameTimeoutError
+from ._toolcache import recall, remember
 
 __all__ = [
     "BEGIN_FRAME_ATTEMPTS",
@@ -131,41 +130,17 @@ class BeginFrameCapture:
 
 #: Seconds the beginFrame probe may take once the browser is up.
 PROBE_TIMEOUT = 10.0
-_probe_cache: dict[str, bool] = {}
-
-
-def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "helios-render" / "capabilities.json"
 
 
 def _cache_key(executable: Path, version: str) -> str:
+    """The probe's answer holds for this executable file at this version (a wrapper script's
+    ``--version`` names the binary it starts)."""
     try:
-        stat = executable.resolve().stat()
+        real = executable.resolve()
+        stat = real.stat()
     except OSError:
         return ""
-    return f"{executable.resolve()}|{version}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
-def _read_cache() -> dict[str, bool]:
-    try:
-        data = json.loads(_cache_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): bool(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _write_cache(key: str, supported: bool) -> None:
-    path = _cache_file()
-    try:
-        entries = _read_cache()
-        entries[key] = supported
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(entries, indent=1))
-        os.replace(temporary, path)
-    except OSError as exc:
-        logger.debug("could not cache the beginFrame probe: %r", exc)
+    return f"beginframe|{real}|{version}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 async def probe_begin_frame(executable: Path, version: str | None = None) -> bool:
@@ -173,20 +148,16 @@ async def probe_begin_frame(executable: Path, version: str | None = None) -> boo
 
     Launches the browser with begin-frame control and asks for one frame with a screenshot.
     With ``version`` (its ``--version`` line), the answer is cached per executable, version,
-    size and modification time in ``~/.cache/helios-render/capabilities.json``, so that a
+    size and modification time in ``~/.cache/helios-render/tools.json``, so that a
     render does not launch a browser just to ask again; without it, the browser is asked.
 
     Cancellation:
         The probe browser is stopped and reaped.
     """
     key = _cache_key(executable, version) if version else ""
-    if key and key in _probe_cache:
-        return _probe_cache[key]
-    if key:
-        cached = _read_cache().get(key)
-        if cached is not None:
-            _probe_cache[key] = cached
-            return cached
+    cached = recall(key) if key else None
+    if isinstance(cached, bool):
+        return cached
     supported = False
     try:
         async with launch_browser(
@@ -206,6 +177,5 @@ async def probe_begin_frame(executable: Path, version: str | None = None) -> boo
         logger.debug("beginFrame probe failed: %r", exc)
         return False  # a browser that did not start says nothing worth remembering
     if key:
-        _probe_cache[key] = supported
-        _write_cache(key, supported)
+        remember(key, supported)
     return supported

@@ -26,12 +26,9 @@ OLD = b"an older render that must survive"
 SMALL = ("--width", "320", "--height", "180")
 
 
-#: What a render writes under HOME: which browsers have the beginFrame path, and what the
-#: tools said of themselves (versions, encoders).
-OUR_CACHE = {
-    ".cache", ".cache/helios-render", ".cache/helios-render/capabilities.json",
-    ".cache/helios-render/tools.json",
-}
+#: What a render writes under HOME: what the tools said of themselves (versions, encoders,
+#: which browsers have the beginFrame path) and compositions' own timings.
+OUR_CACHE = {".cache", ".cache/helios-render", ".cache/helios-render/tools.json"}
 
 
 def listing(folder: Path) -> set[str]:
