@@ -27,6 +27,7 @@ class FakeFinishing:
     log: list[str]
     fail_with: Exception | None = None
     closed: bool = False
+    waits_for_later_frames: bool = False
 
     async def finish(self) -> ChunkResult:
         self.log.append(f"finish {self.job.index} begins")
@@ -59,6 +60,9 @@ class FakePipelined:
         chunk = FakeFinishing(job, self.log, pending.pop(0) if pending else None)
         self.made.append(chunk)
         return chunk
+
+    async def end_segments(self) -> None:
+        pass  # its chunks share no encoder
 
 
 async def run(runner: FakePipelined, chunks: int, retries: int = 1) -> list[int]:

@@ -47,6 +47,10 @@ class PipelinedRunner(ChunkRunner, Protocol):
         self, job: ChunkJob, report: Report, out_dir: Path, following: Sequence[ChunkJob] = ()
     ) -> FinishingChunk: ...
 
+    async def end_segments(self) -> None:
+        """End the input of an encoder shared with chunks that will not come (a run cut
+        short), so that the chunks it has complete."""
+
 
 #: Opens a :class:`ChunkRunner` whose resources are released when the block exits.
 WorkerFactory = Callable[[], AbstractAsyncContextManager[ChunkRunner]]
@@ -216,14 +220,12 @@ async def _run_pipelined(
             # The next chunk is captured while this one finishes; the ones before it must be
             # done by then, except segments waiting for the frames still to come.
             for chunk, done in outstanding[:-1]:
-                if not getattr(chunk, "waits_for_later_frames", False):
+                if not chunk.waits_for_later_frames:
                     await done.wait()
             outstanding = [(chunk, done) for chunk, done in outstanding if not done.is_set()]
             if failures:
                 break
-        end_segments = getattr(worker, "end_segments", None)
-        if end_segments is not None:
-            await end_segments()  # a run cut short: let its encoder complete what it has
+        await worker.end_segments()  # a run cut short: let its encoder complete what it has
         for _, done in outstanding:
             await done.wait()
     for job in recorded:
