@@ -90,12 +90,13 @@ async def resolve_page_timing(options: RenderOptions, env: Environment) -> Rende
         if key:
             remember(key, [fps, duration])
     resolved = options.with_page_timing(fps, duration)
-    taken = [f"{resolved.exact_fps} fps" if options.fps is None and fps is not None else None]
+    taken = []
+    if options.fps is None and fps is not None:
+        taken.append(f"{resolved.exact_fps} fps")
     if options.frames is None and options.duration is None:
         taken.append(f"{duration:g} s ({resolved.frame_count} frames)")
-    said = ", ".join(part for part in taken if part)
-    if said:
-        logger.info("timing from the composition: %s", said)
+    if taken:
+        logger.info("timing from the composition: %s", ", ".join(taken))
     return resolved
 
 
