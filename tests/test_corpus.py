@@ -47,6 +47,8 @@ elif os.environ.get("CI"):
 @pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
 def capture(request: pytest.FixtureRequest) -> CapturePath:
     path: CapturePath = request.param
+    if path.name == "beginframe":
+        request.applymarker(pytest.mark.beginframe)
     return path
 
 
@@ -56,16 +58,21 @@ def render(
     capture: CapturePath,
     frames: int,
     start: int = 0,
+    fps: int = FPS,
+    tag: str = "",
+    width: int = W,
+    height: int = H,
     **kwargs: Any,
 ) -> dict[int, Frame]:
-    """Render ``frames`` frames from ``start`` and return them by composition frame number."""
-    output = tmp_path / f"{source.stem}-{capture.name}-{start}.mp4"
+    """Render ``frames`` frames from ``start`` (lossless, one worker) and return them by
+    composition frame number."""
+    output = tmp_path / f"{source.stem}-{capture.name}-{start}-{fps}{tag}.mp4"
     options = RenderOptions(
         source=source,
         output=output,
-        width=W,
-        height=H,
-        fps=FPS,
+        width=width,
+        height=height,
+        fps=fps,
         frames=frames,
         start_frame=start,
         concurrency=1,

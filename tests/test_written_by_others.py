@@ -5,6 +5,7 @@ checked against what the page shows at t = k / fps."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -19,42 +20,18 @@ import pytest
 import helios_render
 from helios_render import RenderOptions
 
+from . import test_corpus
 from .conftest import COMPOSITIONS, Frame, decode_frames, probe
-from .test_corpus import PATHS, CapturePath, clamp, left_edge
+from .test_corpus import CapturePath, clamp, left_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("clean_processes")]
 
 W, H = 320, 180
 
 
-@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
-def capture(request: pytest.FixtureRequest) -> CapturePath:
-    path: CapturePath = request.param
-    if path.name == "beginframe":
-        request.applymarker(pytest.mark.beginframe)
-    return path
-
-
-def render(
-    tmp_path: Path,
-    source: Path,
-    capture: CapturePath,
-    frames: int,
-    start: int = 0,
-    fps: int = 10,
-    tag: str = "",
-    **kwargs: Any,
-) -> dict[int, Frame]:
-    """Render ``frames`` frames from ``start`` and return them by composition frame number."""
-    output = tmp_path / f"{source.stem}-{capture.name}-{start}-{fps}{tag}.mp4"
-    options = RenderOptions(
-        source=source, output=output, width=W, height=H, fps=fps, frames=frames,
-        start_frame=start, concurrency=1, image_format="png", crf=0,
-        capture=capture.name,  # type: ignore[arg-type]
-        browser=capture.browser, **kwargs,
-    )
-    helios_render.render_sync(options)
-    return {start + i: frame for i, frame in enumerate(decode_frames(output))}
+#: The corpus's capture-path fixture, and its render at this file's size.
+capture = test_corpus.capture
+render = functools.partial(test_corpus.render, width=W, height=H)
 
 
 Rows = dict[str, tuple[int, Callable[[float], float]]]
