@@ -329,8 +329,14 @@
       return null; // not decodable here (cross-origin without CORS, say): left as it is
     }
   }
+  const settledAnimations = new Map(); // absolute URL -> decoded animation | null, once known
   function animation(url) {
-    if (!animatedSources.has(url)) animatedSources.set(url, decodeAnimation(url));
+    if (!animatedSources.has(url)) {
+      animatedSources.set(url, decodeAnimation(url).then((decoded) => {
+        settledAnimations.set(url, decoded);
+        return decoded;
+      }));
+    }
     return animatedSources.get(url);
   }
   function stillAt(decoded, elapsed) {
@@ -756,8 +762,9 @@
           image.addEventListener("load", resolve, { once: true });
           image.addEventListener("error", resolve, { once: true });
         }));
-      } else if (image.naturalWidth > 0 && image.decode) {
-        waits.push(image.decode().catch(() => undefined));
+      } else if (image.naturalWidth > 0 && image.decode && decodedImages.get(image) !== image.currentSrc) {
+        const source = image.currentSrc;
+        waits.push(image.decode().then(() => { decodedImages.set(image, source); }, () => undefined));
       }
     }
     return waits;
@@ -786,15 +793,82 @@
     return new Promise((resolve) => { realRequestAnimationFrame(() => resolve()); });
   }
 
+  // ---- seek -----------------------------------------------------------------------------------
+  // A frame that nothing can hold up (no timer due, no media element, no Helios seek hook, no
+  // child frame, no delay handle, no task in flight, no loading font, no image still to load or
+  // decode, no animated image to step) is seeked in microtask turns only: its promise settles
+  // in the task of the Runtime.evaluate that asked, so the answer needs no task of its own.
+  // Anything the page's callbacks start that could make the frame wait sends it on through
+  // the full path. (The full path waits for a whole task after the callbacks; the quick one
+  // gives their promise chains MICROTASK_TURNS turns.)
+  const MICROTASK_TURNS = 8;
+  const videos = document.getElementsByTagName("video");
+  const audios = document.getElementsByTagName("audio");
+  const decodedImages = new WeakMap(); // <img> -> the currentSrc its decode() resolved for
+  let profile = null; // [workMs, settleMs] per seek while the renderer profiles, else null
+  function mayWait(t, timersToo) {
+    if ((timersToo && nextTimer(t)) || delays.size > 0 || tasksPending()) return true;
+    if (videos.length > 0 || audios.length > 0 || window.frames.length > 0) return true;
+    const helios = window.helios;
+    if (helios && typeof helios.seek === "function") return true;
+    if (document.fonts && document.fonts.status !== "loaded") return true;
+    for (const image of document.images) {
+      if (!image.complete) return true;
+      if (image.naturalWidth > 0 && image.decode && decodedImages.get(image) !== image.currentSrc) return true;
+    }
+    for (const [image, known] of animatedImgs) {
+      if (!image.isConnected) continue;
+      if (!settledAnimations.has(known.url)) return true;
+      const decoded = settledAnimations.get(known.url);
+      if (decoded && (stillAt(decoded, t - known.start) !== known.shown || image.src !== known.shown)) return true;
+    }
+    for (const [element, known] of animatedBackgrounds) {
+      if (!element.isConnected) continue;
+      for (const url of known.urls) if (!settledAnimations.has(url) || settledAnimations.get(url)) return true;
+    }
+    return false;
+  }
+
   async function seek(frame, t, paint = false) {
+    const started = profile ? realNow() : 0;
     currentFrame = frame;
     errors.length = 0;
     if (t < now) throw new HeliosRuntimeError(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
     trackAnimations();
+    if (mayWait(t, true)) return seekFully(frame, t, paint, started);
+    now = t;
+    window.__HELIOS_VIRTUAL_TIME__ = t;
+    if (rafQueue.size > 0) {
+      const queue = rafQueue;
+      rafQueue = new Map();
+      for (const callback of queue.values()) {
+        try {
+          callback(t);
+        } catch (error) {
+          recordError(error);
+        }
+      }
+      for (let turn = 0; turn < MICROTASK_TURNS; turn++) await null;
+      trackAnimations();
+      if (mayWait(t, false)) return settle(frame, t, paint, started);
+    }
+    seekAnimations(t);
+    seekSvgTimelines(t);
+    if (profile) profile.push(realNow() - started, 0);
+    if (errors.length > 0) throw errors[0];
+    if (paint) await painted();
+    return mediaRecords(t); // null when nothing is heard: the common case stays cheap
+  }
+
+  async function seekFully(frame, t, paint, started) {
     await runTimersUntil(t);
     now = t;
     window.__HELIOS_VIRTUAL_TIME__ = t;
     await runAnimationFrame(t);
+    return settle(frame, t, paint, started);
+  }
+
+  async function settle(frame, t, paint, started) {
     await settleTasks();
     trackAnimations();
     seekAnimations(t);
@@ -810,7 +884,9 @@
     waits.push(...imagesReady());
     if (document.fonts) waits.push(document.fonts.ready);
     waits.push(waitDelays());
+    const settling = profile ? realNow() : 0;
     await Promise.all(waits);
+    if (profile) profile.push(settling - started, realNow() - settling);
     // What the waits resolved may have queued tasks and mutations of its own.
     await settleTasks();
     trackAnimations();
@@ -819,7 +895,7 @@
     await seekAnimatedImages(t);
     if (errors.length > 0) throw errors[0];
     if (paint) await painted();
-    return mediaRecords(t); // null when nothing is heard: the common case stays cheap
+    return mediaRecords(t);
   }
 
   // ---- Helios core: its frames count at the composition's own fps ---------------------------
@@ -907,6 +983,8 @@
         now,
         composition: window.helios ? compositionTiming(window.helios) : null,
       }),
+      /** The seek profile so far ([workMs, settleMs] per seek; null when off); `on` restarts it. */
+      profile: (on) => { const out = profile; profile = on ? [] : null; return out; },
     }),
     configurable: false,
   });
