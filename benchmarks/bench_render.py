@@ -4,8 +4,12 @@ For each capture path (screenshots on ``--browser``/Debian Chromium; beginFrame 
 a chrome-headless-shell) and each worker count, one repetition runs, side by side:
 
 * bare loop: per worker its own Chromium on the example (no runtime, no time control), one
-  capture command per frame piped into its own FFmpeg (mjpeg -> libx264, the same preset),
-  like the shared harness's ``raw_capture.py --encode``;
+  capture command per frame piped into its own FFmpeg (mjpeg -> libx264, the same preset and
+  crf as ours), which encodes each frame as it arrives, as ours does;
+* raw loop: the same with ``raw_capture.py --encode``'s FFmpeg command as it is (the shared
+  harness's): FFmpeg's default input probe holds the first 5 MB of frames (about 56 at 1080p
+  q80) before it encodes any, so with 45 frames per worker that loop captures with nothing
+  encoding beside it and encodes after its loop ends, which its steady fps does not count;
 * ours: ``helios_render.render`` of the same example with the same workers, quality and preset,
   with a :class:`~helios_render._worker.WorkerTimings` sink on every worker.
 
@@ -15,12 +19,12 @@ capture, waiting on the encoder, replay of frames 0..S-1 (rAF pages), encoder st
 per chunk, browser launch and page load, time to first frame, steady and end-to-end fps of both
 loops and their ratios (ours steady: from the first frame reported to the last chunk recorded,
 encoder flush included; ours loop: frames over the longest worker's capture loop, chunk changes
-included, which is how the bare loop's steady fps is measured), and the peak RSS of one
+included, which is how the bare and raw loops' steady fps is measured), and the peak RSS of one
 worker's Chromium (all its processes) and of one FFmpeg. ``--memory`` adds the peak RSS at
 other sizes (e.g. 4K).
 
 Usage: python benchmarks/bench_render.py [--frames 90] [--workers 1,2] [--reps 3]
-       [--width 1920] [--height 1080] [--quality 80] [--preset ultrafast]
+       [--width 1920] [--height 1080] [--quality 80] [--preset ultrafast] [--crf 18]
        [--shell PATH] [--paths beginframe,screenshot] [--memory 3840x2160]
        [--json bench-results/latest.json]
        python benchmarks/bench_render.py --codecs [--frames 90] [--width 1920] [--height 1080]
@@ -141,9 +145,26 @@ class MemorySampler:
 # ---- the bare loop: capture + encode, nothing else -------------------------------------------
 
 
+def bare_encoder_args(ffmpeg: Path, args: argparse.Namespace, raw: bool, output: Path) -> list[str]:
+    """The bare loop's FFmpeg: mjpeg on stdin to libx264 at the preset.
+
+    ``raw`` is ``raw_capture.py --encode``'s command as it is: FFmpeg's default input probe
+    holds the first 5 MB of frames (about 56 at 1080p q80) before it encodes any, so a loop
+    of 45 frames per worker captures without encoding beside it, and encodes after its loop.
+    Without ``raw``, the loop's FFmpeg encodes each frame as it arrives, at the crf ours uses,
+    as ours does: the capture+encode loop that ours is compared with.
+    """
+    probe = [] if raw else ["-probesize", "32", "-analyzeduration", "0"]
+    quality = [] if raw else ["-crf", str(args.crf)]
+    decoder = "png" if args.image_format == "png" else "mjpeg"
+    return [os.fspath(ffmpeg), "-y", "-loglevel", "error", *probe, "-f", "image2pipe",
+            "-framerate", "30", "-c:v", decoder, "-i", "-", "-c:v", "libx264", "-preset",
+            args.preset, *quality, "-pix_fmt", "yuv420p", os.fspath(output)]
+
+
 async def bare_worker(
     browser: Path, ffmpeg: Path, url: str, args: argparse.Namespace, frames: int,
-    capture: str, folder: Path, index: int, loops: list[float],
+    capture: str, folder: Path, index: int, loops: list[float], raw: bool = False,
 ) -> Path:
     begin_frame = capture == "beginframe"
     width, height = args.width, args.height
@@ -165,15 +186,11 @@ async def bare_worker(
         if not begin_frame:
             await trio.sleep(0.5)  # as raw_capture.py: let the page paint once
         encoder = await trio.lowlevel.open_process(
-            [os.fspath(ffmpeg), "-y", "-loglevel", "error", "-f", "image2pipe", "-framerate",
-             "30", "-c:v", "mjpeg", "-i", "-", "-c:v", "libx264", "-preset", args.preset,
-             "-pix_fmt", "yuv420p", os.fspath(segment)],
-            stdin=subprocess.PIPE,
-        )
+            bare_encoder_args(ffmpeg, args, raw, segment), stdin=subprocess.PIPE)
         assert encoder.stdin is not None
         started = time.perf_counter()
         for _ in range(frames):
-            await encoder.stdin.send_all(await page.capture("jpeg", args.quality))
+            await encoder.stdin.send_all(await page.capture(args.image_format, args.quality))
         loops[index] = time.perf_counter() - started
         await encoder.stdin.aclose()
         await encoder.wait()
@@ -181,20 +198,26 @@ async def bare_worker(
 
 
 async def bare_loop(
-    browser: Path, capture: str, workers: int, args: argparse.Namespace
+    browser: Path, capture: str, workers: int, args: argparse.Namespace, raw: bool = False
 ) -> dict[str, float]:
-    """Steady and end-to-end fps of ``workers`` bare capture+encode loops on the example."""
+    """Steady and end-to-end fps of ``workers`` bare capture+encode loops on the example
+    (``raw``: with ``raw_capture.py``'s FFmpeg command, see :func:`bare_encoder_args`).
+    Memory is sampled as it is for ours, so that both loops carry the sampler."""
     ffmpeg = find_ffmpeg()
     counts = [args.frames // workers + (i < args.frames % workers) for i in range(workers)]
     loops = [0.0] * workers
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        async with serve_directory(EXAMPLE.parent) as server, trio.open_nursery() as nursery:
-            url = server.url_for(EXAMPLE.name)
-            for index, count in enumerate(counts):
-                nursery.start_soon(bare_worker, browser, ffmpeg, url, args, count, capture,
-                                   folder, index, loops)
+        memory = MemorySampler()
+        async with serve_directory(EXAMPLE.parent) as server, trio.open_nursery() as outer:
+            outer.start_soon(memory.run)
+            async with trio.open_nursery() as nursery:
+                url = server.url_for(EXAMPLE.name)
+                for index, count in enumerate(counts):
+                    nursery.start_soon(bare_worker, browser, ffmpeg, url, args, count, capture,
+                                       folder, index, loops, raw)
+            outer.cancel_scope.cancel()
         listing = folder / "list.txt"
         listing.write_text("".join(f"file 'bare-{i}.mp4'\n" for i in range(workers)))
         await trio.run_process([os.fspath(ffmpeg), "-y", "-loglevel", "error", "-f", "concat",
@@ -231,7 +254,8 @@ async def ours(
         options = helios_render.RenderOptions(
             source=EXAMPLE, output=Path(folder) / "bench.mp4", width=width or args.width,
             height=height or args.height, fps=30, frames=frames, concurrency=workers,
-            quality=args.quality, preset=args.preset, capture=capture,  # type: ignore[arg-type]
+            quality=args.quality, preset=args.preset, crf=args.crf,
+            capture=capture,  # type: ignore[arg-type]
             browser=browser,
         )
         started = time.perf_counter()
@@ -276,6 +300,7 @@ COLUMNS = [
     ("bare_steady_fps", "bare", "{:.1f}"), ("bare_end_to_end_fps", "bare-e2e", "{:.1f}"),
     ("ratio_steady", "ratio", "{:.2f}"), ("ratio_end_to_end", "ratio-e2e", "{:.2f}"),
     ("loop_fps", "loop", "{:.1f}"), ("ratio_loop", "ratio-loop", "{:.2f}"),
+    ("raw_steady_fps", "raw", "{:.1f}"), ("ratio_raw", "ratio-raw", "{:.2f}"),
     ("chromium_peak_mb", "chr-MB", "{:.0f}"), ("ffmpeg_peak_mb", "ff-MB", "{:.0f}"),
 ]
 
@@ -310,7 +335,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for capture, browser in paths:
             for workers in workers_list:
                 bare = await bare_loop(browser, capture, workers, args)
+                raw = await bare_loop(browser, capture, workers, args, raw=True)
                 row = await ours(browser, capture, workers, args)
+                row["raw_steady_fps"] = raw["steady_fps"]
+                row["ratio_raw"] = row["loop_fps"] / raw["steady_fps"]
                 row["bare_steady_fps"] = bare["steady_fps"]
                 row["bare_end_to_end_fps"] = bare["end_to_end_fps"]
                 row["ratio_steady"] = row["steady_fps"] / bare["steady_fps"]
@@ -321,8 +349,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 report["runs"].append({"rep": rep, "path": capture, "workers": workers, **row})
                 print(f"  rep {rep + 1}: {capture} x{workers}: ours {row['steady_fps']:.1f} fps "
                       f"(e2e {row['end_to_end_fps']:.1f}), bare {bare['steady_fps']:.1f} "
-                      f"(e2e {bare['end_to_end_fps']:.1f}), ratio {row['ratio_steady']:.2f} / "
-                      f"{row['ratio_end_to_end']:.2f}, load {row['loadavg']}\n    " + " ".join(
+                      f"(e2e {bare['end_to_end_fps']:.1f}), raw {raw['steady_fps']:.1f}, ratio "
+                      f"{row['ratio_steady']:.2f} / {row['ratio_end_to_end']:.2f}, loop "
+                      f"{row['ratio_loop']:.2f}, raw {row['ratio_raw']:.2f}, "
+                      f"load {row['loadavg']}\n    " + " ".join(
                           f"{title}={fmt.format(row[key])}" for key, title, fmt in COLUMNS[:11]),
                       flush=True)
     print()
@@ -371,9 +401,9 @@ async def codec_report(args: argparse.Namespace) -> dict[str, Any]:
         browser = find_browser()
         path = "beginframe" if await probe_begin_frame(browser) else "screenshot"
         for image_format in ("png", "jpeg"):
-            fps = await bare_loop(browser, args.width, args.height, args.frames, image_format,
-                                  path)
-            report[f"capture_fps_{image_format}"] = fps
+            settings = argparse.Namespace(**{**vars(args), "image_format": image_format})
+            loop = await bare_loop(browser, path, 1, settings)
+            report[f"capture_fps_{image_format}"] = loop["steady_fps"]
         print(f"{args.width}x{args.height}, {args.frames} frames of examples/hello, "
               f"{os.cpu_count()} CPUs; capture ({path}, bare loop): "
               f"png {report['capture_fps_png']:.2f} fps, jpeg {report['capture_fps_jpeg']:.2f} fps")
@@ -414,6 +444,8 @@ if __name__ == "__main__":
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--quality", type=int, default=80)
     parser.add_argument("--preset", default="ultrafast")
+    parser.add_argument("--crf", type=int, default=CODECS["h264"].quality.default,
+                        help="x264 crf of ours and the bare loop (default: ours)")
     parser.add_argument("--paths", default="beginframe,screenshot")
     parser.add_argument("--browser", default=None, help="Chromium for the screenshot path")
     parser.add_argument("--shell", default=os.environ.get("HELIOS_HEADLESS_SHELL",
@@ -425,6 +457,7 @@ if __name__ == "__main__":
     parser.add_argument("--codecs", action="store_true",
                         help="encode fps of every codec beside the capture fps")
     arguments = parser.parse_args()
+    arguments.image_format = "jpeg"
     if arguments.codecs:
         if arguments.json == parser.get_default("json"):
             arguments.json = "bench-results/codecs.json"
