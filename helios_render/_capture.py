@@ -92,12 +92,30 @@ class ScreenshotCapture:
 class BeginFrameCapture:
     """``HeadlessExperimental.beginFrame`` with a screenshot: one compositor frame per capture,
     on a tab under begin-frame control. The first frames after a navigation may come without a
-    screenshot (no damage yet): up to :data:`BEGIN_FRAME_ATTEMPTS` frames are issued."""
+    screenshot (no damage yet): up to :data:`BEGIN_FRAME_ATTEMPTS` frames are issued.
 
-    def __init__(self, fps: Fraction) -> None:
+    Frame times tell the runtime's armed seeks (which run inside the main frame, see
+    ``runtime.js``) a new frame from a retry: each new frame's time is at least one interval
+    after the one before, a retry's 1/64 of one. They are also never behind the clock:
+    Chromium gives an animation-frame callback requested at real time *r* a timestamp of at
+    least *r*, which a frame time in the past would not be.
+    """
+
+    def __init__(self, fps: Fraction, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = 1000.0 / float(fps)
-        # Chromium's TimeTicks are CLOCK_MONOTONIC in ms; frame times only need to increase.
-        self._ticks = time.monotonic() * 1000.0
+        self._clock = clock  # Chromium's TimeTicks are CLOCK_MONOTONIC, here in seconds
+        self._last: float | None = None
+
+    def _ticks(self, attempt: int) -> float:
+        now = self._clock() * 1000.0 + self._interval
+        if self._last is None:
+            ticks = now
+        elif attempt == 0:
+            ticks = max(now, self._last + self._interval)
+        else:
+            ticks = self._last + self._interval / 64
+        self._last = ticks
+        return ticks
 
     async def capture(
         self,
@@ -106,11 +124,14 @@ class BeginFrameCapture:
         quality: int,
     ) -> bytes:
         shot = _image_params(image_format, quality)
-        for _ in range(BEGIN_FRAME_ATTEMPTS):
-            self._ticks += self._interval
+        for attempt in range(BEGIN_FRAME_ATTEMPTS):
             reply = await execute(
                 "HeadlessExperimental.beginFrame",
-                {"frameTimeTicks": self._ticks, "interval": self._interval, "screenshot": shot},
+                {
+                    "frameTimeTicks": self._ticks(attempt),
+                    "interval": self._interval,
+                    "screenshot": shot,
+                },
             )
             data = reply.get("screenshotData")
             if data:

@@ -41,6 +41,12 @@ NAVIGATED_AWAY = (
 )
 #: Seconds the page gets to say what it is still waiting for, after a frame timed out.
 PENDING_LABELS_TIMEOUT = 2.0
+#: The binding through which the runtime reports each frame it seeked inside a capture (the
+#: armed seeks of the beginFrame path); the name is also in ``runtime.js``.
+FRAME_BINDING = "__heliosFrameShown"
+#: Seconds an armed capture waits, after its image came back, for the runtime's report of the
+#: frame it drew. Without one the image is dropped and the frame seeked and captured again.
+FRAME_REPORT_GRACE = 2.0
 #: Seconds a command that failed because the page went away waits for the page's watcher to
 #: say why (navigation, crash, close), before it says "navigated away" itself.
 WATCHER_GRACE = 0.5
@@ -149,6 +155,9 @@ def runtime_source(config: PageConfig) -> str:
     template = resources.files("helios_render").joinpath("js/runtime.js").read_text("utf-8")
     settings = {
         "fps": float(config.fps),
+        # Frame k is at k * 1000 * den / num ms: the same double as the renderer's time.
+        "fpsNumerator": config.fps.numerator,
+        "fpsDenominator": config.fps.denominator,
         "seed": config.seed,
         "props": config.props,
         "epoch": EPOCH_MS,
@@ -197,6 +206,20 @@ class Page:
         #: The error the page's watcher raised (navigated away, crashed, closed), if any.
         self.failure: BaseException | None = None
         self._failed = trio.Event()
+        #: The runtime's reports of frames seeked inside their capture (beginFrame path), and
+        #: whether the runtime can arm such seeks (it found the binding at load).
+        self.frame_reports: trio.MemoryReceiveChannel[CdpEvent] | None = None
+        self.can_arm = False
+        #: The frame whose seek is armed (it runs inside the next capture), the last frame
+        #: armed, and the last frame of a run whose armed seek fell back (no arming up to it).
+        self._armed: int | None = None
+        self._armed_last: int | None = None
+        self._no_arming_until: int | None = None
+        #: The armed frame that the caller "seeked" and that the next capture must seek.
+        self._seeked_by_capture: int | None = None
+        #: Captures that seeked their frame themselves, and armed seeks that fell back.
+        self.armed_captures = 0
+        self.armed_fallbacks = 0
 
     def fail(self, error: BaseException) -> BaseException:
         """Record why the page failed (from its watcher) and return the error to raise."""
@@ -263,12 +286,19 @@ class Page:
             return [shorten_urls(str(label)) for label in labels or []]
         return []
 
-    async def seek(self, frame: int, *, capture: bool = True) -> list[MediaRecord]:
+    async def seek(
+        self, frame: int, *, capture: bool = True, last: int | None = None
+    ) -> list[MediaRecord]:
         """Show ``frame``: move the virtual clock to ``frame / fps`` and wait until ready.
 
         With ``capture`` (a frame about to be captured, not a replayed one) on the screenshot
         path, it also waits for one frame of the browser's own, so that the screenshot shows
         every layer as seeked.
+
+        ``last``, on the beginFrame path, says that the caller will seek and capture every
+        frame after ``frame`` up to ``last``, in order: the runtime then arms those seeks to run
+        inside their captures, and the seek of an armed frame sends nothing (its
+        :meth:`capture` checks the runtime's report and falls back when it must).
 
         Returns:
             What media the page plays audibly at this frame (empty when none), for the mix.
@@ -277,22 +307,82 @@ class Page:
             FrameTimeoutError: Not ready within ``config.timeout``; names what is still open.
             PageError: A callback of the composition threw.
         """
+        if self._armed is not None:
+            if capture and frame == self._armed:
+                self._seeked_by_capture = frame
+                return []  # seeked by its capture (an armed frame plays no media)
+            await self._disarm()
         time_ms = float(Fraction(frame) * 1000 / self.config.fps)
+        arm = (
+            capture and self.can_arm and last is not None and last > frame
+            and (self._no_arming_until is None or last > self._no_arming_until)
+        )
         media: Any = None
         with trio.move_on_after(self.config.timeout) as scope:
             paint = "true" if capture and not self.begin_frame else "false"
-            media = await self.evaluate(f"window.__helios.seek({frame}, {time_ms!r}, {paint})")
-        if scope.cancelled_caught:
-            labels = await self.pending_labels()
-            waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
-            raise FrameTimeoutError(
-                f"frame {frame} was not ready within {self.config.timeout:g} s{waiting} "
-                "(raise --timeout, or resume every heliosRender.delay() handle)"
+            until = f", {last}" if arm else ""
+            media = await self.evaluate(
+                f"window.__helios.seek({frame}, {time_ms!r}, {paint}{until})"
             )
+        if scope.cancelled_caught:
+            raise await self._not_ready(frame)
         self.position = frame
+        if arm:
+            self._armed, self._armed_last = frame + 1, last
         if not isinstance(media, list):
             return []
         return [MediaRecord.from_page(frame, item) for item in media]
+
+    async def _not_ready(self, frame: int | None) -> FrameTimeoutError:
+        """The error for a frame whose seek did not finish in time, naming what it waits for."""
+        labels = await self.pending_labels()
+        waiting = f"; still waiting for: {', '.join(labels)}" if labels else ""
+        return FrameTimeoutError(
+            f"frame {frame} was not ready within {self.config.timeout:g} s{waiting} "
+            "(raise --timeout, or resume every heliosRender.delay() handle)"
+        )
+
+    async def _disarm(self, frame: int | None = None) -> int:
+        """Stop arming, wait for an armed seek (of ``frame``) still under way, and return
+        the frame shown.
+
+        Raises:
+            PageError: The armed seek failed (a callback of the composition threw).
+        """
+        self._armed = self._armed_last = self._seeked_by_capture = None
+        with trio.move_on_after(self.config.timeout) as scope:
+            shown = await self.evaluate("window.__helios.settled()")
+        if scope.cancelled_caught:
+            raise await self._not_ready(self.position if frame is None else frame)
+        if isinstance(shown, int):
+            self.position = shown
+        return self.position if self.position is not None else -1
+
+    def _drop_reports(self) -> None:
+        """Forget the reports of earlier captures (retries of a frame already taken)."""
+        if self.frame_reports is not None:
+            with suppress(trio.WouldBlock, trio.EndOfChannel):
+                while True:
+                    self.frame_reports.receive_nowait()
+
+    async def _frame_report(self, frame: int) -> bool:
+        """Whether the runtime reports that the capture just taken drew ``frame``."""
+        reports = self.frame_reports
+        if reports is None:
+            return False
+        with trio.move_on_after(FRAME_REPORT_GRACE):
+            async for event in reports:
+                try:
+                    report = json.loads(event.params.get("payload") or "")
+                    shown = int(report["frame"])
+                except (ValueError, TypeError, KeyError):
+                    continue
+                if shown < frame and report.get("again") is True:
+                    return False  # the capture drew the frame before again: no seek ran
+                if shown == frame:
+                    return report.get("ok") is True
+        logger.debug("no report of armed frame %d within %g s", frame, FRAME_REPORT_GRACE)
+        return False
 
     async def composition_timing(self) -> tuple[float | None, float | None]:
         """A Helios-core page's own ``(fps, duration in seconds)``, each ``None`` when the page
@@ -318,9 +408,31 @@ class Page:
             PageError: The page navigated away (or reloaded) under the capture.
             BrowserError: The page crashed or was closed.
         """
+        armed = self._seeked_by_capture
+        self._seeked_by_capture = None
+        if armed is None:
+            return await self._capture(image_format, quality, self.position)
+        self._drop_reports()
+        image = await self._capture(image_format, quality, armed)
+        if await self._frame_report(armed):
+            self.armed_captures += 1
+            self.position = armed
+            self._armed = armed + 1 if self._armed_last and armed < self._armed_last else None
+            return image
+        # The seek did not finish inside the capture (the frame had to wait, a callback threw,
+        # no report came): drop the image, let the seek finish, and capture the frame again.
+        # Arming stops for the rest of this run of frames.
+        self.armed_fallbacks += 1
+        self._no_arming_until = self._armed_last
+        logger.debug("armed seek of frame %d fell back to a seek and a capture", armed)
+        if await self._disarm(armed) != armed:
+            await self.seek(armed)
+        return await self._capture(image_format, quality, armed)
+
+    async def _capture(self, image_format: str, quality: int, frame: int | None) -> bytes:
         with trio.move_on_after(self.config.timeout):
             return await self.capture_path.capture(self._execute, image_format, quality)
-        raise self.capture_path.timed_out(self.config.timeout, self.position)
+        raise self.capture_path.timed_out(self.config.timeout, frame)
 
 
 async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -> None:
@@ -552,7 +664,10 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                 "Network.loadingFailed",
             ) as events,
             browser.cdp.listen("Target.targetCreated", "Browser.downloadWillBegin") as windows,
+            session.listen("Runtime.bindingCalled") as frame_reports,
         ):
+            if page.begin_frame:
+                page.frame_reports = frame_reports
             nursery.start_soon(_watch_page, events, page)
             info = await session.execute("Target.getTargetInfo")
             page.target_id = info.get("targetInfo", {}).get("targetId")
@@ -579,6 +694,9 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                     "Emulation.setDefaultBackgroundColorOverride",
                     {"color": {"r": 0, "g": 0, "b": 0, "a": 0}},
                 )
+            if page.begin_frame:
+                # Before the runtime, which takes it for its reports of armed seeks.
+                await session.execute("Runtime.addBinding", {"name": FRAME_BINDING})
             await session.execute(
                 "Page.addScriptToEvaluateOnNewDocument", {"source": runtime_source(config)}
             )
@@ -591,7 +709,8 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
             with trio.move_on_after(config.timeout) as scope:
                 await _navigate(session, config, answered)
                 await _check_document(page)
-                await page.evaluate("window.__helios.ready()")
+                armable = await page.evaluate("window.__helios.ready()")
+                page.can_arm = page.begin_frame and armable is True
             if scope.cancelled_caught and not answered:
                 raise SourceError(
                     f"could not load {config.url}: no answer within {config.timeout:g} s "

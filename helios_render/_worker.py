@@ -574,18 +574,19 @@ class ChunkWorker:
                     async for image in receive:
                         await encoder.write(image)
 
+            last = job.end - 1  # the frames of the chunk go in order: arm their seeks
             async with task_nursery() as nursery:
                 nursery.start_soon(feed)
                 async with send:
                     for done, frame in enumerate(range(job.start, job.end), start=1):
                         self.frame = frame
                         if timings is None:
-                            media += await page.seek(frame)
+                            media += await page.seek(frame, last=last)
                             image = await page.capture(settings.image_format, job.quality)
                             await send.send(image)
                         else:
                             t0 = clock()
-                            media += await page.seek(frame)
+                            media += await page.seek(frame, last=last)
                             t1 = clock()
                             image = await page.capture(settings.image_format, job.quality)
                             t2 = clock()

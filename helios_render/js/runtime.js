@@ -829,13 +829,97 @@
     return false;
   }
 
-  async function seek(frame, t, paint = false) {
+  // ---- armed seeks: under beginFrame control, a frame is seeked inside its own capture ------
+  // `seek(f, t, false, last)` arms frames f+1..last: each is seeked by a real animation-frame
+  // callback of the main frame that the renderer's next beginFrame runs, so that frame needs
+  // one command (the capture) instead of two. The renderer moves each new frame's time on by
+  // at least one interval, and a retried capture of the same frame by 1/64 of one, so a main
+  // frame that comes less than half an interval after the one before is a retry: it never
+  // seeks again. Only a quick seek can finish before the main frame draws: anything else (a
+  // frame that may wait, a callback that threw, a frame out of turn) disarms, and the report
+  // says so; the renderer then drops the image, waits for the seek with `settled()`, and
+  // captures that frame again. Each armed main frame is reported with the binding the
+  // renderer installs: `{frame, ok}`, or `{frame, again: true}` for a retry of `frame`.
+  const FRAME_BINDING = "__heliosFrameShown";
+  const reportFrame = window === window.top && typeof window[FRAME_BINDING] === "function" ? window[FRAME_BINDING] : null;
+  if (reportFrame) { try { delete window[FRAME_BINDING]; } catch (error) { /* left in place */ } }
+  let armed = null; // { last, interval, drawnAt: the rAF timestamp of the last main frame }
+  let armedSeek = null; // the promise of an armed seek that did not finish in its main frame
+  let diverted = null; // called when an armed seek leaves the quick path
+  function arm(frame, last) {
+    if (!reportFrame || !(last > frame)) return;
+    armed = { last, interval: 1000 / config.fps, drawnAt: null };
+    realRequestAnimationFrame(armedFrame);
+  }
+  function armedFrame(timestamp) {
+    const plan = armed;
+    if (!plan) return;
+    const first = plan.drawnAt === null; // the capture of the frame that armed: drawn as seeked
+    const retry = !first && timestamp - plan.drawnAt < plan.interval / 2;
+    if (first || retry) {
+      if (first) plan.drawnAt = timestamp;
+      realRequestAnimationFrame(armedFrame);
+      if (retry) reportFrame(JSON.stringify({ frame: currentFrame, again: true }));
+      return;
+    }
+    plan.drawnAt = timestamp;
+    const frame = currentFrame + 1;
+    let reported = false;
+    const report = (ok) => {
+      if (reported) return;
+      reported = true;
+      reportFrame(JSON.stringify({ frame, ok }));
+    };
+    const t = (frame * 1000 * config.fpsDenominator) / config.fpsNumerator;
+    if (frame > plan.last || mediaStates.size > 0 || mayWait(t, true)) {
+      armed = null;
+      report(false);
+      return;
+    }
+    diverted = () => { armed = null; report(false); };
+    const seeking = seekNow(frame, t, false);
+    armedSeek = seeking;
+    // A quick seek settles in this callback's microtask checkpoint, before the main frame goes
+    // on to style, layout and paint: the frame about to be drawn is `frame`.
+    seeking.then(() => {
+      diverted = null;
+      if (reported) return;
+      armedSeek = null;
+      if (armed === plan && frame < plan.last) realRequestAnimationFrame(armedFrame);
+      else if (armed === plan) armed = null;
+      report(true);
+    }, () => {
+      diverted = null;
+      armed = null;
+      report(false);
+    });
+  }
+  /** Disarm, wait for an armed seek still under way (rethrowing its error), say the frame. */
+  async function settled() {
+    armed = null;
+    const seeking = armedSeek;
+    armedSeek = null;
+    if (seeking) await seeking;
+    return currentFrame;
+  }
+
+  async function seek(frame, t, paint = false, last = null) {
+    armed = null;
+    const shown = await seekNow(frame, t, paint);
+    if (last !== null) arm(frame, last);
+    return shown;
+  }
+
+  async function seekNow(frame, t, paint) {
     const started = profile ? realNow() : 0;
     currentFrame = frame;
     errors.length = 0;
     if (t < now) throw new HeliosRuntimeError(`helios: cannot seek back in time (from ${now} ms to ${t} ms)`);
     trackAnimations();
-    if (mayWait(t, true)) return seekFully(frame, t, paint, started);
+    if (mayWait(t, true)) {
+      if (diverted) diverted();
+      return seekFully(frame, t, paint, started);
+    }
     now = t;
     window.__HELIOS_VIRTUAL_TIME__ = t;
     if (rafQueue.size > 0) {
@@ -850,7 +934,10 @@
       }
       for (let turn = 0; turn < MICROTASK_TURNS; turn++) await null;
       trackAnimations();
-      if (mayWait(t, false)) return settle(frame, t, paint, started);
+      if (mayWait(t, false)) {
+        if (diverted) diverted();
+        return settle(frame, t, paint, started);
+      }
     }
     seekAnimations(t);
     seekSvgTimelines(t);
@@ -935,7 +1022,7 @@
     trackAnimations();
     const children = sameOriginChildren();
     await Promise.all(children.map((child) => child.ready()));
-    return true;
+    return reportFrame !== null; // whether seeks can be armed (see arm())
   }
 
   function pending() {
@@ -973,6 +1060,7 @@
   Object.defineProperty(window, "__helios", {
     value: Object.freeze({
       seek,
+      settled,
       ready,
       pending,
       describeError,
