@@ -72,6 +72,7 @@ from helios_render._ffmpeg import (
     palette_args,
 )
 from helios_render._page import Page, PageConfig
+from helios_render._plan import encoder_threads
 from helios_render._server import serve_directory
 from helios_render._worker import WorkerTimings, open_chunk_worker
 
@@ -240,7 +241,7 @@ async def ours(
     def open_worker() -> AbstractAsyncContextManager[ChunkRunner]:
         sink = WorkerTimings()
         sinks.append(sink)
-        return open_chunk_worker(sink)
+        return open_chunk_worker(sink, encoder_threads(workers))  # as LocalExecutor does
 
     marks: list[tuple[float, int]] = []
 

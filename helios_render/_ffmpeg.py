@@ -192,6 +192,7 @@ def encoder_args(
     output: Path,
     segments: Sequence[int] = (),
     first_index: int = 0,
+    threads: int | None = None,
 ) -> list[str]:
     """Arguments for an FFmpeg that reads JPEG or PNG images on stdin and writes one chunk
     of ``settings.codec`` in the codec's chunk container, starting with a keyframe.
@@ -202,6 +203,8 @@ def encoder_args(
     timestamps from zero, as a chunk encoded alone does, so each file stands on its own.
 
     For GIF and PNG sequences the chunk is the browser's PNGs stream-copied into Matroska.
+
+    ``threads`` bounds the encoder's threads (``None``: the encoder's own choice).
     """
     codec = settings.table
     args = [
@@ -234,6 +237,8 @@ def encoder_args(
         "-c:v",
         encoder,
     ]
+    if threads is not None:
+        args += ["-threads", str(threads)]
     if codec.quality is not None:
         crf = codec.quality.default if settings.crf is None else settings.crf
         args += [codec.quality.flag, str(crf), *codec.quality.extra]

@@ -137,8 +137,11 @@ class SegmentEncoder:
     (see :func:`~helios_render._ffmpeg.encoder_args`). A segment's file is complete once the
     encoder has opened the next one, or has exited."""
 
-    def __init__(self, jobs: list[ChunkJob], out_dir: Path) -> None:
+    def __init__(
+        self, jobs: list[ChunkJob], out_dir: Path, threads: int | None = None
+    ) -> None:
         self.jobs = jobs
+        self.threads = threads
         self.out_dir = out_dir
         self.log = out_dir / f"ffmpeg-{jobs[0].index:05d}-{jobs[-1].index:05d}.log"
         self.encoder: Encoder | None = None
@@ -153,7 +156,8 @@ class SegmentEncoder:
         first = self.jobs[0]
         pattern = self.out_dir / f"chunk-%05d{first.encoder.table.chunk_suffix}"
         args = encoder_args(
-            ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index
+            ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
+            threads=self.threads,
         )
         self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log))
         return self.encoder
@@ -318,9 +322,14 @@ class ChunkWorker:
     """Renders chunk jobs one after another on one browser and page. Create it with
     :func:`open_chunk_worker`."""
 
-    def __init__(self, timings: WorkerTimings | None = None) -> None:
+    def __init__(
+        self, timings: WorkerTimings | None = None, encoder_threads: int | None = None
+    ) -> None:
         #: Where per-frame timings go (benchmarks only); ``None`` records nothing.
         self.timings = timings
+        #: Threads for each encoder (see :func:`~helios_render._plan.encoder_threads`);
+        #: ``None`` leaves the choice to the encoder.
+        self.encoder_threads = encoder_threads
         #: ``on_replay(chunk index, p)``: the fraction of the frames before a chunk run so far
         #: (an rAF page replays them first); set by the executor, ``None`` reports nothing.
         self.on_replay: Report | None = None
@@ -549,7 +558,9 @@ class ChunkWorker:
                 await self._close_segments()  # a stale one (a run cut short): stop it
                 run = self._segment_run(job, following)
                 if len(run) > 1:
-                    segments = self._segments = SegmentEncoder(run, out_dir)
+                    segments = self._segments = SegmentEncoder(
+                        run, out_dir, self.encoder_threads
+                    )
                     await segments.open(ffmpeg)
                 else:
                     segments = None
@@ -561,7 +572,10 @@ class ChunkWorker:
                     self._segments = None  # its last chunk owns it from here
             else:
                 encoder = await stack.enter_async_context(
-                    open_encoder(encoder_args(ffmpeg, settings, output), finishing.log)
+                    open_encoder(
+                        encoder_args(ffmpeg, settings, output, threads=self.encoder_threads),
+                        finishing.log,
+                    )
                 )
                 finishing.encoder = encoder
             finishing.pad = settings.table.chunk_format == "mpegts"
@@ -644,16 +658,19 @@ class ChunkWorker:
 
 
 @asynccontextmanager
-async def open_chunk_worker(timings: WorkerTimings | None = None) -> AsyncIterator[ChunkWorker]:
+async def open_chunk_worker(
+    timings: WorkerTimings | None = None, encoder_threads: int | None = None
+) -> AsyncIterator[ChunkWorker]:
     """A :class:`ChunkWorker`; its browser, page and server are closed when the block exits.
 
     Args:
         timings: A sink for per-frame timings (benchmarks); none are taken without it.
+        encoder_threads: Threads for each encoder; ``None`` leaves it to the encoder.
 
     Cancellation:
         Chromium and FFmpeg are stopped and reaped before this returns.
     """
-    worker = ChunkWorker(timings)
+    worker = ChunkWorker(timings, encoder_threads)
     try:
         yield worker
     finally:

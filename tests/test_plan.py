@@ -22,6 +22,7 @@ from helios_render._plan import (
     assign_runs,
     default_chunk_frames,
     default_concurrency,
+    encoder_threads,
     frame_time,
     frames_for_duration,
     parse_fps,
@@ -205,3 +206,11 @@ def test_default_concurrency_is_one_per_cpu_capped_by_memory() -> None:
     assert default_concurrency(16, 3 * gib) == 2
     assert default_concurrency(2, 2 * gib) == 1
     assert default_concurrency(1, 1) == 1
+
+
+def test_each_encoder_gets_its_share_of_the_cpus() -> None:
+    assert encoder_threads(2, 2) == 1
+    assert encoder_threads(1, 2) == 2
+    assert encoder_threads(3, 16) == 5
+    assert encoder_threads(8, 2) == 1  # more workers than CPUs: still one thread each
+    assert encoder_threads(1, 1) == 1

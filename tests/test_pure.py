@@ -43,6 +43,14 @@ def test_encoder_args_are_exact_about_rate_format_and_codec() -> None:
     assert args[args.index("-f", args.index("-i")) + 1] == "mpegts"
 
 
+def test_encoder_threads_are_bounded_only_when_asked() -> None:
+    settings = EncoderSettings(fps=Fraction(30), width=320, height=180)
+    args = encoder_args(FFMPEG, settings, Path("/tmp/chunk.ts"), threads=1)
+    assert _after(args, "-threads") == "1"
+    assert args.index("-threads") > args.index("-i")  # an output option: the encoder's
+    assert "-threads" not in encoder_args(FFMPEG, settings, Path("/tmp/chunk.ts"))
+
+
 def test_h265_is_tagged_for_players_on_the_concat_not_on_the_chunk() -> None:
     args = encoder_args(FFMPEG, EncoderSettings(fps=Fraction(24), width=64, height=64,
                                                 codec="h265"), Path("c.ts"))

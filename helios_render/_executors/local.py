@@ -10,6 +10,7 @@ Supervision follows :mod:`helios_render._executors._base`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections import deque
@@ -21,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import trio
 
 from .._exceptions import HeliosError, WorkerError
-from .._plan import ChunkJob, assign_runs
+from .._plan import ChunkJob, assign_runs, encoder_threads
 from .._tempdirs import make_private_dir
 from .._util import collapse_group, task_nursery
 from .._worker import ChunkResult, FinishingChunk, Report, open_chunk_worker
@@ -60,17 +61,19 @@ class LocalExecutor:
     """Run chunk jobs on this machine with ``concurrency`` workers.
 
     Args:
-        concurrency: Workers (each its own Chromium; a new FFmpeg per chunk).
-        open_worker: How a worker is opened; tests pass fakes.
+        concurrency: Workers (each its own Chromium and FFmpeg).
+        open_worker: How a worker is opened; tests pass fakes. By default a
+            :class:`~helios_render._worker.ChunkWorker` whose encoders get their share of
+            this machine's CPUs (:func:`~helios_render._plan.encoder_threads`).
     """
 
-    def __init__(
-        self, concurrency: int, *, open_worker: WorkerFactory = open_chunk_worker
-    ) -> None:
+    def __init__(self, concurrency: int, *, open_worker: WorkerFactory | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
-        self._open_worker = open_worker
+        self._open_worker = open_worker or functools.partial(
+            open_chunk_worker, encoder_threads=encoder_threads(concurrency)
+        )
 
     async def run(
         self,
