@@ -82,6 +82,8 @@ def test_concat_list_quotes_paths_and_gives_exact_durations() -> None:
         "file '/tmp/a.ts'\nduration 0.400000000\n"
         "file '/tmp/it'\\''s.ts'\nduration 0.367033333\n"
     )
+    with_options = concat_list([(Path("/tmp/a.ts"), Fraction(1))], [("probesize", "65536")])
+    assert with_options == "file '/tmp/a.ts'\noption probesize 65536\nduration 1.000000000\n"
 
 
 def test_short_chunks_are_padded_with_null_packets(tmp_path: Path) -> None:
