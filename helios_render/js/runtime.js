@@ -173,8 +173,9 @@
     return id;
   };
   window.cancelAnimationFrame = (id) => { rafQueue.delete(id); };
-  async function runAnimationFrame(timestamp) {
-    if (rafQueue.size === 0) return;
+  // The callbacks waiting, once each; whether there were any.
+  function runAnimationCallbacks(timestamp) {
+    if (rafQueue.size === 0) return false;
     const queue = rafQueue;
     rafQueue = new Map();
     for (const callback of queue.values()) {
@@ -184,7 +185,10 @@
         recordError(error);
       }
     }
-    await flushMicrotasks();
+    return true;
+  }
+  async function runAnimationFrame(timestamp) {
+    if (runAnimationCallbacks(timestamp)) await flushMicrotasks();
   }
 
   // ---- CSS animations, CSS transitions and Web Animations ---------------------------------
@@ -922,16 +926,7 @@
     }
     now = t;
     window.__HELIOS_VIRTUAL_TIME__ = t;
-    if (rafQueue.size > 0) {
-      const queue = rafQueue;
-      rafQueue = new Map();
-      for (const callback of queue.values()) {
-        try {
-          callback(t);
-        } catch (error) {
-          recordError(error);
-        }
-      }
+    if (runAnimationCallbacks(t)) {
       for (let turn = 0; turn < MICROTASK_TURNS; turn++) await null;
       trackAnimations();
       if (mayWait(t, false)) {
