@@ -417,7 +417,8 @@ class Page:
         if await self._frame_report(armed):
             self.armed_captures += 1
             self.position = armed
-            self._armed = armed + 1 if self._armed_last and armed < self._armed_last else None
+            last = self._armed_last
+            self._armed = armed + 1 if last is not None and armed < last else None
             return image
         # The seek did not finish inside the capture (the frame had to wait, a callback threw,
         # no report came): drop the image, let the seek finish, and capture the frame again.
