@@ -155,7 +155,7 @@ def bare_encoder_args(ffmpeg: Path, args: argparse.Namespace, raw: bool, output:
     Without ``raw``, the loop's FFmpeg encodes each frame as it arrives, at the crf ours uses,
     as ours does: the capture+encode loop that ours is compared with.
     """
-    probe = [] if raw else ["-probesize", "32", "-analyzeduration", "0"]
+    probe = [] if raw else ["-probesize", "32"]
     quality = [] if raw else ["-crf", str(args.crf)]
     decoder = "png" if args.image_format == "png" else "mjpeg"
     return [os.fspath(ffmpeg), "-y", "-loglevel", "error", *probe, "-f", "image2pipe",

@@ -210,8 +210,9 @@ def encoder_args(
     args = [
         *_quiet(ffmpeg),
         # No probing of the input: the codec and rate are given, and a probe holds back the
-        # first 5 MB of frames (50 at 1080p) before anything is encoded.
-        "-probesize", "32", "-analyzeduration", "0",
+        # first 5 MB of frames (50 at 1080p) before anything is encoded. (An analyzeduration
+        # of 0 would not help: FFmpeg reads 0 as its default.)
+        "-probesize", "32",
         "-f",
         "image2pipe",
         "-framerate",
