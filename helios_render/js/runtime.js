@@ -840,7 +840,7 @@
   // at least one interval, and a retried capture of the same frame by 1/64 of one, so a main
   // frame that comes less than half an interval after the one before is a retry: it never
   // seeks again. Only a quick seek can finish before the main frame draws: anything else (a
-  // frame that may wait, a callback that threw, a frame out of turn) disarms, and the report
+  // frame that may wait, a callback that threw, a page with media) disarms, and the report
   // says so; the renderer then drops the image, waits for the seek with `settled()`, and
   // captures that frame again. Each armed main frame is reported with the binding the
   // renderer installs: `{frame, ok}`, or `{frame, again: true}` for a retry of `frame`.
@@ -874,13 +874,15 @@
       reported = true;
       reportFrame(JSON.stringify({ frame, ok }));
     };
-    const t = (frame * 1000 * config.fpsDenominator) / config.fpsNumerator;
-    if (frame > plan.last || mediaStates.size > 0 || mayWait(t, true)) {
+    if (frame > plan.last || mediaStates.size > 0) { // media records go with a seek's answer
       armed = null;
       report(false);
       return;
     }
+    // A frame that may wait leaves the quick path inside seekNow, which calls `diverted`: the
+    // seek goes on, and the renderer's settled() waits for it.
     diverted = () => { armed = null; report(false); };
+    const t = (frame * 1000 * config.fpsDenominator) / config.fpsNumerator;
     const seeking = seekNow(frame, t, false);
     armedSeek = seeking;
     // A quick seek settles in this callback's microtask checkpoint, before the main frame goes
