@@ -25,10 +25,15 @@ import trio
 
 import helios_render
 from helios_render._executors.dask import DaskExecutor, local_cluster
-from helios_render._ffmpeg import EncoderSettings
-from helios_render._page import PageConfig
-from helios_render._plan import BundleSource, Chunk, ChunkJob, UrlSource
-from helios_render._worker import ChunkResult
+from helios_render._model.job import (
+    BundleSource,
+    Chunk,
+    ChunkJob,
+    ChunkResult,
+    EncoderSettings,
+    PageConfig,
+    UrlSource,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "index.html"
 

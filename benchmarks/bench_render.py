@@ -11,7 +11,7 @@ a chrome-headless-shell) and each worker count, one repetition runs, side by sid
   q80) before it encodes any, so with 45 frames per worker that loop captures with nothing
   encoding beside it and encodes after its loop ends, which its steady fps does not count;
 * ours: ``helios_render.render`` of the same example with the same workers, quality and preset,
-  with a :class:`~helios_render._worker.WorkerTimings` sink on every worker.
+  with a :class:`~helios_render._executors.worker.WorkerTimings` sink on every worker.
 
 Printed per path and worker count (medians over the repetitions): the median per-frame time of
 seek (the whole ``Runtime.evaluate``), its parts inside the page (runtime work, settling),
@@ -58,23 +58,22 @@ from typing import Any
 import trio
 
 import helios_render
-from helios_render._browser import find_browser, launch_browser
-from helios_render._capture import probe_begin_frame
-from helios_render._codecs import CODECS
+from helios_render._chromium.browser import find_browser, launch_browser, probe_begin_frame
+from helios_render._chromium.page import Page
 from helios_render._executors import LocalExecutor
 from helios_render._executors.local import ChunkRunner
-from helios_render._ffmpeg import (
-    EncoderSettings,
+from helios_render._executors.worker import WorkerTimings, open_chunk_worker
+from helios_render._ffmpeg.ffmpeg import (
     encoder_args,
     ffmpeg_encoders,
     find_ffmpeg,
     gif_args,
     palette_args,
 )
-from helios_render._page import Page, PageConfig
-from helios_render._plan import encoder_threads
-from helios_render._server import serve_directory
-from helios_render._worker import WorkerTimings, open_chunk_worker
+from helios_render._model.codecs import CODECS
+from helios_render._model.job import EncoderSettings, PageConfig
+from helios_render._model.plan import encoder_threads
+from helios_render._source.server import serve_directory
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "index.html"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -4,6 +4,9 @@ Headless Chromium driven over our own CDP client, FFmpeg for encoding, and Trio 
 concurrent workers under one nursery.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._exceptions import BrowserError as BrowserError
 from ._exceptions import CdpCommandError as CdpCommandError
 from ._exceptions import CdpConnectionClosed as CdpConnectionClosed
@@ -19,18 +22,43 @@ from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
 from ._exceptions import UsageError as UsageError
 from ._exceptions import WorkerError as WorkerError
-from ._executors import DaskExecutor as DaskExecutor
-from ._executors import LocalExecutor as LocalExecutor
-from ._options import RenderOptions as RenderOptions
-from ._progress import ProgressAggregator as ProgressAggregator
-from ._progress import RenderProgress as RenderProgress
-from ._progress import WorkerProgress as WorkerProgress
-from ._render import RenderResult as RenderResult
-from ._render import render as render
-from ._render import render_still as render_still
-from ._render import render_sync as render_sync
+from ._model.options import RenderOptions as RenderOptions
+from ._model.progress import ProgressAggregator as ProgressAggregator
+from ._model.progress import RenderProgress as RenderProgress
+from ._model.progress import WorkerProgress as WorkerProgress
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
+    from ._executors import DaskExecutor as DaskExecutor
+    from ._executors import LocalExecutor as LocalExecutor
+    from ._render import RenderResult as RenderResult
+    from ._render import render as render
+    from ._render import render_still as render_still
+    from ._render import render_sync as render_sync
+
+#: Public names whose modules load Trio, CDP and FFmpeg: imported when first asked for, so
+#: that ``import helios_render`` (and a Dask worker unpickling a value) stays light.
+_LAZY = {
+    "DaskExecutor": "._executors",
+    "LocalExecutor": "._executors",
+    "RenderResult": "._render",
+    "render": "._render",
+    "render_still": "._render",
+    "render_sync": "._render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "BrowserError",

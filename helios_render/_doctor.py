@@ -6,11 +6,10 @@ from typing import TextIO
 
 import trio
 
-from ._browser import browser_version, find_browser
-from ._capture import probe_begin_frame
-from ._codecs import CODECS
+from ._chromium.browser import browser_version, find_browser, probe_begin_frame
 from ._exceptions import HeliosError
-from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._ffmpeg.ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._model.codecs import CODECS
 
 __all__ = ["run_cluster_doctor", "run_doctor"]
 

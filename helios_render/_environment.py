@@ -1,8 +1,8 @@
 """The facts a plan needs about this machine, gathered once before a render: tools and their
 versions, the encoder, the capture path, where the composition is and a digest of its contents.
 
-Everything here does I/O; :func:`~helios_render._plan.plan_render` turns the result into a plan
-without any.
+Everything here does I/O; :func:`~helios_render._model.plan.plan_render` turns the result
+into a plan without any.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from urllib.parse import urlsplit
 
 import trio
 
-from ._browser import browser_version, find_browser
-from ._capture import probe_begin_frame
-from ._codecs import CODECS, Codec, image_sequence_target
+from ._chromium.browser import browser_version, find_browser, probe_begin_frame
 from ._exceptions import OptionsError, SourceError, UsageError
-from ._ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
-from ._options import RenderOptions
-from ._plan import Environment, FolderSource, SourceRef, UrlSource, default_concurrency
-from ._server import check_page_file
-from ._source import choose_root
-from ._stitch import soundtrack
-from ._util import task_nursery
+from ._ffmpeg.ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._model.codecs import CODECS, Codec, image_sequence_target
+from ._model.job import FolderSource, SourceRef, UrlSource
+from ._model.options import RenderOptions
+from ._model.plan import Environment, default_concurrency
+from ._nursery import task_nursery
+from ._output.stitch import soundtrack
+from ._source.root import choose_root
+from ._source.server import check_page_file
 
 __all__ = [
     "check_output",
@@ -57,7 +57,7 @@ def resolve_source(
 ) -> tuple[SourceRef, Path | None]:
     """Where the composition is: a URL as given, or a local HTML file (a folder means its
     ``index.html``) served from ``root``, or from the folder
-    :func:`~helios_render._source.choose_root` picks. Returns the reference and the folder
+    :func:`~helios_render._source.root.choose_root` picks. Returns the reference and the folder
     served (``None`` for a URL).
 
     Raises:

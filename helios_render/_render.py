@@ -18,16 +18,16 @@ from ._environment import probe_environment
 from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
-from ._ffmpeg import ffprobe_for
-from ._jobs import is_deterministic, open_job_folder
-from ._options import RenderOptions
-from ._plan import Environment, plan_render
-from ._progress import ProgressAggregator, RenderProgress, WorkerProgress
-from ._stitch import page_audio, stitch
+from ._executors.worker import open_chunk_worker
+from ._ffmpeg.ffmpeg import ffprobe_for
+from ._model.options import RenderOptions
+from ._model.plan import Environment, plan_render
+from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
+from ._nursery import task_nursery
+from ._output.jobs import is_deterministic, open_job_folder
+from ._output.stitch import page_audio, stitch
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
-from ._util import task_nursery
-from ._worker import open_chunk_worker
 
 __all__ = ["RenderResult", "render", "render_still", "render_sync"]
 

@@ -27,7 +27,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 def _have_tools() -> bool:
     try:
-        from helios_render._browser import find_browser
+        from helios_render._chromium.browser import find_browser
 
         find_browser()
     except Exception:

@@ -1,6 +1,6 @@
 """The executor interface, and the supervision state every executor shares.
 
-An executor runs a render's pending :class:`~helios_render._plan.ChunkJob` s somewhere (one
+An executor runs a render's pending :class:`~helios_render._model.plan.ChunkJob` s somewhere (one
 Trio nursery on this machine, a Dask cluster) and promises:
 
 * every finished chunk is handed to ``on_result`` (awaited, in the caller's task context) before
@@ -25,8 +25,7 @@ from typing import Protocol
 import trio
 
 from .._exceptions import BrowserError, WorkerError
-from .._plan import ChunkJob
-from .._worker import ChunkResult, Report
+from .._model.job import ChunkJob, ChunkResult, Report
 
 __all__ = ["Executor", "Placement", "ResultSink", "Supervision", "is_retryable"]
 

@@ -2,10 +2,10 @@
 
 * :func:`run_chunk_task` is the only function a render submits: one task per chunk job. It
   hands the job to this process's :class:`WorkerHost`, polls the render's cancel signal (a Dask
-  ``Event``) while the chunk renders, and returns the :class:`~helios_render._worker.ChunkResult`
-  with the chunk's bytes.
+  ``Event``) while the chunk renders, and returns the
+  :class:`~helios_render._model.job.ChunkResult` with the chunk's bytes.
 * :class:`WorkerHost` is one Trio loop in a thread of its own, for the life of the worker
-  process. It keeps the :class:`~helios_render._worker.ChunkWorker` of the last chunk (its
+  process. It keeps the :class:`~helios_render._executors.worker.ChunkWorker` of the last chunk (its
   browser and page) for the next task of the same session, so a worker that gets consecutive
   chunks never relaunches Chromium nor replays frames; Chromium and FFmpeg are forked from that
   thread, so their parent-death signal fires only when the process dies. Idle browsers are
@@ -36,14 +36,13 @@ from typing import Any
 import distributed
 import trio
 
-from .._browser import browser_version, find_browser
-from .._bundle import release_bundles
-from .._capture import probe_begin_frame
+from .._chromium.browser import browser_version, find_browser, probe_begin_frame
 from .._exceptions import HeliosError, RenderError
-from .._ffmpeg import ffmpeg_version, find_ffmpeg
-from .._plan import BundleSource, ChunkJob
+from .._ffmpeg.ffmpeg import ffmpeg_version, find_ffmpeg
+from .._model.job import BundleSource, ChunkJob, ChunkResult, Report
+from .._source.bundle import release_bundles
 from .._tempdirs import make_private_dir, sweep_stale_dirs
-from .._worker import ChunkResult, ChunkWorker, Report, open_chunk_worker
+from .worker import ChunkWorker, open_chunk_worker
 
 __all__ = [
     "ChunkStopped",
@@ -303,7 +302,7 @@ def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = Fa
 ]:
     """What a client checks before it renders on this worker: helios-render's, Chromium's and
     FFmpeg's versions (and with ``begin_frame``, whether the browser has beginFrame)."""
-    from .. import __version__
+    from .._version import __version__
 
     facts: dict[str, Any] = {
         "helios_render": __version__,

@@ -9,7 +9,7 @@ of this process, with Dask's scratch space in a private folder that is removed a
 lines silenced unless logging is at INFO (``-v``); ``tcp://HOST:PORT`` connects to a running
 scheduler.
 
-* A local composition's folder travels as one tar (:mod:`helios_render._bundle`), scattered
+* A local composition's folder travels as one tar (:mod:`helios_render._source.bundle`), scattered
   once and cached on each worker by digest; chunk files come back as bytes and land in the job
   folder through ``on_result``, so a cluster render resumes like a local one.
 * Progress arrives as Dask events and is reported as ``(chunk, p)``, with the worker that
@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._exceptions import BrowserError, HeliosError, RenderError, UsageError, WorkerError
-from .._plan import BundleSource, ChunkJob, FolderSource, assign_runs
+from .._model.job import BundleSource, ChunkJob, ChunkResult, FolderSource, Report, assign_runs
+from .._model.options import parse_cluster
 from .._tempdirs import make_private_dir
-from .._worker import ChunkResult, Report
 from ._base import Placement, ResultSink, Supervision
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # distributed is an optional extra, imported where it is used
     import distributed
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "check_versions",
     "cluster_facts",
     "local_cluster",
-    "parse_cluster",
     "require_distributed",
 ]
 
@@ -70,32 +69,6 @@ LOCAL_START_TIMEOUT = 120.0
 STOP_GRACE = 10.0
 #: Seconds a cluster gets to close.
 CLOSE_TIMEOUT = 20.0
-#: Most worker processes ``local:N`` starts.
-MAX_LOCAL_WORKERS = 64
-
-
-def parse_cluster(spec: str) -> tuple[str, int | str]:
-    """``("local", N)`` for ``local:N``, ``("remote", address)`` for ``tcp://HOST:PORT`` (or
-    ``tls://``, ``ws://``, ``wss://``, ``ucx://``).
-
-    Raises:
-        ValueError: Neither form.
-    """
-    text = spec.strip()
-    if text.startswith("local:"):
-        count = text.removeprefix("local:")
-        if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
-            raise ValueError(
-                f"--cluster {spec!r}: local:N needs N from 1 to {MAX_LOCAL_WORKERS} workers"
-            )
-        return "local", int(count)
-    scheme, sep, rest = text.partition("://")
-    if sep and scheme in ("tcp", "tls", "ws", "wss", "ucx") and rest:
-        return "remote", text
-    raise ValueError(
-        f"--cluster {spec!r}: give local:N (N worker processes here) or the scheduler's "
-        "address, tcp://HOST:PORT"
-    )
 
 
 def require_distributed() -> None:
@@ -683,6 +656,6 @@ class _ClusterRun:
 
 
 def _make_bundle(source: FolderSource) -> BundleSource:
-    from .._bundle import make_bundle
+    from .._source.bundle import make_bundle
 
     return make_bundle(source)

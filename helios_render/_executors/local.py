@@ -1,10 +1,11 @@
 """LocalExecutor: the chunk jobs of a render on this machine, one Trio nursery, a task per worker.
 
-Each worker takes one run of consecutive chunks (see :func:`~helios_render._plan.assign_runs`)
+Each worker takes one run of consecutive chunks (see :func:`~helios_render._model.plan.assign_runs`)
 and renders them on one browser and page, a new encoder per chunk. A worker that can
-(:class:`PipelinedRunner`, such as :class:`~helios_render._worker.ChunkWorker`) captures the
-next chunk's frames while the previous chunk's encoder finishes and the job folder checks it:
-at most one chunk is finishing per worker, and a chunk counts as done only once recorded.
+(:class:`PipelinedRunner`, such as :class:`~helios_render._executors.worker.ChunkWorker`)
+captures the next chunk's frames while the previous chunk's encoder finishes and the job
+folder checks it: at most one chunk is finishing per worker, and a chunk counts as done only
+once recorded.
 Supervision follows :mod:`helios_render._executors._base`.
 """
 
@@ -22,11 +23,12 @@ from typing import Protocol, runtime_checkable
 import trio
 
 from .._exceptions import HeliosError, WorkerError
-from .._plan import ChunkJob, assign_runs, encoder_threads
+from .._model.job import ChunkJob, ChunkResult, Report, assign_runs
+from .._model.plan import encoder_threads
+from .._nursery import collapse_group, task_nursery
 from .._tempdirs import make_private_dir
-from .._util import collapse_group, task_nursery
-from .._worker import ChunkResult, FinishingChunk, Report, open_chunk_worker
 from ._base import Placement, ResultSink, Supervision
+from .worker import FinishingChunk, open_chunk_worker
 
 __all__ = ["ChunkRunner", "LocalExecutor", "PipelinedRunner"]
 
@@ -34,8 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 class ChunkRunner(Protocol):
-    """What a worker slot renders chunks with (a :class:`~helios_render._worker.ChunkWorker`,
-    or a fake in tests)."""
+    """What a worker slot renders chunks with (a
+    :class:`~helios_render._executors.worker.ChunkWorker`, or a fake in tests)."""
 
     async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult: ...
 
@@ -63,8 +65,8 @@ class LocalExecutor:
     Args:
         concurrency: Workers (each its own Chromium and FFmpeg).
         open_worker: How a worker is opened; tests pass fakes. By default a
-            :class:`~helios_render._worker.ChunkWorker` whose encoders get their share of
-            this machine's CPUs (:func:`~helios_render._plan.encoder_threads`).
+            :class:`~helios_render._executors.worker.ChunkWorker` whose encoders get their share of
+            this machine's CPUs (:func:`~helios_render._model.plan.encoder_threads`).
     """
 
     def __init__(self, concurrency: int, *, open_worker: WorkerFactory | None = None) -> None:

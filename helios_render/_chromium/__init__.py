@@ -1,0 +1,1 @@
+"""Chromium over the DevTools protocol: launch, load, seek, capture. Knows no FFmpeg."""

@@ -1,0 +1,705 @@
+"""Render chunk jobs: a browser, a page and one encoder per chunk, on whatever machine runs it.
+
+:func:`render_chunk` is a function of a :class:`~helios_render._model.plan.ChunkJob` alone (plus the
+``report`` function its executor provides): it finds Chromium and FFmpeg on this machine,
+serves a local composition on its own loopback, and returns a :class:`ChunkResult`.
+
+A :class:`ChunkWorker` renders several jobs in a row and keeps its browser and page between
+them, so a worker that takes consecutive chunks of an rAF page never replays frames it has
+already run. Consecutive MPEG-TS chunks of a run share one encoder (one segment file each,
+see :class:`SegmentEncoder`); other chunks get an encoder each. Every error it raises is a
+:class:`~helios_render.WorkerError` naming the chunk and the frame, with the original error as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import trio
+
+from .._chromium.browser import Browser, find_browser, launch_browser
+from .._chromium.page import Page, open_page
+from .._exceptions import WorkerError
+from .._ffmpeg.ffmpeg import (
+    Encoder,
+    encoder_args,
+    find_ffmpeg,
+    open_encoder,
+    pad_transport_stream,
+)
+from .._model.audio_plan import localize_sources
+from .._model.job import (
+    BundleSource,
+    ChunkJob,
+    ChunkResult,
+    FolderSource,
+    MediaRecord,
+    Report,
+    UrlSource,
+)
+from .._nursery import task_nursery
+from .._source.bundle import unpack_bundle
+from .._source.server import serve_directory
+from .._tempdirs import make_private_dir
+
+__all__ = [
+    "FRAME_QUEUE",
+    "ChunkWorker",
+    "FinishingChunk",
+    "WorkerTimings",
+    "open_chunk_worker",
+    "render_chunk",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Captured frames waiting for the encoder. Two lets capture of frame k+1 overlap the encoding
+#: of frame k while keeping memory bounded (a 1080p PNG is a few MB).
+FRAME_QUEUE = 2
+
+#: Replay progress reports per chunk, at most (see :attr:`ChunkWorker.on_replay`).
+REPLAY_REPORTS = 200
+
+
+@dataclass(slots=True)
+class WorkerTimings:
+    """Where one worker's time went, for the benchmark: an optional sink of a
+    :class:`ChunkWorker`. Durations are seconds of ``time.perf_counter``, one entry per frame
+    (or per chunk, or per launch); nothing is recorded unless a worker is given one.
+
+    ``seek`` is the whole ``Runtime.evaluate`` of a seek, ``settle`` and ``seek_work`` its parts
+    measured inside the page (waiting for fonts, images, media, hooks; the runtime's own work);
+    ``encoder_wait`` is the time a captured frame waited for room in the frame queue.
+    """
+
+    seek: list[float] = field(default_factory=list)
+    seek_work: list[float] = field(default_factory=list)
+    settle: list[float] = field(default_factory=list)
+    capture: list[float] = field(default_factory=list)
+    encoder_wait: list[float] = field(default_factory=list)
+    replay: list[float] = field(default_factory=list)
+    encoder_start: list[float] = field(default_factory=list)
+    encoder_finish: list[float] = field(default_factory=list)
+    launch: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    #: ``time.perf_counter()`` when this worker's first frame went to its encoder.
+    first_frame_at: float | None = None
+    #: ``time.perf_counter()`` when the seek of this worker's first captured frame began, and
+    #: when its last frame went to its encoder: its capture loop, chunk changes included
+    #: (the span a bare capture loop is measured over).
+    loop_start: float | None = None
+    loop_end: float | None = None
+    #: Process ids of this worker's browser (for memory sampling).
+    browser_pids: list[int] = field(default_factory=list)
+
+    async def collect_page(self, page: Page, *, keep: bool = True) -> None:
+        """Move the page's own seek profile (milliseconds) into :attr:`seek_work` and
+        :attr:`settle` (or drop it, without ``keep``), and keep profiling."""
+        values = await page.evaluate(
+            "window.__helios.profile ? window.__helios.profile(true) : null", await_promise=False
+        )
+        if not keep:
+            return
+        for work, settle in zip(values[0::2], values[1::2], strict=True) if values else ():
+            self.seek_work.append(work / 1000)
+            self.settle.append(settle / 1000)
+
+
+def _session_key(job: ChunkJob) -> tuple[object, ...]:
+    """Jobs with the same key can share a browser and a page."""
+    return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
+
+
+#: Most consecutive chunks one FFmpeg writes (as segments, MPEG-TS chunks only). Each FFmpeg
+#: start costs about 0.15 s of CPU (linking libav*, the encoder's set-up): on a 2-core machine
+#: rendering 90 frames in 8 chunks that was a tenth of all the CPU. More chunks per encoder
+#: would save little more, and a long expression of split points costs FFmpeg per frame.
+SEGMENTS_PER_ENCODER = 16
+
+#: How often a finishing chunk looks whether its encoder has moved on to the next file.
+_SEGMENT_POLL = 0.01
+
+
+class SegmentEncoder:
+    """One FFmpeg writing the chunk files of consecutive jobs of a run, one segment each
+    (see :func:`~helios_render._ffmpeg.ffmpeg.encoder_args`). A segment's file is complete once the
+    encoder has opened the next one, or has exited."""
+
+    def __init__(
+        self, jobs: list[ChunkJob], out_dir: Path, threads: int | None = None
+    ) -> None:
+        self.jobs = jobs
+        self.threads = threads
+        self.out_dir = out_dir
+        self.log = out_dir / f"ffmpeg-{jobs[0].index:05d}-{jobs[-1].index:05d}.log"
+        self.encoder: Encoder | None = None
+        self.stack = AsyncExitStack()
+        #: How many of :attr:`jobs` have had all their frames written.
+        self.fed = 0
+        self._ended: trio.Event | None = None
+        self._end_error: Exception | None = None
+        self._closed = False
+
+    async def open(self, ffmpeg: Path) -> Encoder:
+        first = self.jobs[0]
+        pattern = self.out_dir / f"chunk-%05d{first.encoder.table.chunk_suffix}"
+        args = encoder_args(
+            ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
+            threads=self.threads,
+        )
+        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log))
+        return self.encoder
+
+    def takes(self, job: ChunkJob) -> bool:
+        """Whether ``job`` is the next job this encoder expects."""
+        return (
+            not self._closed
+            and self._ended is None
+            and self.fed < len(self.jobs)
+            and self.jobs[self.fed] == job
+        )
+
+    async def end_input(self) -> None:
+        """EOF: FFmpeg writes what it has and exits. Waited once; later callers wait for the
+        same end and see the same error.
+
+        Raises:
+            EncoderError: FFmpeg failed.
+        """
+        assert self.encoder is not None
+        if self._ended is None:
+            self._ended = trio.Event()
+            try:
+                await self.encoder.finish()
+            except Exception as exc:
+                self._end_error = exc
+            finally:
+                self._ended.set()
+        else:
+            await self._ended.wait()
+        if self._end_error is not None:
+            raise self._end_error
+
+    async def wait_for(self, job: ChunkJob) -> None:
+        """Wait until ``job``'s file is complete: the encoder has started the next job's
+        file, or it has exited (after the last job, or after :meth:`end_input`).
+
+        Raises:
+            EncoderError: FFmpeg failed.
+        """
+        assert self.encoder is not None
+        position = self.jobs.index(job)
+        if position == len(self.jobs) - 1:
+            await self.end_input()
+            return
+        following = self.out_dir / self.jobs[position + 1].file_name
+        process = self.encoder.process
+        while not following.exists():
+            if self._ended is not None:
+                await self.end_input()
+                return
+            # Polled, not waited: :meth:`end_input` may be waiting on the process already.
+            status = process.poll()
+            if status is not None:
+                if status != 0:
+                    raise self.encoder.error(f"failed with exit status {status}")
+                return
+            await trio.sleep(_SEGMENT_POLL)
+
+    async def aclose(self) -> None:
+        """Stop FFmpeg if it is still running (idempotent); drop its log."""
+        self._closed = True
+        try:
+            await self.stack.aclose()
+        finally:
+            with contextlib.suppress(OSError):
+                self.log.unlink(missing_ok=True)
+
+
+class FinishingChunk:
+    """A chunk whose frames are all with its encoder, still encoding. Made by
+    :meth:`ChunkWorker.render_frames`."""
+
+    def __init__(
+        self,
+        job: ChunkJob,
+        report: Report,
+        output: Path,
+        out_dir: Path,
+        stack: AsyncExitStack,
+        timings: WorkerTimings | None,
+    ) -> None:
+        self.job = job
+        self.output = output
+        self.log = out_dir / f"ffmpeg-{job.index:05d}.log"
+        self.encoder: Encoder | None = None
+        self._report = report
+        self._stack = stack
+        self._timings = timings
+        self._done = False
+        #: Whether the chunk is MPEG-TS, padded with null packets when short.
+        self.pad = True
+        #: What the page played at this chunk's frames.
+        self.media: tuple[MediaRecord, ...] = ()
+        #: The encoder this chunk is a segment of, shared with its neighbours; ``None`` when
+        #: the chunk has an encoder of its own (in :attr:`encoder`).
+        self.segments: SegmentEncoder | None = None
+
+    async def finish(self) -> ChunkResult:
+        """Wait for the encoder to write the chunk file and return the chunk.
+
+        Raises:
+            WorkerError: The encoder failed (naming the chunk and its last frame).
+
+        Cancellation:
+            FFmpeg is stopped and reaped by :meth:`aclose`; the file is removed.
+        """
+        job = self.job
+        assert self.encoder is not None or self.segments is not None
+        try:
+            started = time.perf_counter()
+            if self.segments is not None:
+                await self.segments.wait_for(job)
+            else:
+                assert self.encoder is not None
+                await self.encoder.finish()
+            if self._timings is not None:
+                self._timings.encoder_finish.append(time.perf_counter() - started)
+            if self.pad:
+                pad_transport_stream(self.output)
+        except Exception as exc:
+            last = job.end - 1
+            error = WorkerError(job.index, (job.start, job.end), last, exc, trio.current_time())
+            raise error from exc
+        self._done = True
+        self._report(job.index, 1.0)
+        return ChunkResult(
+            index=job.index, frames=job.frames, path=self.output, media=self.media
+        )
+
+    @property
+    def waits_for_later_frames(self) -> bool:
+        """Whether this chunk is complete only once its shared encoder has frames of the
+        chunks after it (or ends): a segment that is not its encoder's last."""
+        return self.segments is not None and self.segments.jobs[-1] != self.job
+
+    async def aclose(self) -> None:
+        """Stop the encoder if it has not finished (removing its file) and drop its log.
+        Idempotent.
+
+        Cancellation:
+            Shielded by the encoder's own abort: FFmpeg is always reaped.
+        """
+        segments = self.segments
+        try:
+            await self._stack.aclose()
+            if segments is not None and (
+                not self._done or segments.jobs[-1] is self.job
+            ):
+                # The last segment, or a failed one: nothing more comes from this encoder.
+                await segments.aclose()
+        finally:
+            if not self._done:
+                with contextlib.suppress(OSError):
+                    self.output.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.log.unlink(missing_ok=True)
+
+
+class ChunkWorker:
+    """Renders chunk jobs one after another on one browser and page. Create it with
+    :func:`open_chunk_worker`."""
+
+    def __init__(
+        self, timings: WorkerTimings | None = None, encoder_threads: int | None = None
+    ) -> None:
+        #: Where per-frame timings go (benchmarks only); ``None`` records nothing.
+        self.timings = timings
+        #: Threads for each encoder (see :func:`~helios_render._model.plan.encoder_threads`);
+        #: ``None`` leaves the choice to the encoder.
+        self.encoder_threads = encoder_threads
+        #: ``on_replay(chunk index, p)``: the fraction of the frames before a chunk run so far
+        #: (an rAF page replays them first); set by the executor, ``None`` reports nothing.
+        self.on_replay: Report | None = None
+        self._stack: AsyncExitStack | None = None
+        self._key: tuple[object, ...] | None = None
+        self._browser: Browser | None = None
+        self._url: str | None = None
+        #: The origin of our own loopback server (local compositions), for media records.
+        self._server_origin: str | None = None
+        self._page: Page | None = None
+        self._page_stack: AsyncExitStack | None = None
+        #: The frame being worked on, for error messages.
+        self.frame: int | None = None
+        #: The encoder writing the current run of chunks as segments, until its last chunk.
+        self._segments: SegmentEncoder | None = None
+
+    def holds_session_for(self, job: ChunkJob) -> bool:
+        """Whether this worker's browser and page can render ``job`` without a new launch."""
+        return self._key == _session_key(job) and self._browser is not None
+
+    async def _close_page(self) -> None:
+        stack, self._page_stack, self._page = self._page_stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close the page, the browser and the server (idempotent)."""
+        stack, self._stack = self._stack, None
+        try:
+            await self._close_segments()
+            await self._close_page()
+        finally:
+            self._key = self._browser = self._url = self._server_origin = None
+            if stack is not None:
+                await stack.aclose()
+
+    async def _ensure_browser(self, job: ChunkJob) -> None:
+        key = _session_key(job)
+        if self._key == key and self._browser is not None:
+            return
+        await self.aclose()
+        stack = AsyncExitStack()
+        self._stack = stack
+        self._key = key
+        executable = find_browser(job.browser)
+        if isinstance(job.source, FolderSource):
+            server = await stack.enter_async_context(serve_directory(Path(job.source.root)))
+            self._url = server.url_for(job.source.entry)
+            self._server_origin = server.url_for("").rstrip("/")
+        elif isinstance(job.source, BundleSource):
+            # A composition from another machine: unpacked once per process, served here.
+            root = await trio.to_thread.run_sync(unpack_bundle, job.source)
+            server = await stack.enter_async_context(serve_directory(root))
+            self._url = server.url_for(job.source.entry)
+            self._server_origin = server.url_for("").rstrip("/")
+        else:
+            assert isinstance(job.source, UrlSource)
+            self._url = job.source.url
+        started = time.perf_counter()
+        self._browser = await stack.enter_async_context(
+            launch_browser(
+                executable,
+                width=job.page.width,
+                height=job.page.height,
+                begin_frame_control=job.begin_frame,
+                extra_args=job.browser_args,
+            )
+        )
+        if self.timings is not None:
+            self.timings.launch.append(time.perf_counter() - started)
+            self.timings.browser_pids.append(self._browser.process.pid)
+
+    async def _open_page(self, job: ChunkJob) -> Page:
+        assert self._browser is not None and self._url is not None
+        await self._close_page()
+        page_stack = AsyncExitStack()
+        self._page_stack = page_stack
+        served = job.source.root if isinstance(job.source, FolderSource) else None
+        config = replace(job.page, url=self._url, served_root=served)
+        started = time.perf_counter()
+        self._page = await page_stack.enter_async_context(
+            open_page(self._browser, config, begin_frame=job.begin_frame)
+        )
+        if self.timings is not None:
+            self.timings.load.append(time.perf_counter() - started)
+            await self.timings.collect_page(self._page)
+        return self._page
+
+    async def _page_at(self, job: ChunkJob, first: int) -> Page:
+        """The page, ready to show ``first``: state built frame by frame (rAF loops) is run
+        up to ``first - 2`` without capture, reusing what an earlier chunk already ran, and
+        frame ``first - 1`` is drawn (not kept), as in a whole render."""
+        await self._ensure_browser(job)
+        page = self._page or await self._open_page(job)
+        if page.position is not None and page.position >= first:
+            page = await self._open_page(job)  # virtual time only runs forward: load it again
+        if first == 0 or page.position == first - 1:
+            return page  # frame 0, or the frame after the last one this page drew
+        if await page.needs_replay():
+            await self._replay(job, page, first)
+        # Chromium keeps a composited layer's raster (its scale) from one drawn frame to the
+        # next: a page drawn first at S can differ from a whole render's frame S, which had
+        # frame S-1 drawn before it. Draw S-1 once (not kept), as the whole render did.
+        self.frame = first - 1
+        await page.seek(first - 1)
+        await page.capture(job.encoder.image_format, job.quality)
+        if self.timings is not None:
+            await self.timings.collect_page(page, keep=False)  # not one of the chunk's seeks
+        return page
+
+    async def _replay(self, job: ChunkJob, page: Page, first: int) -> None:
+        """Run frames up to ``first - 2`` of an rAF page without capture."""
+        begin = 0 if page.position is None else page.position + 1
+        timings = self.timings
+        total = first - 1 - begin
+        if total <= 0:
+            return
+        # A late start can mean a million frames to replay: say how far it is, every
+        # 1/REPLAY_REPORTS of the way (the aggregator limits how often it is shown).
+        every = max(1, total // REPLAY_REPORTS)
+        for frame in range(begin, first - 1):
+            self.frame = frame
+            started = time.perf_counter()
+            await page.seek(frame, capture=False)
+            if timings is not None:
+                timings.replay.append(time.perf_counter() - started)
+            done = frame - begin + 1
+            if self.on_replay is not None and (done % every == 0 or done == total):
+                self.on_replay(job.index, done / total)
+        if timings is not None:
+            await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
+
+    def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
+        if isinstance(exc, WorkerError):
+            return exc
+        return WorkerError(job.index, (job.start, job.end), self.frame, exc, trio.current_time())
+
+    async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
+        """Render ``job`` into ``out_dir/job.file_name``: :meth:`render_frames`, then
+        :meth:`FinishingChunk.finish`.
+
+        ``report(job.index, p)`` gets the fraction of frames handed to the encoder; 1.0 only
+        after the encoder has closed the chunk file.
+
+        Raises:
+            WorkerError: Naming the chunk and frame; ``__cause__`` is the original error.
+                The browser is closed by the caller (or at the worker's exit).
+
+        Cancellation:
+            FFmpeg is stopped and reaped; the browser stays up until the worker is closed.
+        """
+        finishing = await self.render_frames(job, report, out_dir)
+        try:
+            return await finishing.finish()
+        finally:
+            await finishing.aclose()
+
+    def _segment_run(self, job: ChunkJob, following: Sequence[ChunkJob]) -> list[ChunkJob]:
+        """``job`` and the jobs after it that one encoder can write as segments: consecutive
+        frames and chunk numbers, the same encoding, MPEG-TS chunks."""
+        run = [job]
+        if job.encoder.table.chunk_format != "mpegts":
+            return run
+        for after in following:
+            last = run[-1]
+            if (
+                len(run) >= SEGMENTS_PER_ENCODER
+                or after.index != last.index + 1
+                or after.start != last.end
+                or after.encoder != job.encoder
+                or _session_key(after) != _session_key(job)
+            ):
+                break
+            run.append(after)
+        return run
+
+    async def end_segments(self) -> None:
+        """End the input of the encoder writing the current run of chunks (if any), so that
+        the chunks it has all the frames of are completed: for a run cut short."""
+        segments, self._segments = self._segments, None
+        if segments is not None:
+            with contextlib.suppress(Exception):
+                await segments.end_input()
+
+    async def _close_segments(self) -> None:
+        segments, self._segments = self._segments, None
+        if segments is not None:
+            await segments.aclose()
+
+    async def render_frames(
+        self,
+        job: ChunkJob,
+        report: Report,
+        out_dir: Path,
+        following: Sequence[ChunkJob] = (),
+    ) -> FinishingChunk:
+        """Hand every frame of ``job`` to its encoder and return it still encoding, so that
+        the next chunk's frames can be captured while it finishes. The caller must call
+        :meth:`FinishingChunk.finish` (to get the result) and always
+        :meth:`FinishingChunk.aclose`.
+
+        ``following`` are the jobs the caller will render next, in order: consecutive
+        MPEG-TS chunks among them share one encoder with ``job`` (one segment each), as long
+        as the caller renders them in that order.
+
+        Raises:
+            WorkerError: Naming the chunk and frame; the encoder is already stopped.
+
+        Cancellation:
+            FFmpeg is stopped and reaped.
+        """
+        self.frame = None
+        output = out_dir / job.file_name
+        media: list[MediaRecord] = []  # what the page played at this chunk's frames
+        stack = AsyncExitStack()
+        finishing = FinishingChunk(job, report, output, out_dir, stack, self.timings)
+        try:
+            ffmpeg = find_ffmpeg(job.ffmpeg)
+            page = await self._page_at(job, job.start)
+            settings = job.encoder
+            timings = self.timings
+            clock = time.perf_counter
+            started = clock()
+            segments = self._segments
+            if segments is None or not segments.takes(job):
+                await self._close_segments()  # a stale one (a run cut short): stop it
+                run = self._segment_run(job, following)
+                if len(run) > 1:
+                    segments = self._segments = SegmentEncoder(
+                        run, out_dir, self.encoder_threads
+                    )
+                    await segments.open(ffmpeg)
+                else:
+                    segments = None
+            if segments is not None:
+                assert segments.encoder is not None
+                encoder = segments.encoder
+                finishing.segments = segments
+                if segments.jobs[-1] is job:
+                    self._segments = None  # its last chunk owns it from here
+            else:
+                encoder = await stack.enter_async_context(
+                    open_encoder(
+                        encoder_args(ffmpeg, settings, output, threads=self.encoder_threads),
+                        finishing.log,
+                    )
+                )
+                finishing.encoder = encoder
+            finishing.pad = settings.table.chunk_format == "mpegts"
+            if timings is not None:
+                timings.encoder_start.append(clock() - started)
+            send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
+
+            async def feed() -> None:
+                async with receive:
+                    async for image in receive:
+                        await encoder.write(image)
+
+            last = job.end - 1  # the frames of the chunk go in order: arm their seeks
+            async with task_nursery() as nursery:
+                nursery.start_soon(feed)
+                async with send:
+                    for done, frame in enumerate(range(job.start, job.end), start=1):
+                        self.frame = frame
+                        if timings is None:
+                            media += await page.seek(frame, last=last)
+                            image = await page.capture(settings.image_format, job.quality)
+                            await send.send(image)
+                        else:
+                            t0 = clock()
+                            media += await page.seek(frame, last=last)
+                            t1 = clock()
+                            image = await page.capture(settings.image_format, job.quality)
+                            t2 = clock()
+                            await send.send(image)
+                            t3 = clock()
+                            timings.seek.append(t1 - t0)
+                            timings.capture.append(t2 - t1)
+                            timings.encoder_wait.append(t3 - t2)
+                            if timings.first_frame_at is None:
+                                timings.first_frame_at = t3
+                            if timings.loop_start is None:
+                                timings.loop_start = t0
+                            timings.loop_end = t3
+                        if done < job.frames:
+                            report(job.index, done / job.frames)
+            if timings is not None:
+                await timings.collect_page(page)
+        except BaseException as exc:
+            if isinstance(exc, Exception) and finishing.segments is not None:
+                # Let the encoder close the chunks before this one (still finishing) cleanly.
+                self._segments = None
+                with contextlib.suppress(Exception):
+                    await finishing.segments.end_input()
+            await finishing.aclose()
+            if isinstance(exc, Exception):
+                raise self._error(job, exc) from exc
+            raise
+        if finishing.segments is not None:
+            finishing.segments.fed += 1
+        if self._server_origin is not None:
+            # Every worker serves on its own port: name local media by path, so that the
+            # records of all chunks agree.
+            media = localize_sources(media, self._server_origin)
+        finishing.media = tuple(media)
+        return finishing
+
+    async def composition_timing(self, job: ChunkJob) -> tuple[float | None, float | None]:
+        """The loaded page's own ``(fps, duration in seconds)`` (a Helios composition's;
+        each ``None`` when the page does not say)."""
+        try:
+            page = await self._page_at(job, 0)
+            return await page.composition_timing()
+        except Exception as exc:
+            raise self._error(job, exc) from exc
+
+    async def still(self, job: ChunkJob, frame: int) -> bytes:
+        """The PNG of ``frame`` (a still image)."""
+        try:
+            page = await self._page_at(job, frame)
+            self.frame = frame
+            await page.seek(frame)
+            return await page.capture("png", 100)
+        except Exception as exc:
+            raise self._error(job, exc) from exc
+
+
+@asynccontextmanager
+async def open_chunk_worker(
+    timings: WorkerTimings | None = None, encoder_threads: int | None = None
+) -> AsyncIterator[ChunkWorker]:
+    """A :class:`ChunkWorker`; its browser, page and server are closed when the block exits.
+
+    Args:
+        timings: A sink for per-frame timings (benchmarks); none are taken without it.
+        encoder_threads: Threads for each encoder; ``None`` leaves it to the encoder.
+
+    Cancellation:
+        Chromium and FFmpeg are stopped and reaped before this returns.
+    """
+    worker = ChunkWorker(timings, encoder_threads)
+    try:
+        yield worker
+    finally:
+        await worker.aclose()
+
+
+async def render_chunk(
+    job: ChunkJob, report: Report, *, out_dir: Path | None = None
+) -> ChunkResult:
+    """Render one chunk job on a browser of its own and return its result.
+
+    With ``out_dir`` the chunk file is written there and returned by path; without it, it is
+    written in a private temporary folder and returned as bytes (for a remote caller).
+
+    Raises:
+        WorkerError: Naming the chunk and frame; ``__cause__`` is the original error.
+
+    Cancellation:
+        Chromium and FFmpeg are stopped and reaped before this returns.
+    """
+    scratch: Path | None = None
+    if out_dir is None:
+        scratch = out_dir = make_private_dir("chunk")
+    try:
+        async with open_chunk_worker() as worker:
+            result = await worker.render(job, report, out_dir)
+        if scratch is not None:
+            assert result.path is not None
+            data = result.path.read_bytes()
+            result = replace(result, path=None, data=data)
+        return result
+    finally:
+        if scratch is not None:
+            for entry in scratch.iterdir():
+                entry.unlink(missing_ok=True)
+            os.rmdir(scratch)

@@ -1,0 +1,1 @@
+"""Where a composition comes from, and how a browser reaches it."""

@@ -1,0 +1,3 @@
+"""The version of helios_render."""
+
+__version__ = "0.1.0"

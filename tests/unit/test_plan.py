@@ -1,0 +1,211 @@
+"""The plan partitions the frame range exactly once, balanced, for any input."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helios_render import RenderOptions
+from helios_render._model.job import ChunkJob, FolderSource, UrlSource, assign_runs
+from helios_render._model.plan import (
+    DEFAULT_CHUNK_FRAMES,
+    Environment,
+    default_chunk_frames,
+    default_concurrency,
+    encoder_threads,
+    plan_chunks,
+    plan_render,
+)
+from helios_render._model.time import frame_time, frames_for_duration, parse_fps
+
+
+@given(
+    start=st.integers(0, 10**6),
+    frames=st.integers(1, 100_000),
+    chunk_frames=st.integers(1, 500),
+)
+def test_chunks_partition_the_range_exactly_once_and_balanced(
+    start: int, frames: int, chunk_frames: int
+) -> None:
+    chunks = plan_chunks(start, frames, chunk_frames)
+    assert chunks[0].start == start
+    assert chunks[-1].end == start + frames
+    for before, after in itertools.pairwise(chunks):
+        assert before.end == after.start
+    sizes = [c.frames for c in chunks]
+    assert min(sizes) >= 1
+    assert max(sizes) <= chunk_frames
+    assert max(sizes) - min(sizes) <= 1
+    assert sum(sizes) == frames
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert len(chunks) == -(-frames // chunk_frames)
+
+
+@given(frames=st.integers(1, 100_000))
+def test_default_chunks_are_at_most_60_frames_and_enough_for_eight_workers(frames: int) -> None:
+    size = default_chunk_frames(frames)
+    chunks = plan_chunks(0, frames, size)
+    assert max(c.frames for c in chunks) <= DEFAULT_CHUNK_FRAMES
+    if frames >= 80:
+        assert len(chunks) >= 8
+    if len(chunks) > 1:
+        assert min(c.frames for c in chunks) >= 10 or frames > 80
+
+
+def test_plan_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        plan_chunks(0, 0, 1)
+    with pytest.raises(ValueError):
+        plan_chunks(0, 10, 0)
+    with pytest.raises(ValueError):
+        assign_runs(plan_chunks(0, 10, 5), 0)
+
+
+@given(
+    frames=st.integers(1, 5_000),
+    chunk_frames=st.integers(1, 200),
+    workers=st.integers(1, 16),
+    holes=st.sets(st.integers(0, 100)),
+)
+def test_runs_are_consecutive_cover_every_chunk_and_are_balanced(
+    frames: int, chunk_frames: int, workers: int, holes: set[int]
+) -> None:
+    chunks = [c for c in plan_chunks(0, frames, chunk_frames) if c.index not in holes]
+    runs = assign_runs(chunks, workers)
+    assert [c for run in runs for c in run] == chunks
+    assert len(runs) == min(workers, len(chunks))
+    assert all(runs)
+    if runs:
+        loads = [sum(c.frames for c in run) for run in runs]
+        biggest = max(c.frames for c in chunks)
+        # Contiguous cuts nearest to the equal shares: no run is off by more than a chunk
+        # or so from the mean.
+        mean = sum(loads) / len(loads)
+        assert max(loads) - mean <= 2 * biggest
+
+
+ENV = Environment(
+    browser=Path("/usr/bin/chromium"),
+    browser_version="Chromium 1.0",
+    ffmpeg=Path("/usr/bin/ffmpeg"),
+    ffmpeg_version="ffmpeg 5.1",
+    begin_frame=False,
+    source=FolderSource(root="/srv/comp", entry="index.html"),
+    source_digest="abc",
+    default_concurrency=2,
+)
+
+
+def _options(**kw: object) -> RenderOptions:
+    base: dict[str, object] = {"source": "scene.html", "output": "/tmp/out.mp4", "frames": 300}
+    base.update(kw)
+    return RenderOptions(**base)  # type: ignore[arg-type]
+
+
+@given(concurrency=st.integers(1, 64))
+def test_chunk_boundaries_and_digest_do_not_depend_on_concurrency(concurrency: int) -> None:
+    reference = plan_render(_options(concurrency=1), ENV)
+    plan = plan_render(_options(concurrency=concurrency), ENV)
+    assert plan.chunks == reference.chunks
+    assert plan.digest == reference.digest
+    assert plan.jobs == reference.jobs
+    assert plan.concurrency == min(concurrency, len(plan.chunks))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"width": 640}, {"height": 360}, {"fps": 60}, {"frames": 301}, {"start_frame": 1},
+     {"codec": "h265"}, {"crf": 0}, {"preset": "ultrafast"}, {"image_format": "png"},
+     {"quality": 80}, {"props": {"a": 1}}, {"seed": 1}, {"chunk_frames": 10},
+     {"output": "/tmp/out.mkv"}],
+)
+def test_every_setting_that_changes_pixels_changes_the_digest(change: dict[str, object]) -> None:
+    assert plan_render(_options(**change), ENV).digest != plan_render(_options(), ENV).digest
+
+
+@pytest.mark.parametrize(
+    "env_change",
+    [{"browser_version": "Chromium 2.0"}, {"ffmpeg_version": "ffmpeg 6"},
+     {"begin_frame": True}, {"source_digest": "def"},
+     {"source": FolderSource(root="/srv/comp", entry="other.html")}],
+)
+def test_tools_capture_path_and_composition_change_the_digest(
+    env_change: dict[str, object],
+) -> None:
+    changed = replace(ENV, **env_change)  # type: ignore[arg-type]
+    assert plan_render(_options(), changed).digest != plan_render(_options(), ENV).digest
+
+
+@pytest.mark.parametrize(
+    "change", [{"timeout": 5.0}, {"retries": 3}, {"concurrency": 4}, {"resume": False},
+               {"ignore_page_errors": True}, {"capture": "screenshot"}],
+)
+def test_settings_that_keep_pixels_keep_the_digest(change: dict[str, object]) -> None:
+    assert plan_render(_options(**change), ENV).digest == plan_render(_options(), ENV).digest
+
+
+def test_a_url_source_is_not_resumable_by_default() -> None:
+    url = replace(ENV, source=UrlSource("https://example.com/"), source_digest=None)
+    assert not plan_render(_options(), url).resumable
+    assert plan_render(_options(), ENV).resumable
+
+
+@given(index=st.integers(0, 20))
+def test_chunk_jobs_pickle_to_equal_jobs(index: int) -> None:
+    plan = plan_render(_options(props={"title": "é", "n": [1, 2.5, None]}), ENV)
+    job = plan.jobs[index % len(plan.jobs)]
+    assert isinstance(job, ChunkJob)
+    assert pickle.loads(pickle.dumps(job)) == job
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30", Fraction(30)), ("30000/1001", Fraction(30000, 1001)), ("29.97", Fraction(2997, 100)),
+     (24, Fraction(24)), (59.94, Fraction(5994, 100))],
+)
+def test_parse_fps_is_exact(text: str | int | float, expected: Fraction) -> None:
+    assert parse_fps(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "1/0", float("nan"), float("inf")])
+def test_parse_fps_rejects_bad_values(bad: str | float) -> None:
+    with pytest.raises(ValueError):
+        parse_fps(bad)
+
+
+def test_frames_for_duration_rounds_half_up() -> None:
+    assert frames_for_duration(Fraction(1), Fraction(30000, 1001)) == 30
+    assert frames_for_duration(Fraction(3), Fraction(30)) == 90
+    assert frames_for_duration(Fraction(1, 60), Fraction(30)) == 1  # 0.5 frame -> 1
+    assert frames_for_duration(Fraction(1, 61), Fraction(30)) == 0
+
+
+@given(frame=st.integers(0, 10**7), num=st.integers(1, 240_000), den=st.integers(1, 1001))
+def test_frame_time_is_exact(frame: int, num: int, den: int) -> None:
+    fps = Fraction(num, den)
+    assert frame_time(frame, fps) * fps == frame
+
+
+def test_default_concurrency_is_one_per_cpu_capped_by_memory() -> None:
+    gib = 1024**3
+    assert default_concurrency(2, 24 * gib) == 2
+    assert default_concurrency(4, 24 * gib) == 4
+    assert default_concurrency(64, 24 * gib) == 8
+    assert default_concurrency(16, 3 * gib) == 2
+    assert default_concurrency(2, 2 * gib) == 1
+    assert default_concurrency(1, 1) == 1
+
+
+def test_each_encoder_gets_its_share_of_the_cpus() -> None:
+    assert encoder_threads(2, 2) == 1
+    assert encoder_threads(1, 2) == 2
+    assert encoder_threads(3, 16) == 5
+    assert encoder_threads(8, 2) == 1  # more workers than CPUs: still one thread each
+    assert encoder_threads(1, 1) == 1
