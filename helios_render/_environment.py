@@ -1,5 +1,6 @@
 """The facts a plan needs about this machine, gathered once before a render: tools and their
-versions, the encoder, the capture path, where the composition is and a digest of its contents.
+versions, the encoder, the capture path, where the composition is and a digest of its contents,
+and the ``--audio`` file.
 
 Everything here does I/O; :func:`~helios_render._model.plan.plan_render` turns the result
 into a plan without any.
@@ -20,13 +21,13 @@ import trio
 
 from ._chromium.browser import browser_version, find_browser, probe_begin_frame
 from ._exceptions import OptionsError, SourceError, UsageError
-from ._ffmpeg.ffmpeg import ffmpeg_encoders, ffmpeg_version, find_ffmpeg
+from ._ffmpeg.ffmpeg import ffmpeg_encoders, ffmpeg_version, ffprobe_for, find_ffmpeg
+from ._model.audio_plan import Soundtrack
 from ._model.codecs import CODECS, Codec, image_sequence_target
 from ._model.job import FolderSource, SourceRef, UrlSource
 from ._model.options import RenderOptions
 from ._model.plan import Environment, default_concurrency
 from ._nursery import task_nursery
-from ._output.stitch import soundtrack
 from ._source.root import choose_root
 from ._source.server import check_page_file
 
@@ -38,6 +39,7 @@ __all__ = [
     "digest_folder",
     "probe_environment",
     "resolve_source",
+    "soundtrack",
 ]
 
 logger = logging.getLogger(__name__)
@@ -175,6 +177,20 @@ def check_sequence_output(output: Path) -> Path:
     return folder
 
 
+def soundtrack(options: RenderOptions) -> Soundtrack | None:
+    """``--audio``, checked before anything starts.
+
+    Raises:
+        OptionsError: The file does not exist.
+    """
+    if options.audio is None:
+        return None
+    path = Path(options.audio).expanduser().absolute()
+    if not path.is_file():
+        raise OptionsError(f"--audio file not found: {path} (give an audio file)")
+    return Soundtrack(path, float(options.audio_offset), float(options.audio_volume))
+
+
 def choose_encoder(codec: Codec, available: set[str], ffmpeg: Path) -> str:
     """The first of the codec's encoders that this FFmpeg has.
 
@@ -223,12 +239,12 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
         check_sequence_output(options.output_path)
     elif video:
         check_output(options.output_path, codec.suffixes, codec)
-    if video:
-        soundtrack(options)
-    else:
+    track = soundtrack(options) if video else None
+    if not video:
         check_output(options.output_path, (".png",))
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
+    ffprobe = ffprobe_for(ffmpeg) if video else None
     source, served = resolve_source(options.source, options.root)
     # Each question is a process or a walk of the folder: ask them all at once.
     facts: dict[str, Any] = {}
@@ -258,4 +274,6 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
         source_digest=source_digest,
         default_concurrency=default_concurrency(),
         video_encoder=encoder,
+        ffprobe=ffprobe,
+        soundtrack=track,
     )

@@ -19,13 +19,12 @@ from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
-from ._ffmpeg.ffmpeg import ffprobe_for
 from ._model.options import RenderOptions
 from ._model.plan import Environment, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
 from ._output.jobs import is_deterministic, open_job_folder
-from ._output.stitch import page_audio, stitch
+from ._output.stitch import stitch
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
 
@@ -144,8 +143,8 @@ async def render(
     env = await probe_environment(options)
     options = await resolve_page_timing(options, env)
     plan = plan_render(options, env)
-    ffprobe = ffprobe_for(env.ffmpeg)
-    job = open_job_folder(plan, options.resume, ffprobe)
+    assert plan.ffprobe is not None  # looked for with every video
+    job = open_job_folder(plan, options.resume, plan.ffprobe)
     try:
         aggregator = ProgressAggregator(
             [chunk.frames for chunk in plan.chunks], on_progress, done=set(job.records)
@@ -171,14 +170,8 @@ async def render(
                         WorkerProgress(worker_id, p, replaying=True)
                     ),
                 )
-        aggregator.set_stage("stitching")
-        await stitch(
-            plan, env.ffmpeg, ffprobe, job.chunk_files(), job.partial_dir,
-            audio=lambda: page_audio(
-                options, plan, env.ffmpeg, env.source, job.media_records(), job.partial_dir,
-                lambda: aggregator.set_stage("mixing audio"),
-            ),
-        )
+        await stitch(plan, job.chunk_files(), job.media_records(), job.partial_dir,
+                     aggregator.set_stage)
         aggregator.set_stage("done")
     except BaseException as exc:
         if is_deterministic(exc):

@@ -1,6 +1,12 @@
-"""FFmpeg: find it, build its arguments (pure), feed an encoder on stdin, concatenate, probe.
+"""FFmpeg: find it, build its arguments (pure), feed an encoder on stdin, concatenate, count
+frames with ffprobe.
 
-Chunks are written in their codec's chunk container (see :mod:`._codecs`): MPEG-TS for
+Every FFmpeg and ffprobe is started with :func:`~helios_render._process.spawn` (never
+``trio.run_process``: see :mod:`helios_render._process`), stopped and reaped on cancellation,
+and its failures and timeouts reach the caller as :class:`EncoderError` quoting its log.
+
+Chunks are written in their codec's chunk container (see :mod:`helios_render._model.codecs`):
+MPEG-TS for
 H.264/H.265, whose 90 kHz timestamps survive the concat demuxer exactly, where MP4 chunks (edit
 lists, last-frame durations) put irregular timestamps at every seam; WebM, Matroska or MOV for
 the others. The final file is one stream-copy concat of the chunks, so a render with one worker
@@ -437,31 +443,60 @@ async def run_ffmpeg(args: Sequence[str], log: Path, *, what: str) -> None:
         )
 
 
-#: Seconds ffprobe may take to count a chunk's frames.
+#: Seconds ffprobe may take to count a file's frames.
 PROBE_TIMEOUT = 60.0
 
 
 async def count_frames(ffprobe: Path, path: Path) -> int:
     """Video packets (= frames) in ``path``, counted without decoding: in-process for an
-    MPEG-TS chunk (see :mod:`._mpegts`), else by ffprobe.
+    MPEG-TS chunk (see :mod:`helios_render._model.mpegts`), else by ffprobe, whose answer and
+    log are written beside ``path`` and removed.
 
     Raises:
-        EncoderError: ffprobe could not read the file.
+        EncoderError: ffprobe could not be started, could not read the file, or did not
+            answer within :data:`PROBE_TIMEOUT` (it is stopped and reaped then).
+
+    Cancellation:
+        ffprobe is terminated and reaped.
     """
     if path.suffix == ".ts" or path.name.endswith(".ts.received"):
         frames = await trio.to_thread.run_sync(count_ts_frames, path)
         if frames is not None:
             return frames
+    answer = path.with_name(f".{path.name}.frames.csv")
+    log = path.with_name(f".{path.name}.frames.log")
     args = [
         os.fspath(ffprobe), "-v", "error", "-select_streams", "v:0", "-count_packets",
-        "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", os.fspath(path),
-    ]
-    with trio.fail_after(PROBE_TIMEOUT):
-        done = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
-    lines = done.stdout.decode("utf-8", "replace").split()
-    # MPEG-TS lists the stream once per program too: the counts agree; take the first.
-    text = next((line.strip(",") for line in lines if line.strip(",").isdigit()), "")
-    if done.returncode != 0 or not text:
-        detail = done.stderr.decode("utf-8", "replace").strip()[-300:]
-        raise EncoderError(f"cannot read {path.name} back with ffprobe: {detail or text}")
-    return int(text)
+        "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", "-o", os.fspath(answer),
+        os.fspath(path),
+    ]  # fmt: skip
+    try:
+        try:
+            process = spawn(args, name="ffprobe", log_path=log)
+        except OSError as exc:
+            raise EncoderError(f"could not start ffprobe at {ffprobe}: {exc}") from exc
+        try:
+            with trio.move_on_after(PROBE_TIMEOUT) as waited:
+                status = await process.wait()
+        finally:
+            if process.returncode is None:
+                await process.terminate(ENCODER_ABORT_GRACE)
+        if waited.cancelled_caught:
+            raise EncoderError(
+                f"ffprobe did not answer within {PROBE_TIMEOUT:g} s reading {path.name} (in "
+                f"{path.parent}): the disk may be stalled or the file damaged; run again, "
+                "and report it if it happens again"
+            )
+        try:
+            lines = answer.read_text("utf-8", "replace").split()
+        except OSError:
+            lines = []
+        # MPEG-TS lists the stream once per program too: the counts agree; take the first.
+        text = next((line.strip(",") for line in lines if line.strip(",").isdigit()), "")
+        if status != 0 or not text:
+            detail = log_tail(log).strip()[-300:]
+            raise EncoderError(f"cannot read {path.name} back with ffprobe: {detail or text}")
+        return int(text)
+    finally:
+        answer.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)

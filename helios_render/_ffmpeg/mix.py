@@ -1,7 +1,18 @@
-"""The audio mix: locate each segment's source, probe its channels, and run the one FFmpeg that
-mixes every segment and muxes the result with the video stream-copied.
+"""The audio mix, run: locate each segment's source, probe its channels with ffprobe, and run the
+one FFmpeg that mixes every segment and muxes the result with the video stream-copied.
 
-The segments and the filter graph are planned purely in :mod:`helios_render._model.audio_plan`.
+This is the I/O half of the audio; the segments, the filter graph and the FFmpeg arguments
+are planned purely in :mod:`helios_render._model.audio_plan`. Where a source is read from:
+
+* ``bundle:/PATH`` (a local composition's media, as the worker rewrote it) and URLs of the
+  loopback server: the file in the composition's folder (:class:`LocalMedia`), never outside
+  it;
+* ``file://`` URLs: their path; ``data:`` URLs: written to a file in the work folder;
+* ``http(s)`` URLs: read by FFmpeg itself, with a read timeout;
+* ``blob:``, ``mediastream:``, ``mediasource:``: refused (they exist only inside the page).
+
+A missing or undecodable source is a :class:`MediaError` naming the element and its URL (a
+warning for ``data-helios-optional`` elements); a source without an audio stream is skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +40,6 @@ from .._model.audio_plan import (
     total_samples,
 )
 from .._process import log_tail, spawn
-from .ffmpeg import ffprobe_for
 
 __all__ = [
     "PROBE_TIMEOUT",
@@ -49,7 +59,7 @@ PROBE_TIMEOUT = 60.0
 @dataclass(frozen=True, slots=True)
 class LocalMedia:
     """Maps URLs of the loopback server that served a local composition (and ``bundle:/``
-    sources, see :func:`localize_sources`) back to its files.
+    sources, see :func:`~helios_render._model.audio_plan.localize_sources`) back to its files.
 
     Attributes:
         base_url: The server's origin, e.g. ``http://127.0.0.1:8123``.
@@ -160,6 +170,7 @@ async def probe_channels(ffprobe: Path, source: str, workdir: Path, name: str) -
 
 async def mix_audio(
     ffmpeg: Path,
+    ffprobe: Path,
     video: Path,
     output: Path,
     segments: Sequence[AudioSegment],
@@ -169,21 +180,24 @@ async def mix_audio(
     codec: str,
     bitrate: str | None,
     workdir: Path,
-    resolve: Callable[[str], str] = resolve_media_url,
+    media_root: str | None = None,
 ) -> bool:
     """Mix ``segments`` and mux them with ``video`` (stream-copied) into ``output``.
 
     Args:
-        ffmpeg: The FFmpeg to run (ffprobe is found beside it).
+        ffmpeg: The FFmpeg that mixes.
+        ffprobe: The ffprobe that reads each source's channels.
         video: The joined video, without audio.
         output: Where to write (a temporary name: the caller renames it).
-        segments: From :func:`plan_audio`, plus a :func:`soundtrack_segment`.
+        segments: From :meth:`~helios_render._model.audio_plan.AudioPlan.segments`.
         frames: Frames in the output; the audio is exactly ``frames / fps`` long.
         fps: Frames per second.
-        codec: ``aac``, ``opus`` or ``pcm`` (see :func:`audio_codec_for`).
+        codec: ``aac``, ``opus`` or ``pcm`` (see
+            :func:`~helios_render._model.codecs.audio_codec_for`).
         bitrate: Audio bit rate (``192k``); ``None`` for the codec's default.
         workdir: A folder for the probe results, the graph and the logs.
-        resolve: Maps a media URL to what FFmpeg reads (:meth:`LocalMedia.resolve`).
+        media_root: The folder of a local composition: ``bundle:/`` URLs are read from
+            there (:class:`LocalMedia`); ``None`` for a URL source.
 
     Returns:
         Whether ``output`` was written; ``False`` when nothing audible remained (every source
@@ -197,7 +211,9 @@ async def mix_audio(
     Cancellation:
         ffprobe and FFmpeg are terminated and reaped.
     """
-    ffprobe = ffprobe_for(ffmpeg)
+    resolve: Callable[[str], str] = resolve_media_url
+    if media_root is not None:
+        resolve = LocalMedia(BUNDLE_SCHEME, Path(media_root).resolve()).resolve
     located: dict[str, str] = {}
     channels: dict[str, int] = {}
     failed: set[str] = set()

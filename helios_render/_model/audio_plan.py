@@ -1,35 +1,42 @@
-"""Audio: what the page played, frame by frame, mixed once into the finished video.
+"""Audio, planned: what a render's sound will be, and what the page played turned into one
+FFmpeg mix. Pure: no I/O, no Trio, no processes (the mix is run by
+:mod:`helios_render._ffmpeg.mix`).
 
 The page reports, at every frame, a :class:`MediaRecord` for each ``<audio>``/``<video>`` it
 is playing audibly (see ``js/runtime.js``). From those records, gathered by every worker:
 
-1. :func:`plan_audio` (pure) turns the records into :class:`AudioSegment` values: one per
-   stretch of frames over which an element plays its source continuously. A segment is cut
-   where the media time jumps (a seek by script, a pause, an end without ``loop``), where the
-   source, rate or loop flag changes, or where the element stops being audible. The records
-   are flattened before planning, so a segment that spans a chunk seam is one segment, and
-   any chunking of the same frames gives the same segments.
-2. :func:`build_mix` (pure) writes one FFmpeg filter graph for all segments: each source
-   resampled to 48 kHz stereo (mono heard at full level on both channels, as Chromium plays
-   it), trimmed to the segment's media offset, ``atempo`` for its rate (pitch kept, as
-   ``preservesPitch`` does), padded or cut to its exact length in samples, its volume
-   (constant, or piecewise per frame), delayed by an exact number of samples, and all mixed by
-   ``amix`` with ``normalize=0`` (no attenuation), then padded or cut to exactly frames / fps.
-   The graph goes to a file passed with ``-filter_complex_script``: no argv limit.
-3. :func:`mix_audio` (async glue) probes each source with ffprobe (sources without an audio
-   stream are skipped; a missing or undecodable one is a :class:`MediaError` naming the
-   element and its URL), runs the mix, and muxes it with the video stream-copied. The audio
-   is encoded once (AAC for MP4/MOV/MKV, Opus for WebM), never through an ADTS intermediate.
+1. :class:`AudioPlan`, decided before the render starts (by
+   :func:`~helios_render._model.plan.plan_render`): the audio codec of the output (``None``
+   for a format without sound), its bit rate, ``--muted``, the ``--audio`` soundtrack (whose
+   file :mod:`helios_render._environment` checked once) and the folder a local composition's
+   media is read from. :meth:`AudioPlan.segments` is everything the output will play.
+2. :func:`plan_audio` turns the records into :class:`AudioSegment` values: one per stretch of
+   frames over which an element plays its source continuously. A segment is cut where the
+   media time jumps (a seek by script, a pause, an end without ``loop``), where the source,
+   rate or loop flag changes, or where the element stops being audible. The records are
+   flattened before planning, so a segment that spans a chunk seam is one segment, and any
+   chunking of the same frames gives the same segments. :func:`soundtrack_segment` adds the
+   soundtrack.
+3. :func:`build_mix` writes one FFmpeg filter graph for all segments: each source resampled to
+   48 kHz stereo (mono heard at full level on both channels, as Chromium plays it), trimmed to
+   the segment's media offset, ``atempo`` for its rate (pitch kept, as ``preservesPitch``
+   does), padded or cut to its exact length in samples, its volume (constant, or piecewise per
+   frame), delayed by an exact number of samples, and all mixed by ``amix`` with
+   ``normalize=0`` (no attenuation), then padded or cut to exactly frames / fps. The graph goes
+   to a file passed with ``-filter_complex_script``: no argv limit. :func:`mux_args` is the
+   FFmpeg command that encodes the mix once (AAC for MP4/MOV/MKV, Opus for WebM, never through
+   an ADTS intermediate) and muxes it with the video stream-copied.
 
 Where the sources are read from: media URLs of the loopback server that served a local
-composition are mapped back to files in the composition's folder (:class:`LocalMedia`), so
-the mix needs no server and reads local files at full speed. Any other URL (``http(s)``,
-``data:``) is handed to FFmpeg as it is; ``file://`` URLs become paths.
+composition are rewritten to ``bundle:/PATH`` by the worker (:func:`localize_sources`) and
+mapped back to files in the composition's folder by
+:class:`~helios_render._ffmpeg.mix.LocalMedia`, so the mix needs no server and reads local
+files at full speed. Any other URL (``http(s)``, ``data:``) is handed to FFmpeg as it is;
+``file://`` URLs become paths.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,17 +50,18 @@ from .job import MediaRecord
 
 __all__ = [
     "AUDIO_RATE",
+    "AudioPlan",
     "AudioSegment",
     "MixGraph",
     "Soundtrack",
     "build_mix",
     "localize_sources",
+    "mux_args",
+    "network_options",
     "plan_audio",
     "soundtrack_segment",
     "total_samples",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Sample rate of the mix (and of Opus, which knows no other).
 AUDIO_RATE = 48000
@@ -74,7 +82,8 @@ def localize_sources(records: Iterable[MediaRecord], base_url: str) -> list[Medi
 
     Workers that each serve the composition on their own port see different ``currentSrc``
     origins for the same file; rewritten, the records of every chunk agree (so a segment that
-    spans a seam stays one segment), and :meth:`LocalMedia.resolve` maps them to files.
+    spans a seam stays one segment), and
+    :meth:`~helios_render._ffmpeg.mix.LocalMedia.resolve` maps them to files.
     """
     prefix = base_url.rstrip("/") + "/"
     return [
@@ -276,6 +285,58 @@ def soundtrack_segment(track: Soundtrack, frames: int, fps: Fraction) -> AudioSe
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AudioPlan:
+    """What a render's sound will be, decided before it starts.
+
+    Not part of the job digest: the sound is mixed from the chunks' media records when they
+    are stitched, so a change here (``--audio``, ``--muted``, the codec) reuses every chunk.
+
+    Attributes:
+        codec: ``aac``, ``opus`` or ``pcm`` (see
+            :func:`~helios_render._model.codecs.audio_codec_for`); ``None`` for an output
+            that holds no sound (GIF, image sequences).
+        bitrate: Audio bit rate (``192k``); ``None`` for the codec's default.
+        soundtrack: ``--audio``, its file checked before the render started.
+        muted: ``--muted``: no sound at all.
+        media_root: The folder a local composition is served from, where ``bundle:/`` media
+            URLs are read; ``None`` for a URL source.
+    """
+
+    codec: str | None
+    bitrate: str | None = None
+    soundtrack: Soundtrack | None = None
+    muted: bool = False
+    media_root: str | None = None
+
+    @property
+    def audible(self) -> bool:
+        """Whether the output can have sound (a codec, not muted)."""
+        return self.codec is not None and not self.muted
+
+    def segments(
+        self,
+        records: Iterable[Iterable[MediaRecord]],
+        frames: int,
+        fps: Fraction,
+        first_frame: int = 0,
+    ) -> tuple[AudioSegment, ...]:
+        """Everything the output plays: the page's segments (:func:`plan_audio` over each
+        chunk's ``records``), then the soundtrack's; empty when the output has no sound.
+
+        Raises:
+            ValueError: Two different records for the same element at the same frame.
+        """
+        if not self.audible:
+            return ()
+        segments = list(plan_audio(records, fps, first_frame))
+        if self.soundtrack is not None:
+            segment = soundtrack_segment(self.soundtrack, frames, fps)
+            if segment is not None:
+                segments.append(segment)
+        return tuple(segments)
+
+
 # ---- the FFmpeg graph (pure) ------------------------------------------------------------------
 
 
@@ -425,6 +486,7 @@ NETWORK_TIMEOUT_US = 30_000_000
 
 
 def network_options(source: str) -> list[str]:
+    """FFmpeg input options for ``source``: a read timeout for a remote one."""
     if urlsplit(source).scheme in ("http", "https"):
         return ["-rw_timeout", str(NETWORK_TIMEOUT_US)]
     return []
@@ -460,11 +522,3 @@ def mux_args(
         args += ["-movflags", "+faststart"]
     args.append(os.fspath(output))
     return args
-
-
-# ---- where sources are read from ----------------------------------------------------------
-
-
-# ---- the mix (async glue) -------------------------------------------------------------------
-
-

@@ -1,8 +1,11 @@
-"""The pure plan of a render: frames, chunks, chunk jobs, and the digest that keys a job folder.
+"""The pure plan of a render: frames, chunks, chunk jobs, its sound, and the digest that keys a
+job folder.
 
 Nothing here does I/O. :func:`plan_render` turns validated :class:`RenderOptions` and the facts
 gathered about the machine (an :class:`Environment`: tool paths and versions, the capture path,
-how to reach the source and a digest of its contents) into a :class:`RenderPlan`.
+how to reach the source and a digest of its contents, the checked soundtrack) into a
+:class:`RenderPlan`, which carries everything the stitch needs too (the tools, the
+:class:`~helios_render._model.audio_plan.AudioPlan`), so that it never sees the options.
 
 Contracts:
 
@@ -11,7 +14,8 @@ Contracts:
   on the frame range and ``chunk_frames`` only, never on the concurrency, so a render resumed
   with another concurrency reuses the finished chunks.
 * The digest covers every setting that changes pixels (and the tool versions that could);
-  settings that do not (timeout, retries, concurrency, progress) leave it unchanged.
+  settings that do not (timeout, retries, concurrency, progress, the sound: it is mixed at the
+  stitch from each chunk's media records) leave it unchanged.
 * A :class:`ChunkJob` is a frozen, picklable value: everything a worker needs, on this machine
   or another, to render its chunk.
 """
@@ -25,8 +29,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .codecs import image_sequence_target
-from .job import Chunk, ChunkJob, EncoderSettings, PageConfig, SourceRef, UrlSource
+from .audio_plan import AudioPlan, Soundtrack
+from .codecs import audio_codec_for, image_sequence_target
+from .job import Chunk, ChunkJob, EncoderSettings, FolderSource, PageConfig, SourceRef, UrlSource
 from .options import RenderOptions
 
 __all__ = [
@@ -134,6 +139,10 @@ class Environment:
     #: The FFmpeg encoder chosen for the codec (the first of its encoders this FFmpeg has);
     #: ``None`` means the codec's first.
     video_encoder: str | None = None
+    #: The ffprobe beside FFmpeg; ``None`` when not looked for (a still needs none).
+    ffprobe: Path | None = None
+    #: ``--audio``, its file found (``None`` without one).
+    soundtrack: Soundtrack | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +163,12 @@ class RenderPlan:
     resumable: bool
     width: int
     height: int
+    #: The FFmpeg that encodes, joins and mixes.
+    ffmpeg: Path
+    #: The ffprobe that counts frames; ``None`` in a plan for a still.
+    ffprobe: Path | None
+    #: The output's sound.
+    audio: AudioPlan
     #: The codec's name in the codec table (aliases resolved).
     codec: str = "h264"
     #: For an image sequence: the file-name pattern of the frames inside ``output`` (a
@@ -205,7 +220,8 @@ def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
 
 
 def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
-    """The plan of a render: chunks, their jobs, the worker count and the job digest."""
+    """The plan of a render: chunks, their jobs, the worker count, the job digest and the
+    sound."""
     frames = options.frame_count
     chunk_frames = options.chunk_frames or default_chunk_frames(frames)
     chunks = plan_chunks(options.start_frame, frames, chunk_frames)
@@ -253,6 +269,13 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         for chunk in chunks
     )
     concurrency = options.concurrency or env.default_concurrency
+    audio = AudioPlan(
+        codec=audio_codec_for(options.target_path.suffix, options.audio_codec),
+        bitrate=options.audio_bitrate,
+        soundtrack=env.soundtrack,
+        muted=options.muted,
+        media_root=env.source.root if isinstance(env.source, FolderSource) else None,
+    )
     return RenderPlan(
         output=options.target_path,
         fps=options.exact_fps,
@@ -266,6 +289,9 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         resumable=env.source_digest is not None,
         width=options.width,
         height=options.height,
+        ffmpeg=env.ffmpeg,
+        ffprobe=env.ffprobe,
+        audio=audio,
         codec=codec.name,
         frame_pattern=frame_pattern,
     )

@@ -1,6 +1,8 @@
 """Stitching: the chunk files of a render into its output.
 
-Steps, each a function, in order:
+:func:`stitch` gets data only: the plan (which carries the tools and the
+:class:`~helios_render._model.audio_plan.AudioPlan`), the chunk files, what the page played in
+each chunk, a work folder and a stage hook. Steps, each a function, in order:
 
 1. :func:`join_chunks`: one stream-copy concat of the chunks, with a ``duration`` line per
    chunk (``frames / fps``, exact) so that no container's rounding drifts at the seams; into
@@ -11,9 +13,9 @@ Steps, each a function, in order:
 3. the finishing step of the codec: none for video files; :func:`make_gif` (two passes:
    ``palettegen=stats_mode=diff``, then ``paletteuse``); :func:`write_image_sequence` (the
    PNGs by stream copy into a new folder, numbered by composition frame);
-4. :func:`page_audio`: what the page played (each chunk's media records, planned into one
+4. :func:`mix_sound`: what the page played (each chunk's media records, planned into one
    segment list) and ``--audio``, mixed once and muxed with the video stream-copied (video
-   files only);
+   files with sound only);
 5. :func:`publish`: the atomic rename over the output (a folder is renamed only onto a name
    that does not exist), after the finished output's frame count is checked again.
 """
@@ -23,11 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from .._exceptions import OptionsError, RenderError, UsageError
+from .._exceptions import RenderError, UsageError
 from .._ffmpeg.ffmpeg import (
     MIN_CHUNK_BYTES,
     concat_args,
@@ -37,30 +39,27 @@ from .._ffmpeg.ffmpeg import (
     palette_args,
     run_ffmpeg,
 )
-from .._ffmpeg.mix import LocalMedia, mix_audio, resolve_media_url
-from .._model.audio_plan import Soundtrack, plan_audio, soundtrack_segment
-from .._model.codecs import CODECS, audio_codec_for
-from .._model.job import FolderSource, MediaRecord, SourceRef
-from .._model.options import RenderOptions
+from .._ffmpeg.mix import mix_audio
+from .._model.codecs import CODECS
+from .._model.job import MediaRecord
 from .._model.plan import RenderPlan
+from .._model.progress import Stage
 
 __all__ = [
-    "AudioStep",
+    "StageHook",
     "check_frames",
     "concat_list",
     "join_chunks",
     "make_gif",
-    "page_audio",
+    "mix_sound",
     "publish",
     "publish_folder",
-    "soundtrack",
     "stitch",
     "write_image_sequence",
 ]
 
-#: The audio step: mux sound into the joined video (first path), writing the second; ``False``
-#: when nothing is heard (the video is used as it is).
-AudioStep = Callable[[Path, Path], Awaitable[bool]]
+#: Told the stage a render enters (``"stitching"``, ``"mixing audio"``), for progress.
+StageHook = Callable[[Stage], object]
 
 logger = logging.getLogger(__name__)
 
@@ -173,54 +172,36 @@ def publish(joined: Path, output: Path) -> None:
     os.replace(joined, output)
 
 
-def soundtrack(options: RenderOptions) -> Soundtrack | None:
-    """``--audio``, checked before anything starts.
+async def mix_sound(
+    plan: RenderPlan,
+    video: Path,
+    mixed: Path,
+    media_records: Sequence[Sequence[MediaRecord]],
+    workdir: Path,
+    on_stage: StageHook,
+) -> bool:
+    """Mix what the page played and the soundtrack, as ``plan.audio`` says, and mux it with
+    ``video`` (stream-copied) into ``mixed``. Tells ``on_stage`` ``"mixing audio"`` when
+    there is something to mix.
+
+    Returns:
+        Whether ``mixed`` was written; ``False`` when the output has no sound (``--muted``, a
+        format without audio, nothing played, every source silent): ``video`` is the output.
 
     Raises:
-        OptionsError: The file does not exist.
+        MediaError: A source is missing or cannot be decoded.
+        EncoderError: FFmpeg failed to mix.
     """
-    if options.audio is None:
-        return None
-    path = Path(options.audio).expanduser().absolute()
-    if not path.is_file():
-        raise OptionsError(f"--audio file not found: {path} (give an audio file)")
-    return Soundtrack(path, float(options.audio_offset), float(options.audio_volume))
-
-
-def page_audio(
-    options: RenderOptions,
-    plan: RenderPlan,
-    ffmpeg: Path,
-    source: SourceRef,
-    records: Sequence[Sequence[MediaRecord]],
-    workdir: Path,
-    on_mixing: Callable[[], object],
-) -> AudioStep | None:
-    """The audio step of a render, or ``None`` when the output has no sound (``--muted``, a
-    format without audio)."""
-    codec = audio_codec_for(plan.output.suffix, options.audio_codec)
-    if options.muted or codec is None:
-        return None
-    segments = list(plan_audio(records, plan.fps, plan.start_frame))
-    track = soundtrack(options)
-    if track is not None:
-        segment = soundtrack_segment(track, plan.frames, plan.fps)
-        if segment is not None:
-            segments.append(segment)
+    audio = plan.audio
+    segments = audio.segments(media_records, plan.frames, plan.fps, plan.start_frame)
     if not segments:
-        return None
-    resolve = resolve_media_url
-    if isinstance(source, FolderSource):
-        resolve = LocalMedia("bundle:", Path(source.root).resolve()).resolve
-
-    async def step(video: Path, mixed: Path) -> bool:
-        on_mixing()
-        return await mix_audio(
-            ffmpeg, video, mixed, segments, frames=plan.frames, fps=plan.fps, codec=codec,
-            bitrate=options.audio_bitrate, workdir=workdir, resolve=resolve,
-        )
-
-    return step
+        return False
+    assert audio.codec is not None and plan.ffprobe is not None
+    on_stage("mixing audio")
+    return await mix_audio(
+        plan.ffmpeg, plan.ffprobe, video, mixed, segments, frames=plan.frames, fps=plan.fps,
+        codec=audio.codec, bitrate=audio.bitrate, workdir=workdir, media_root=audio.media_root,
+    )
 
 
 def publish_folder(folder: Path, output: Path) -> None:
@@ -240,25 +221,42 @@ def publish_folder(folder: Path, output: Path) -> None:
 
 async def stitch(
     plan: RenderPlan,
-    ffmpeg: Path,
-    ffprobe: Path,
-    files: Sequence[Path],
+    chunk_files: Sequence[Path],
+    media_records: Sequence[Sequence[MediaRecord]],
     workdir: Path,
-    *,
-    audio: Callable[[], AudioStep | None] = lambda: None,
+    on_stage: StageHook = lambda stage: None,
 ) -> None:
     """Join, check, finish, mix the sound and publish: the output exists only if every step
-    passed. ``audio`` is asked for the audio step once the chunks are joined (video files)."""
+    passed.
+
+    Args:
+        plan: The render's plan: its chunks, tools, codec and sound.
+        chunk_files: Every chunk's file, in the plan's order.
+        media_records: What the page played in each chunk (for the sound of a video file).
+        workdir: A folder for the intermediate files and FFmpeg's logs.
+        on_stage: Told each stage as it starts: ``"stitching"``, then ``"mixing audio"``
+            when there is sound to mix.
+
+    Raises:
+        RenderError: The joined or finished output does not hold the plan's frames.
+        EncoderError: FFmpeg failed.
+        MediaError: A media source cannot be read.
+
+    Cancellation:
+        FFmpeg and ffprobe are stopped and reaped; the output is left as it was.
+    """
+    assert plan.ffprobe is not None, "a plan for a still has no stitch"
+    ffmpeg, ffprobe = plan.ffmpeg, plan.ffprobe
+    on_stage("stitching")
     codec = CODECS[plan.codec]
     if codec.finish == "concat":
         joined = workdir / f"joined{plan.output.suffix}"
         mixed = workdir / f"mixed{plan.output.suffix}"
         try:
-            await join_chunks(plan, ffmpeg, files, joined, workdir)
+            await join_chunks(plan, ffmpeg, chunk_files, joined, workdir)
             await check_frames(plan, ffprobe, joined)
-            step = audio()
-            finished = mixed if step is not None and await step(joined, mixed) else joined
-            publish(finished, plan.output)
+            sound = await mix_sound(plan, joined, mixed, media_records, workdir, on_stage)
+            publish(mixed if sound else joined, plan.output)
         finally:
             joined.unlink(missing_ok=True)
             mixed.unlink(missing_ok=True)
@@ -266,7 +264,7 @@ async def stitch(
     joined = workdir / f"joined{codec.chunk_suffix}"
     finished = workdir / ("finished.gif" if codec.finish == "gif" else "frames")
     try:
-        await join_chunks(plan, ffmpeg, files, joined, workdir, muxer=codec.chunk_format)
+        await join_chunks(plan, ffmpeg, chunk_files, joined, workdir, muxer=codec.chunk_format)
         await check_frames(plan, ffprobe, joined)
         if codec.finish == "gif":
             await make_gif(ffmpeg, joined, finished, workdir)

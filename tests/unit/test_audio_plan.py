@@ -17,6 +17,7 @@ from helios_render import MediaError, OptionsError, RenderOptions
 from helios_render._ffmpeg.mix import LocalMedia
 from helios_render._model.audio_plan import (
     AUDIO_RATE,
+    AudioPlan,
     AudioSegment,
     Soundtrack,
     build_mix,
@@ -229,6 +230,41 @@ def test_soundtrack_offsets_both_ways() -> None:
     earlier = soundtrack_segment(Soundtrack(Path("/t.wav"), -1.25, 1.0), 60, FPS)
     assert earlier is not None and (earlier.start, earlier.offset) == (Fraction(0), 1.25)
     assert soundtrack_segment(Soundtrack(Path("/t.wav"), 5.0), 60, FPS) is None
+
+
+def test_the_audio_plan_plays_the_page_then_the_soundtrack() -> None:
+    records = [_play("a", range(0, 30))]
+    track = Soundtrack(Path("/t.wav"), 0.5, 0.8)
+    plan = AudioPlan("aac", soundtrack=track)
+    page, extra = plan.segments(records, 60, FPS)
+    assert page == plan_audio(records, FPS)[0]
+    assert extra == soundtrack_segment(track, 60, FPS)
+    # The records are any iterable of iterables, read once.
+    assert plan.segments(iter([iter(records[0])]), 60, FPS)[0] == page
+
+
+def test_the_audio_plan_starts_at_the_first_output_frame() -> None:
+    records = [_play("a", range(15, 45))]
+    (segment,) = AudioPlan("aac").segments(records, 30, FPS, first_frame=30)
+    assert (segment.start, segment.length, segment.offset) == (Fraction(0), Fraction(1, 2), 0.5)
+
+
+@pytest.mark.parametrize(
+    "plan", [AudioPlan(None), AudioPlan("aac", muted=True)], ids=["no codec", "muted"]
+)
+def test_an_output_without_sound_plans_nothing_not_even_bad_records(plan: AudioPlan) -> None:
+    conflicting = [
+        [MediaRecord(0, "a", "a.wav", 0.0, 1.0)], [MediaRecord(0, "a", "b.wav", 0.0, 1.0)]
+    ]
+    assert not plan.audible
+    assert plan.segments(conflicting, 30, FPS) == ()
+    with pytest.raises(ValueError, match="two records"):
+        AudioPlan("aac").segments(conflicting, 30, FPS)
+
+
+def test_a_silent_page_and_a_soundtrack_after_the_end_plan_nothing() -> None:
+    late = AudioPlan("opus", soundtrack=Soundtrack(Path("/t.wav"), 5.0))
+    assert late.audible and late.segments([[], []], 60, FPS) == ()
 
 
 def test_exact_length_for_fractional_fps() -> None:

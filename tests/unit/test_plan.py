@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helios_render import RenderOptions
+from helios_render._model.audio_plan import AudioPlan, Soundtrack
 from helios_render._model.job import ChunkJob, FolderSource, UrlSource, assign_runs
 from helios_render._model.plan import (
     DEFAULT_CHUNK_FRAMES,
@@ -145,10 +146,37 @@ def test_tools_capture_path_and_composition_change_the_digest(
 
 @pytest.mark.parametrize(
     "change", [{"timeout": 5.0}, {"retries": 3}, {"concurrency": 4}, {"resume": False},
-               {"ignore_page_errors": True}, {"capture": "screenshot"}],
+               {"ignore_page_errors": True}, {"capture": "screenshot"}, {"muted": True},
+               {"audio": "track.wav"}, {"audio_offset": 1.5}, {"audio_volume": 0.5},
+               {"audio_codec": "aac"}, {"audio_bitrate": "96k"}],
 )
 def test_settings_that_keep_pixels_keep_the_digest(change: dict[str, object]) -> None:
     assert plan_render(_options(**change), ENV).digest == plan_render(_options(), ENV).digest
+
+
+def test_the_sound_is_not_in_the_digest_so_its_changes_reuse_every_chunk() -> None:
+    track = Soundtrack(Path("/srv/track.wav"), 0.5, 0.8)
+    with_track = replace(ENV, soundtrack=track, ffprobe=Path("/usr/bin/ffprobe"))
+    assert plan_render(_options(), with_track).digest == plan_render(_options(), ENV).digest
+
+
+def test_the_plan_carries_the_sound_and_the_tools_the_stitch_needs() -> None:
+    track = Soundtrack(Path("/srv/track.wav"), -0.25, 0.5)
+    env = replace(ENV, soundtrack=track, ffprobe=Path("/usr/bin/ffprobe"))
+    plan = plan_render(_options(audio_bitrate="96k"), env)
+    assert plan.audio == AudioPlan(
+        codec="aac", bitrate="96k", soundtrack=track, muted=False, media_root="/srv/comp"
+    )
+    assert (plan.ffmpeg, plan.ffprobe) == (Path("/usr/bin/ffmpeg"), Path("/usr/bin/ffprobe"))
+    assert plan.audio.audible
+    webm = plan_render(_options(output="/tmp/out.webm", codec="vp9", audio_codec="opus"), ENV)
+    assert webm.audio.codec == "opus" and webm.audio.soundtrack is None
+    muted = plan_render(_options(muted=True), ENV).audio
+    assert muted.muted and not muted.audible
+    gif = plan_render(_options(output="/tmp/out.gif", codec="gif"), ENV).audio
+    assert gif.codec is None and not gif.audible
+    url = replace(ENV, source=UrlSource("https://example.com/"), source_digest=None)
+    assert plan_render(_options(), url).audio.media_root is None
 
 
 def test_a_url_source_is_not_resumable_by_default() -> None:
