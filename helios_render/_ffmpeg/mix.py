@@ -147,7 +147,11 @@ async def probe_channels(ffprobe: Path, source: str, workdir: Path, name: str) -
     """Channels of the first audio stream of ``source``; ``None`` when it has none.
 
     Raises:
-        MediaError: ffprobe cannot open or decode it (the message quotes ffprobe).
+        MediaError: ffprobe cannot open or decode it (the message quotes ffprobe), or did not
+            answer within :data:`PROBE_TIMEOUT` (it is stopped and reaped then).
+
+    Cancellation:
+        ffprobe is terminated and reaped.
     """
     out = workdir / f"probe-{name}.json"
     log = workdir / f"probe-{name}.log"
@@ -157,8 +161,10 @@ async def probe_channels(ffprobe: Path, source: str, workdir: Path, name: str) -
         *network_options(source), source,
     ]  # fmt: skip
     status = -1
-    with trio.move_on_after(PROBE_TIMEOUT):
+    with trio.move_on_after(PROBE_TIMEOUT) as waited:
         status = await _run(args, log)
+    if waited.cancelled_caught:
+        raise MediaError(f"ffprobe did not answer within {PROBE_TIMEOUT:g} s")
     if status != 0:
         tail = log_tail(log).strip().splitlines()
         raise MediaError(tail[-1] if tail else f"ffprobe exited with status {status}")

@@ -13,15 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helios_render import MediaError, OptionsError, RenderOptions
-from helios_render._ffmpeg.mix import LocalMedia
+from helios_render import OptionsError, RenderOptions
 from helios_render._model.audio_plan import (
     AUDIO_RATE,
     AudioPlan,
     AudioSegment,
     Soundtrack,
     build_mix,
-    localize_sources,
     plan_audio,
     soundtrack_segment,
     total_samples,
@@ -279,30 +277,6 @@ def test_codec_per_container() -> None:
     assert audio_codec_for(".mkv", "pcm") == "pcm"
     with pytest.raises(ValueError, match="cannot hold opus"):
         audio_codec_for(".mov", "opus")
-
-
-def test_local_media_maps_server_urls_to_files_and_nothing_outside(tmp_path: Path) -> None:
-    local = LocalMedia("http://127.0.0.1:9", tmp_path)
-    assert local.resolve("http://127.0.0.1:9/sub/a%20b.wav") == str(tmp_path / "sub" / "a b.wav")
-    assert local.resolve("https://example.com/x.mp3") == "https://example.com/x.mp3"
-    assert local.resolve("file:///srv/x.wav") == "/srv/x.wav"
-    with pytest.raises(MediaError, match="outside"):
-        local.resolve("http://127.0.0.1:9/../../etc/passwd")
-
-
-def test_sources_of_workers_serving_on_their_own_ports_agree(tmp_path: Path) -> None:
-    worker_a = [MediaRecord(0, "a", "http://127.0.0.1:1111/m/t%20a.wav", 0.0, 1.0)]
-    worker_b = [MediaRecord(1, "a", "http://127.0.0.1:2222/m/t%20a.wav", 1 / 30, 1.0)]
-    chunks = [
-        localize_sources(worker_a, "http://127.0.0.1:1111"),
-        localize_sources(worker_b, "http://127.0.0.1:2222/"),
-    ]
-    (segment,) = plan_audio(chunks, FPS)
-    assert segment.source == "bundle:/m/t%20a.wav" and segment.length == Fraction(2, 30)
-    local = LocalMedia("http://127.0.0.1:3333", tmp_path)
-    assert local.resolve(segment.source) == str(tmp_path / "m" / "t a.wav")
-    remote = [MediaRecord(0, "a", "https://cdn.example/t.wav", 0.0, 1.0)]
-    assert localize_sources(remote, "http://127.0.0.1:1111") == remote
 
 
 @pytest.mark.parametrize(
