@@ -25,35 +25,34 @@ from helios_render._model.plan import Environment
 W, H, FPS = 320, 180, Fraction(30)
 
 
-def make_options(tmp_path: Path | None = None, **overrides: Any) -> RenderOptions:
-    """Valid options that no test reads from disk: ``a.html`` to ``out.mp4`` in ``tmp_path``
-    (without one, the relative ``o.mp4``), 10 frames, every other setting at its default."""
+def make_options(tmp_path: Path | None = None, /, **overrides: Any) -> RenderOptions:
+    """Valid options for 10 frames of ``a.html`` at 320x180 into ``out.mp4`` in ``tmp_path``
+    (without one, the relative ``o.mp4``: for tests that never render); every other setting
+    at its default. ``frames=None`` leaves the length to the composition."""
     settings: dict[str, Any] = {
         "source": "a.html",
         "output": tmp_path / "out.mp4" if tmp_path is not None else "o.mp4",
+        "width": W,
+        "height": H,
         "frames": 10,
     }
     settings.update(overrides)
     return RenderOptions(**settings)
 
 
-def make_lossless_options(tmp_path: Path, source: Path | str, **overrides: Any) -> RenderOptions:
+def make_lossless_options(
+    tmp_path: Path, /, source: Path | str, **overrides: Any
+) -> RenderOptions:
     """Options to render ``source`` into ``tmp_path / "out.mp4"`` at 320x180 and 30 fps with
     lossless frames (PNG captures, crf 0), so that two renders compare pixel for pixel.
 
-    No frame count: give ``frames=`` or let the composition's duration decide. ``fps=None``
+    No frame count: give ``frames=`` or let the composition's duration decide; ``fps=None``
     takes the composition's own frame rate."""
     settings: dict[str, Any] = {
-        "source": source,
-        "output": tmp_path / "out.mp4",
-        "width": W,
-        "height": H,
-        "fps": 30,
-        "image_format": "png",
-        "crf": 0,
+        "source": source, "fps": 30, "frames": None, "image_format": "png", "crf": 0,
     }
     settings.update(overrides)
-    return RenderOptions(**settings)
+    return make_options(tmp_path, **settings)
 
 
 def make_env(**overrides: Any) -> Environment:
