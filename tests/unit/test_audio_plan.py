@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helios_render import OptionsError, RenderOptions
+from helios_render import OptionsError
 from helios_render._model.audio_plan import (
     AUDIO_RATE,
     AudioPlan,
@@ -26,6 +26,8 @@ from helios_render._model.audio_plan import (
 )
 from helios_render._model.codecs import audio_codec_for
 from helios_render._model.job import MediaRecord, dump_records, load_records
+
+from ..factories import make_options
 
 FPS = Fraction(30)
 
@@ -291,7 +293,5 @@ def test_codec_per_container() -> None:
     ],
 )
 def test_bad_audio_options_say_what_to_do(settings: dict[str, object], message: str) -> None:
-    values: dict[str, object] = {"source": "a.html", "output": "o.mp4", "frames": 1}
-    values.update(settings)
     with pytest.raises(OptionsError, match=message):
-        RenderOptions(**values)  # type: ignore[arg-type]
+        make_options(**settings)
