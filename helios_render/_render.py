@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from ._environment import probe_environment
-from ._exceptions import OptionsError, WorkerError
+from ._exceptions import OptionsError, WorkerError, is_deterministic
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
@@ -24,7 +24,7 @@ from ._model.options import RenderOptions
 from ._model.plan import Environment, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
-from ._output.jobs import is_deterministic, open_job_folder
+from ._output.jobs import open_job_folder
 from ._output.stitch import page_audio, stitch
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
@@ -153,8 +153,8 @@ async def render(
         aggregator.announce()
         send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
 
-        def report(worker_id: int, p: float) -> None:
-            send.send_nowait(WorkerProgress(worker_id, p))
+        def report(chunk: int, p: float) -> None:
+            send.send_nowait(WorkerProgress(chunk, p))
 
         async with task_nursery() as nursery:
             nursery.start_soon(aggregator.run, receive)
@@ -167,8 +167,8 @@ async def render(
                     retries=plan.retries,
                     scratch=job.partial_dir,
                     on_placement=aggregator.set_machine,
-                    on_replay=lambda worker_id, p: send.send_nowait(
-                        WorkerProgress(worker_id, p, replaying=True)
+                    on_replay=lambda chunk, p: send.send_nowait(
+                        WorkerProgress(chunk, p, replaying=True)
                     ),
                 )
         aggregator.set_stage("stitching")

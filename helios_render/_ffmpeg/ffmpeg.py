@@ -446,7 +446,8 @@ async def count_frames(ffprobe: Path, path: Path) -> int:
     MPEG-TS chunk (see :mod:`._mpegts`), else by ffprobe.
 
     Raises:
-        EncoderError: ffprobe could not read the file.
+        EncoderError: ffprobe could not read the file, or did not answer within
+            :data:`PROBE_TIMEOUT`.
     """
     if path.suffix == ".ts" or path.name.endswith(".ts.received"):
         frames = await trio.to_thread.run_sync(count_ts_frames, path)
@@ -456,8 +457,16 @@ async def count_frames(ffprobe: Path, path: Path) -> int:
         os.fspath(ffprobe), "-v", "error", "-select_streams", "v:0", "-count_packets",
         "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", os.fspath(path),
     ]
-    with trio.fail_after(PROBE_TIMEOUT):
-        done = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
+    try:
+        with trio.fail_after(PROBE_TIMEOUT):
+            done = await trio.run_process(
+                args, capture_stdout=True, capture_stderr=True, check=False
+            )
+    except trio.TooSlowError:
+        raise EncoderError(
+            f"ffprobe did not count the frames of {path.name} within {PROBE_TIMEOUT:g} s: "
+            "check that the disk is not stalled, then rerun to resume"
+        ) from None
     lines = done.stdout.decode("utf-8", "replace").split()
     # MPEG-TS lists the stream once per program too: the counts agree; take the first.
     text = next((line.strip(",") for line in lines if line.strip(",").isdigit()), "")

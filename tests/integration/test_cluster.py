@@ -215,7 +215,7 @@ async def test_a_page_that_throws_in_one_chunk_stops_every_task(
     error = caught.value
     # Chunk 2 throws at frame 45; so does chunk 3 while it replays frames 0..59, when Dask
     # (work stealing) runs it on a worker of its own.
-    assert error.worker_id in (2, 3)
+    assert error.chunk_index in (2, 3)
     assert error.frame == 45
     assert isinstance(error.__cause__, helios_render.PageError)
     assert "boom at 1500.0 ms" in str(error.__cause__)
@@ -236,7 +236,7 @@ async def test_a_killed_worker_process_has_its_chunk_rerun_and_the_output_is_ide
 
     def progress(state: RenderProgress) -> None:
         machine = state.machines[0] if state.machines else None
-        if not killed and machine is not None and state.workers[0] > 0:
+        if not killed and machine is not None and state.chunks[0] > 0:
             killed.append(machine)
             os.kill(pids[machine], signal.SIGKILL)
 
@@ -266,7 +266,7 @@ async def test_an_interrupted_cluster_render_resumes_from_its_finished_chunks(
     async with trio.open_nursery() as nursery:
 
         def progress(state: RenderProgress) -> None:
-            if state.workers[0] == 1.0:  # chunk 0 is in the job folder
+            if state.chunks[0] == 1.0:  # chunk 0 is in the job folder
                 nursery.cancel_scope.cancel()
 
         nursery.start_soon(lambda: helios_render.render(

@@ -20,8 +20,8 @@ import pytest
 import helios_render
 from helios_render import RenderOptions
 
-from . import test_corpus
 from ..conftest import COMPOSITIONS, Frame, decode_frames, probe
+from . import test_corpus
 from .test_corpus import CapturePath, clamp, left_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("clean_processes")]
