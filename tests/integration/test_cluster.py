@@ -300,7 +300,8 @@ def test_a_failing_cli_cluster_render_prints_one_error_line_and_no_dask_logs(
     assert result.returncode == 1, result.stderr
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
     # One error (the page's message, then its JavaScript stack), nothing from Dask.
-    assert lines[0].startswith("helios-render: error: worker "), result.stderr
+    assert lines[0].startswith("helios-render: error: chunk "), result.stderr
+    assert " on worker tcp://" in lines[0]  # the Dask worker that ran the chunk
     assert "boom at 500.0 ms" in lines[0]
     assert all(line.startswith("at ") for line in lines[1:]), result.stderr
     assert "Compute Failed" not in result.stderr and "distributed" not in result.stderr
