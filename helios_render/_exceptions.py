@@ -18,12 +18,32 @@ HeliosError
     ├── FrameTimeoutError       a frame (or the page load) did not become ready in time
     ├── EncoderError            FFmpeg failed
     ├── MediaError              a media source the page plays cannot be read or decoded
-    └── WorkerError             one worker failed: names worker, chunk and frame;
-                                ``__cause__`` is the original error
+    └── WorkerError             one chunk failed: names chunk, frames, frame and (where
+                                known) the worker; ``__cause__`` is the original error
 ```
+
+Two questions are asked of an error, here beside the tree so that the answers are in one place
+(of a :class:`WorkerError`, they are asked of its ``__cause__``):
+
+* :func:`is_retryable`, *may a fresh browser pass?* Yes for the crash class: ``BrowserError``
+  and ``CdpError``, ``CdpConnectionClosed`` (``retryable = True``); never for
+  ``CdpCommandError`` (Chromium answered, so it would answer the same) nor any other class.
+  The executors retry such a chunk (``retries`` times), unless the render is already stopping.
+* :func:`is_deterministic`, *would a rerun only fail the same way?* Yes for ``PageError``,
+  ``FrameTimeoutError``, ``MediaError`` and every ``UsageError``: the render's job folder is then
+  removed. Crashes, ``EncoderError`` (a full disk), other ``RenderError`` s and interruptions are
+  not: the job folder is kept, and a rerun resumes.
+
+Errors of the layers below (Trio, FFmpeg's exit, Dask) are mapped to these where they cross into
+ours (``raise OurError(...) from exc``); an error raised while rendering a chunk becomes its
+:class:`WorkerError` in one place, :meth:`WorkerError.for_job`.
 """
 
 from __future__ import annotations
+
+import logging
+import warnings
+from typing import Protocol
 
 __all__ = [
     "BrowserError",
@@ -41,7 +61,11 @@ __all__ = [
     "ToolNotFoundError",
     "UsageError",
     "WorkerError",
+    "is_deterministic",
+    "is_retryable",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def _rebuild(
@@ -170,39 +194,106 @@ class MediaError(RenderError):
     """A media source the page plays (or ``--audio``) is missing or cannot be decoded."""
 
 
+class ChunkLike(Protocol):
+    """What :meth:`WorkerError.for_job` reads of a job: a
+    :class:`~helios_render._model.job.ChunkJob`, which this leaf module does not import (the
+    values import the errors)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
 class WorkerError(RenderError):
-    """One worker of a render failed; ``__cause__`` holds the original error.
+    """One chunk of a render failed; ``__cause__`` holds the original error.
+
+    Its message names the chunk, its frames, the frame and, where known, the worker that ran
+    it: ``chunk 7 (frames 420..479) failed at frame 431 on worker 1: ...``.
 
     Attributes:
-        worker_id: Index of the worker that failed.
-        chunk: ``(first_frame, end_frame)`` of the worker's chunk, end exclusive.
+        chunk_index: Index of the chunk that failed (its place in the render's plan).
+        chunk: ``(first_frame, end_frame)`` of the chunk, end exclusive.
         frame: The frame being rendered when it failed, or ``None`` before the first frame.
         failed_at: ``trio.current_time()`` when the worker raised, before its cleanup.
+        worker: The worker that ran the chunk, where known: the slot of a local render
+            (``0`` to ``workers - 1``) or a Dask worker's address; else ``None``.
+        worker_id: Deprecated alias of :attr:`chunk_index` (it always was the chunk's index,
+            not a worker's); warns with :class:`DeprecationWarning`.
     """
 
     def __init__(
         self,
-        worker_id: int,
+        chunk_index: int,
         chunk: tuple[int, int],
         frame: int | None,
         cause: BaseException,
         failed_at: float | None = None,
+        worker: int | str | None = None,
     ) -> None:
         where = "before its first frame" if frame is None else f"at frame {frame}"
+        by = "" if worker is None else f" on worker {worker}"
         super().__init__(
-            f"worker {worker_id} (frames {chunk[0]}..{chunk[1] - 1}) failed {where}: {cause}"
+            f"chunk {chunk_index} (frames {chunk[0]}..{chunk[1] - 1}) failed {where}{by}: {cause}"
         )
-        self.worker_id = worker_id
+        self.chunk_index = chunk_index
         self.chunk = chunk
         self.frame = frame
         #: The original error (also ``__cause__``; kept as an attribute so that it pickles).
         self.cause = cause
         #: ``trio.current_time()`` when the error was raised in the worker, if known.
         self.failed_at = failed_at
+        self.worker = worker
         # A usage problem found by a worker (unreachable URL, unknown codec) is still a usage
         # problem for the command line.
         self.exit_code = cause.exit_code if isinstance(cause, HeliosError) else 1
         self.__cause__ = cause
+
+    @classmethod
+    def for_job(
+        cls,
+        job: ChunkLike,
+        exc: BaseException,
+        frame: int | None = None,
+        *,
+        failed_at: float | None = None,
+        worker: int | str | None = None,
+    ) -> WorkerError:
+        """``exc``, raised while rendering ``job``, as the job's error: the one place a
+        :class:`WorkerError` is made. Raise it ``from`` its cause.
+
+        A :class:`WorkerError` already is one and is returned as it is, except that a
+        ``worker`` not yet named is added (a copy with the same chunk, frame and cause).
+
+        Args:
+            job: The chunk's job (``index``, ``start``, ``end``).
+            exc: What was raised; an error not of ours is logged (DEBUG, with its traceback).
+            frame: The frame being rendered, or ``None`` before the first (or not known).
+            failed_at: ``trio.current_time()`` when it was raised, if known.
+            worker: The worker that ran the chunk, if known.
+        """
+        if isinstance(exc, WorkerError):
+            if worker is None or exc.worker is not None:
+                return exc
+            return cls(exc.chunk_index, exc.chunk, exc.frame, exc.cause, exc.failed_at, worker)
+        if not isinstance(exc, HeliosError):
+            logger.debug("unexpected error in chunk %d", job.index, exc_info=exc)
+        return cls(job.index, (job.start, job.end), frame, exc, failed_at, worker)
+
+    @property
+    def worker_id(self) -> int:
+        """Deprecated: the chunk's index; use :attr:`chunk_index`."""
+        warnings.warn(
+            "WorkerError.worker_id is the chunk's index and is deprecated: use "
+            "WorkerError.chunk_index (WorkerError.worker names the worker, where known)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.chunk_index
 
     def __reduce__(self) -> tuple[object, ...]:
         state = dict(self.__dict__)
@@ -212,6 +303,28 @@ class WorkerError(RenderError):
             # keeps its type and message, which is what a user reads.
             state["cause"] = RenderError(f"{type(cause).__name__}: {cause}")
         return (_rebuild, (type(self), self.args, state))
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    if isinstance(error, WorkerError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Crash-class failures (browser or page crashed, target closed, connection lost) may pass
+    on a fresh browser; deterministic ones (page errors, timeouts, bad options) never do. Of a
+    :class:`WorkerError`, its cause is judged. See the module docstring."""
+    error = _unwrap(error)
+    return isinstance(error, BrowserError) and error.retryable
+
+
+def is_deterministic(error: BaseException) -> bool:
+    """Whether a rerun would only fail the same way (the page threw, a frame never became
+    ready, a media source cannot be decoded, bad options): then the job folder is removed.
+    Crashes, encoder failures (a full disk) and interruptions keep it, so the rerun resumes.
+    Of a :class:`WorkerError`, its cause is judged. See the module docstring."""
+    return isinstance(_unwrap(error), (PageError, FrameTimeoutError, MediaError, UsageError))
 
 
 def _picklable(error: BaseException) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from ._environment import probe_environment
-from ._exceptions import OptionsError, WorkerError
+from ._exceptions import OptionsError, WorkerError, is_deterministic
 from ._executors import Executor, LocalExecutor
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
@@ -23,7 +23,7 @@ from ._model.options import RenderOptions
 from ._model.plan import Environment, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
-from ._output.jobs import is_deterministic, open_job_folder
+from ._output.jobs import open_job_folder
 from ._output.stitch import stitch
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
@@ -152,8 +152,8 @@ async def render(
         aggregator.announce()
         send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
 
-        def report(worker_id: int, p: float) -> None:
-            send.send_nowait(WorkerProgress(worker_id, p))
+        def report(chunk: int, p: float) -> None:
+            send.send_nowait(WorkerProgress(chunk, p))
 
         async with task_nursery() as nursery:
             nursery.start_soon(aggregator.run, receive)
@@ -166,8 +166,8 @@ async def render(
                     retries=plan.retries,
                     scratch=job.partial_dir,
                     on_placement=aggregator.set_machine,
-                    on_replay=lambda worker_id, p: send.send_nowait(
-                        WorkerProgress(worker_id, p, replaying=True)
+                    on_replay=lambda chunk, p: send.send_nowait(
+                        WorkerProgress(chunk, p, replaying=True)
                     ),
                 )
         await stitch(plan, job.chunk_files(), job.media_records(), job.partial_dir,

@@ -25,7 +25,7 @@ from ._cli_progress import ProgressPrinter, _silence
 from ._exceptions import HeliosError, OptionsError, UsageError
 from ._model.codecs import CODECS, PRORES_PROFILES
 from ._model.options import RenderOptions
-from ._nursery import collapse_group, task_nursery
+from ._nursery import collapse_group, leaves, task_nursery
 from ._output.jobs import describe_kept
 from ._render import RenderResult, render, render_still
 
@@ -309,23 +309,14 @@ def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
         printer.error("interrupted; every browser and encoder was stopped", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     if isinstance(exc, BaseExceptionGroup):
-        exc = collapse_group(exc)
-    if isinstance(exc, BaseExceptionGroup):
-        # Never a raw group to the user: its first error of ours is the story (the others
-        # are logged with -v).
-        ours = exc.subgroup(HeliosError)
-        if ours is not None:
-            first, *others = _leaves(ours)
-            for other in others:
-                logger.info("and also: %r", other)
-            exc = first
+        # Never a raw group to the user: its first error of ours is the story (rule 5).
+        exc = collapse_group(exc, at_top=True)
     if isinstance(exc, HeliosError):
         printer.error(str(exc), exc.exit_code)
         return exc.exit_code
     if isinstance(exc, Exception):
         logger.info("unexpected error", exc_info=exc)
-        leaves = _leaves(exc)
-        what = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3])
+        what = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves(exc)[:3])
         printer.error(
             f"unexpected {what} (a bug: rerun with -v for the traceback, and report it)",
             EXIT_FAILED,
@@ -341,13 +332,6 @@ def _say_kept(options: RenderOptions, error: BaseException | None) -> None:
     hint = describe_kept(error, options.target_path)
     if hint:
         print(f"helios-render: {hint}", file=sys.stderr, flush=True)
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions in a (nested) group, in order; ``[exc]`` for one that is not a group."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
-    return [exc]
 
 
 def _configure_logging(verbosity: int) -> None:

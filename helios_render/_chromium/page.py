@@ -17,7 +17,7 @@ import trio
 
 from .._exceptions import BrowserError, CdpCommandError, FrameTimeoutError, PageError, SourceError
 from .._model.job import MediaRecord, PageConfig
-from .._nursery import background_nursery
+from .._nursery import background_nursery, collapse_group
 from .._source.server import PAGE_TYPES
 from .browser import Browser
 from .capture import BeginFrameCapture, CapturePath, ScreenshotCapture
@@ -598,14 +598,11 @@ async def open_page(
             yield loaded
     except BaseExceptionGroup as group:
         # The watcher's error (navigated away, crashed, closed) explains the body's: a
-        # command that failed at the same moment because the page was gone.
-        failure = page.failure
-        if failure is None or group.subgroup(KeyboardInterrupt) is not None:
+        # command that failed at the same moment because the page was gone (rule 4).
+        chosen = collapse_group(group, explained_by=page.failure)
+        if chosen is group:
             raise
-        if group.subgroup(lambda exc: exc is failure) is None:
-            raise
-        logger.debug("the page failed (%r), and with it: %r", failure, group)
-        raise failure from None
+        raise chosen from None
 
 
 async def _check_document(page: Page) -> None:

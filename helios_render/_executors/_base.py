@@ -6,12 +6,13 @@ Trio nursery on this machine, a Dask cluster) and promises:
 * every finished chunk is handed to ``on_result`` (awaited, in the caller's task context) before
   ``run`` returns; chunk ``i`` reports progress as ``report(i, p)``;
 * the first chunk to fail cancels all the others, and ``run`` raises that chunk's
-  :class:`~helios_render.WorkerError` (with worker, chunk and frame) once every sibling has
+  :class:`~helios_render.WorkerError` (with chunk, frame and worker) once every sibling has
   stopped and released its Chromium and FFmpeg; errors of siblings that die because they were
   cancelled are logged, never raised;
-* a crash-class failure (browser or page crashed, connection lost) is retried on a fresh browser
-  up to ``retries`` times per chunk, unless the render is already stopping; deterministic ones
-  (page errors, timeouts, FFmpeg failures) never are;
+* a crash-class failure (browser or page crashed, connection lost:
+  :func:`~helios_render._exceptions.is_retryable`) is retried on a fresh browser up to
+  ``retries`` times per chunk, unless the render is already stopping; others (page errors,
+  timeouts, FFmpeg failures) never are;
 * cancelling ``run`` (a cancel scope, Ctrl+C) stops every chunk the same way.
 """
 
@@ -24,7 +25,7 @@ from typing import Protocol
 
 import trio
 
-from .._exceptions import BrowserError, WorkerError
+from .._exceptions import WorkerError, is_retryable
 from .._model.job import ChunkJob, ChunkResult, Report
 
 __all__ = ["Executor", "Placement", "ResultSink", "Supervision", "is_retryable"]
@@ -33,16 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Awaited with each finished chunk (the job folder checks and records it).
 ResultSink = Callable[[ChunkResult], Awaitable[None]]
-#: ``on_placement(worker_id, machine)``: which machine renders a chunk (for the progress).
+#: ``on_placement(chunk, machine)``: which machine renders a chunk (for the progress).
 Placement = Callable[[int, str], None]
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Crash-class failures (browser or page crashed, target closed, connection lost) may pass
-    on a fresh browser; deterministic ones (page errors, timeouts, bad options) never do."""
-    if isinstance(error, WorkerError) and error.__cause__ is not None:
-        error = error.__cause__
-    return isinstance(error, BrowserError) and error.retryable
 
 
 class Executor(Protocol):

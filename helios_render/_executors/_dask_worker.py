@@ -37,7 +37,7 @@ import distributed
 import trio
 
 from .._chromium.browser import browser_version, find_browser, probe_begin_frame
-from .._exceptions import HeliosError, RenderError
+from .._exceptions import HeliosError, RenderError, WorkerError
 from .._ffmpeg.ffmpeg import ffmpeg_version, find_ffmpeg
 from .._model.job import BundleSource, ChunkJob, ChunkResult, Report
 from .._source.bundle import release_bundles
@@ -285,7 +285,10 @@ def run_chunk_task(job: ChunkJob, bundle: BundleSource | None, render_id: str) -
     except HeliosError as exc:
         # Dask pickles the exception with its __context__ chain, which may hold Trio's
         # (unpicklable) Cancelled; our own pickling keeps message, attributes and cause.
-        portable = pickle.loads(pickle.dumps(exc))
+        named: HeliosError = exc
+        if isinstance(exc, WorkerError):  # a chunk's error names the worker that ran it
+            named = WorkerError.for_job(job, exc, worker=worker.address)
+        portable = pickle.loads(pickle.dumps(named))
     raise portable
 
 

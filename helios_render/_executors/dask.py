@@ -551,7 +551,8 @@ class _ClusterRun:
                 self._retries += 1
                 self._submit(job)
         except Exception as exc:
-            supervision.failed(job, WorkerError(job.index, (job.start, job.end), None, exc))
+            machine = self._placements.get(job.index)
+            supervision.failed(job, WorkerError.for_job(job, exc, worker=machine))
 
     def _submit(self, job: ChunkJob) -> None:
         from ._dask_worker import run_chunk_task
@@ -586,20 +587,20 @@ class _ClusterRun:
             logger.debug("chunk %d: %s", job.index, exc)
             where = f" ({machine})" if machine else ""
             lost = BrowserError(f"the Dask worker process that held it{where} died")
-            raise WorkerError(job.index, (job.start, job.end), None, lost) from lost
+            raise WorkerError.for_job(job, lost, worker=machine) from lost
         except (OSError, TimeoutError) as exc:
             lost = BrowserError(f"lost the connection to the Dask worker rendering it: {exc}")
-            raise WorkerError(job.index, (job.start, job.end), None, lost) from lost
+            raise WorkerError.for_job(job, lost, worker=self._placements.get(job.index)) from lost
         except HeliosError as exc:
-            raise WorkerError(job.index, (job.start, job.end), None, exc) from exc
+            raise WorkerError.for_job(job, exc, worker=self._placements.get(job.index)) from exc
         except Exception as exc:
             error = RenderError(f"{type(exc).__name__}: {exc}")
-            raise WorkerError(job.index, (job.start, job.end), None, error) from error
+            raise WorkerError.for_job(job, error, worker=self._placements.get(job.index)) from error
         finally:
             future.release()
         if not isinstance(result, ChunkResult) or result.data is None:
-            raise WorkerError(job.index, (job.start, job.end), None,
-                              RenderError("the Dask task returned no chunk"))
+            error = RenderError("the Dask task returned no chunk")
+            raise WorkerError.for_job(job, error, worker=self._placements.get(job.index)) from error
         return result
 
     def _on_event(self, message: dict[str, Any]) -> None:

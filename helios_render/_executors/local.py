@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
-from .._exceptions import HeliosError, WorkerError
+from .._exceptions import WorkerError
 from .._model.job import ChunkJob, ChunkResult, Report, assign_runs
 from .._model.plan import encoder_threads
 from .._nursery import collapse_group, task_nursery
@@ -107,9 +107,9 @@ class LocalExecutor:
         try:
             async with trio.open_nursery() as nursery:
                 supervision = Supervision(nursery.cancel_scope, retries, on_retry)
-                for run in runs:
+                for slot, run in enumerate(runs):
                     nursery.start_soon(
-                        self._run_worker, run, supervision, report, on_result, out_dir,
+                        self._run_worker, slot, run, supervision, report, on_result, out_dir,
                         on_replay,
                     )
         except BaseExceptionGroup as group:
@@ -130,6 +130,7 @@ class LocalExecutor:
 
     async def _run_worker(
         self,
+        slot: int,
         run: list[ChunkJob],
         supervision: Supervision,
         report: Report,
@@ -151,6 +152,7 @@ class LocalExecutor:
                         )
                         if failed is not None:
                             job, error = failed
+                            error = WorkerError.for_job(job, error, worker=slot)
                             decided = supervision.failed(job, error)
                             raise error from error.__cause__
                     while pending:
@@ -159,7 +161,10 @@ class LocalExecutor:
                             result = await worker.render(job, report, out_dir)
                             await on_result(result)
                         except Exception as exc:
-                            error = _as_worker_error(job, exc, _frame_of(worker))
+                            error = WorkerError.for_job(
+                                job, exc, _frame_of(worker), failed_at=trio.current_time(),
+                                worker=slot,
+                            )
                             # Decided now, before this worker's cleanup: a first failure
                             # cancels the siblings at once.
                             decided = supervision.failed(job, error)
@@ -172,7 +177,10 @@ class LocalExecutor:
                     if not pending:
                         logger.debug("worker failed after its last chunk: %r", exc)
                         return
-                    error = _as_worker_error(pending[0], exc, _frame_of(worker))
+                    error = WorkerError.for_job(
+                        pending[0], exc, _frame_of(worker), failed_at=trio.current_time(),
+                        worker=slot,
+                    )
                     if supervision.failed(pending[0], error):
                         continue
                     raise error from error.__cause__
@@ -214,7 +222,9 @@ async def _run_pipelined(
             try:
                 current = await worker.render_frames(job, report, out_dir, queue[position + 1 :])
             except Exception as exc:
-                failures.append((job, _as_worker_error(job, exc, None)))
+                failures.append(
+                    (job, WorkerError.for_job(job, exc, failed_at=trio.current_time()))
+                )
                 break
             held.push_async_callback(current.aclose)
             finished = trio.Event()
@@ -253,7 +263,9 @@ async def _finish_chunk(
         await on_result(result)
         recorded.append(chunk.job)
     except Exception as exc:
-        failures.append((chunk.job, _as_worker_error(chunk.job, exc, None)))
+        failures.append(
+            (chunk.job, WorkerError.for_job(chunk.job, exc, failed_at=trio.current_time()))
+        )
     finally:
         finished.set()
         await chunk.aclose()
@@ -262,11 +274,3 @@ async def _finish_chunk(
 def _frame_of(worker: object) -> int | None:
     frame = getattr(worker, "frame", None)
     return frame if isinstance(frame, int) else None
-
-
-def _as_worker_error(job: ChunkJob, exc: Exception, frame: int | None) -> WorkerError:
-    if isinstance(exc, WorkerError):
-        return exc
-    if not isinstance(exc, HeliosError):
-        logger.debug("unexpected error in chunk %d", job.index, exc_info=exc)
-    return WorkerError(job.index, (job.start, job.end), frame, exc, trio.current_time())

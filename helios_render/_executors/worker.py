@@ -276,9 +276,8 @@ class FinishingChunk:
             if self.pad:
                 pad_transport_stream(self.output)
         except Exception as exc:
-            last = job.end - 1
-            error = WorkerError(job.index, (job.start, job.end), last, exc, trio.current_time())
-            raise error from exc
+            error = WorkerError.for_job(job, exc, job.end - 1, failed_at=trio.current_time())
+            raise error from error.__cause__
         self._done = True
         self._report(job.index, 1.0)
         return ChunkResult(
@@ -459,9 +458,7 @@ class ChunkWorker:
             await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
 
     def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
-        if isinstance(exc, WorkerError):
-            return exc
-        return WorkerError(job.index, (job.start, job.end), self.frame, exc, trio.current_time())
+        return WorkerError.for_job(job, exc, self.frame, failed_at=trio.current_time())
 
     async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
         """Render ``job`` into ``out_dir/job.file_name``: :meth:`render_frames`, then

@@ -484,8 +484,7 @@ async def count_frames(ffprobe: Path, path: Path) -> int:
         if waited.cancelled_caught:
             raise EncoderError(
                 f"ffprobe did not answer within {PROBE_TIMEOUT:g} s reading {path.name} (in "
-                f"{path.parent}): the disk may be stalled or the file damaged; run again, "
-                "and report it if it happens again"
+                f"{path.parent}): check that the disk is not stalled, then rerun to resume"
             )
         try:
             lines = answer.read_text("utf-8", "replace").split()

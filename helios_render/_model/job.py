@@ -129,7 +129,7 @@ class ChunkJob:
 
     @property
     def index(self) -> int:
-        """The chunk's index in the plan (its ``worker_id`` in progress reports)."""
+        """The chunk's index in the plan (its ``chunk`` in progress reports)."""
         return self.chunk.index
 
     @property
@@ -289,7 +289,7 @@ def load_records(text: str) -> list[MediaRecord]:
     return [MediaRecord.from_page(int(item["frame"]), item) for item in json.loads(text)]
 
 
-#: ``report(worker_id, p)``: the fraction ``p`` of chunk ``worker_id`` that is done. Provided by
+#: ``report(chunk, p)``: the fraction ``p`` of chunk ``chunk`` (its index) that is done. Provided by
 #: the executor; must not block.
 Report = Callable[[int, float], None]
 

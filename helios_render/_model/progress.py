@@ -1,19 +1,23 @@
-"""ProgressAggregator: per-worker progress in, one honest global progress out.
+"""ProgressAggregator: per-chunk progress in, one honest global progress out.
 
-Workers send :class:`WorkerProgress` messages ``(worker_id, p)`` on clones of one Trio memory
-channel. The aggregator weights each worker by its share of the frames and publishes a
+Workers send :class:`WorkerProgress` messages ``(chunk, p)`` on clones of one Trio memory
+channel: ``chunk`` is the index of the chunk the worker renders (a worker renders several, one
+after the other). The aggregator weights each chunk by its share of the frames and publishes a
 :class:`RenderProgress` that
 
 * never decreases and stays in ``[0, 1]``;
-* equals ``sum(frames_i * p_i) / sum(frames_i)`` over the best ``p_i`` each worker has reported;
-* is exactly ``1.0`` when, and only when, every worker has reported ``p == 1.0`` (a worker
-  reports 1.0 only once its chunk is encoded and closed);
+* equals ``sum(frames_i * p_i) / sum(frames_i)`` over the best ``p_i`` reported for each chunk;
+* is exactly ``1.0`` when, and only when, every chunk has reported ``p == 1.0`` (a worker
+  reports 1.0 only once the chunk is encoded and closed);
 * is published at most once per ``min_interval`` seconds, except that the first update, a
   change of stage and completion are always published at once.
 
 Odd reports never raise into the render: ``p`` above 1 counts as 1, below 0 as 0, NaN is
-dropped; a worker going backwards keeps its best value (a retried chunk does not make the
-bar jump back); an unknown worker id is dropped. Each is logged at DEBUG.
+dropped; a chunk going backwards keeps its best value (a retried chunk does not make the
+bar jump back); an unknown chunk index is dropped. Each is logged at DEBUG.
+
+The names ``WorkerProgress.worker_id`` and ``RenderProgress.workers`` (they always were chunk
+indexes and per-chunk values) are deprecated aliases of ``chunk`` and ``chunks``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -41,15 +46,32 @@ _BELOW_ONE = math.nextafter(1.0, 0.0)
 _RATE_WINDOW = 0.25
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated (it is a chunk's, not a worker's): use {new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerProgress:
-    """What a worker sends: its id and the fraction ``p`` of its chunk that is done; with
-    ``replaying``, the fraction of the frames before its chunk that it has run so far (an rAF
-    page runs frames 0..S-1 before a chunk that starts at S)."""
+    """What a worker sends: the index of the chunk it renders and the fraction ``p`` of that
+    chunk that is done; with ``replaying``, the fraction of the frames before the chunk that it
+    has run so far (an rAF page runs frames 0..S-1 before a chunk that starts at S).
 
-    worker_id: int
+    ``worker_id`` is a deprecated alias of ``chunk``.
+    """
+
+    chunk: int
     progress: float
     replaying: bool = False
+
+    @property
+    def worker_id(self) -> int:
+        """Deprecated: the chunk's index; use :attr:`chunk`."""
+        _deprecated("WorkerProgress.worker_id", "WorkerProgress.chunk")
+        return self.chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +79,21 @@ class RenderProgress:
     """One published state of a render.
 
     Attributes:
-        progress: Global progress in ``[0, 1]``; 1.0 once every worker is done.
+        progress: Global progress in ``[0, 1]``; 1.0 once every chunk is done.
         stage: ``launching``, ``replaying`` (workers run the frames before their chunks on an
             rAF page, before any frame is rendered), ``rendering``, ``stitching``, ``mixing
             audio`` (only when there is sound) or ``done``.
         frames_done: Frames rendered and handed to the encoder, over all workers.
         frames_total: Frames in the render.
-        workers: Each worker's progress, by worker id.
+        chunks: Each chunk's progress, by chunk index (``workers`` is a deprecated alias).
         fps: Frames per second since the first frame was reported, if known.
         eta: Seconds left at that rate, if known.
         elapsed: Seconds since the aggregator was created.
         retries: Chunks restarted on a fresh browser after a crash.
         frames_reused: Frames of chunks finished by an earlier, interrupted run (resumed from
             the job folder); counted in ``frames_done`` from the start.
-        machines: On a cluster, the worker that renders (or rendered) each chunk, by worker
-            id; ``None`` where not known (every chunk of a local render).
+        machines: On a cluster, the worker that renders (or rendered) each chunk, by chunk
+            index; ``None`` where not known (every chunk of a local render).
         replaying: While workers replay the frames before their chunks, the fraction of those
             frames run so far (the slowest worker's); ``None`` when nobody replays.
     """
@@ -80,7 +102,7 @@ class RenderProgress:
     stage: Stage
     frames_done: int
     frames_total: int
-    workers: tuple[float, ...]
+    chunks: tuple[float, ...]
     fps: float | None
     eta: float | None
     elapsed: float
@@ -89,8 +111,15 @@ class RenderProgress:
     machines: tuple[str | None, ...] = ()
     replaying: float | None = None
 
+    @property
+    def workers(self) -> tuple[float, ...]:
+        """Deprecated: each chunk's progress; use :attr:`chunks`."""
+        _deprecated("RenderProgress.workers", "RenderProgress.chunks")
+        return self.chunks
+
     def as_json(self) -> dict[str, object]:
-        """The ``--progress json`` form of this state."""
+        """The ``--progress json`` form of this state. ``workers`` (kept for the scripts that
+        read it) and ``chunks`` hold the same list: each chunk's progress."""
         return {
             "event": "progress",
             "progress": self.progress,
@@ -100,7 +129,8 @@ class RenderProgress:
             "fps": None if self.fps is None else round(self.fps, 2),
             "eta": None if self.eta is None else round(self.eta, 2),
             "elapsed": round(self.elapsed, 3),
-            "workers": [round(p, 4) for p in self.workers],
+            "workers": [round(p, 4) for p in self.chunks],
+            "chunks": [round(p, 4) for p in self.chunks],
             "retries": self.retries,
             "frames_reused": self.frames_reused,
             "machines": list(self.machines),
@@ -109,12 +139,15 @@ class RenderProgress:
 
 
 class ProgressAggregator:
-    """Turns ``(worker_id, p)`` updates into one monotonic, frame-weighted progress.
+    """Turns ``(chunk, p)`` updates into one monotonic, frame-weighted progress.
+
+    (The parameters named ``worker_id`` and ``frames_per_worker`` keep their names, for
+    callers that pass them by keyword: they are chunk indexes and frames per chunk.)
 
     Args:
-        frames_per_worker: Frames of each worker's chunk, indexed by worker id.
+        frames_per_worker: Frames of each chunk, indexed by chunk index.
         on_progress: Called with each published :class:`RenderProgress`; may be ``None``.
-        done: Workers (chunks) already finished before the render started: they count as
+        done: Chunks already finished before the render started: they count as
             1.0 from the start, and their frames as reused.
         min_interval: Least seconds between two publications of plain progress.
         clock: Seconds, monotonic; injectable for tests.
@@ -172,7 +205,7 @@ class ProgressAggregator:
 
     @property
     def all_done(self) -> bool:
-        """Whether every worker has reported 1.0."""
+        """Whether every chunk has reported 1.0."""
         return all(p == 1.0 for p in self._best.values())
 
     @property
@@ -181,7 +214,7 @@ class ProgressAggregator:
         return self._last_published
 
     def frames_done(self) -> int:
-        """Frames done over all workers, from each worker's best report."""
+        """Frames done over all chunks, from each chunk's best report."""
         return sum(round(self._best[i] * self._weights[i]) for i in self._ids)
 
     def _compute(self) -> float:
@@ -205,7 +238,7 @@ class ProgressAggregator:
             stage=self._stage,
             frames_done=done,
             frames_total=self._total,
-            workers=tuple(self._best[i] for i in self._ids),
+            chunks=tuple(self._best[i] for i in self._ids),
             fps=fps,
             eta=eta,
             elapsed=now - self._created,
@@ -216,16 +249,17 @@ class ProgressAggregator:
         )
 
     def update(self, worker_id: int, p: float) -> RenderProgress | None:
-        """Apply one report; return the state if it is published now, else ``None``."""
+        """Apply one report of chunk ``worker_id``; return the state if it is published now,
+        else ``None``."""
         if worker_id not in self._best:
-            logger.debug("progress from unknown worker %r dropped", worker_id)
+            logger.debug("progress of unknown chunk %r dropped", worker_id)
             return None
         if not isinstance(p, (int, float)) or math.isnan(p):
-            logger.debug("progress %r from worker %d dropped", p, worker_id)
+            logger.debug("progress %r of chunk %d dropped", p, worker_id)
             return None
         p = min(max(float(p), 0.0), 1.0)
         if p < self._best[worker_id]:
-            logger.debug("worker %d went back to %.4f; keeping its best", worker_id, p)
+            logger.debug("chunk %d went back to %.4f; keeping its best", worker_id, p)
             return None
         self._best[worker_id] = p
         if p > 0.0 and self._first_frame_at is None:
@@ -243,9 +277,9 @@ class ProgressAggregator:
         return self._maybe_publish(forced)
 
     def replay(self, worker_id: int, p: float) -> RenderProgress | None:
-        """A worker has run the fraction ``p`` of the frames before its chunk (an rAF page
-        builds its state frame by frame): the ``replaying`` stage while nothing is rendered
-        yet, and the ``replaying`` field. It never changes ``progress``."""
+        """The worker of chunk ``worker_id`` has run the fraction ``p`` of the frames before
+        it (an rAF page builds its state frame by frame): the ``replaying`` stage while
+        nothing is rendered yet, and the ``replaying`` field. It never changes ``progress``."""
         if worker_id not in self._best or not isinstance(p, (int, float)) or math.isnan(p):
             return None
         p = min(max(float(p), 0.0), 1.0)
@@ -269,7 +303,8 @@ class ProgressAggregator:
         return self._maybe_publish(True)
 
     def set_machine(self, worker_id: int, machine: str) -> None:
-        """Record which machine renders ``worker_id`` (shown from the next publication)."""
+        """Record which machine renders chunk ``worker_id`` (shown from the next
+        publication)."""
         if worker_id in self._best:
             self._machines[worker_id] = machine
 
@@ -307,6 +342,6 @@ class ProgressAggregator:
         async with updates:
             async for message in updates:
                 if message.replaying:
-                    self.replay(message.worker_id, message.progress)
+                    self.replay(message.chunk, message.progress)
                 else:
-                    self.update(message.worker_id, message.progress)
+                    self.update(message.chunk, message.progress)

@@ -33,14 +33,7 @@ from pathlib import Path
 
 import trio
 
-from .._exceptions import (
-    EncoderError,
-    FrameTimeoutError,
-    MediaError,
-    PageError,
-    UsageError,
-    WorkerError,
-)
+from .._exceptions import EncoderError, UsageError, is_deterministic
 from .._ffmpeg.ffmpeg import count_frames
 from .._model.job import ChunkJob, ChunkResult, MediaRecord, dump_records, load_records
 from .._model.plan import RenderPlan
@@ -49,7 +42,6 @@ from .._tempdirs import OWNER_FILE, owner_alive, owner_mark
 __all__ = [
     "JobFolder",
     "describe_kept",
-    "is_deterministic",
     "job_folders",
     "open_job_folder",
 ]
@@ -86,15 +78,6 @@ def job_folders(output: Path) -> list[Path]:
         )
     except OSError:
         return []
-
-
-def is_deterministic(error: BaseException) -> bool:
-    """Whether a rerun would only fail the same way (the page threw, a frame never became
-    ready, a media source cannot be decoded, bad options): then the job folder is removed.
-    Crashes, encoder failures (a full disk) and interruptions keep it, so the rerun resumes."""
-    if isinstance(error, WorkerError) and error.__cause__ is not None:
-        error = error.__cause__
-    return isinstance(error, (PageError, FrameTimeoutError, MediaError, UsageError))
 
 
 def _sha256(path: Path) -> str:

@@ -34,6 +34,7 @@ import h11
 import trio
 
 from .._exceptions import SourceError
+from .._nursery import background_nursery
 
 __all__ = [
     "CHUNK_SIZE",
@@ -215,27 +216,17 @@ async def serve_directory(root: Path, *, host: str = "127.0.0.1") -> AsyncIterat
     if not await trio.Path(resolved_root).is_dir():
         raise NotADirectoryError(f"cannot serve {root}: not a folder")
     handler = partial(_handle_connection, root=resolved_root)
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    # The block's own error comes out of the nursery alone, so unwrapped (the nursery policy's
+    # rule 1); the connection tasks never raise but Cancelled.
+    async with background_nursery() as nursery:
         listeners: list[trio.SocketListener] = await nursery.start(
             partial(trio.serve_tcp, handler, 0, host=str(address))
         )
         port = int(listeners[0].socket.getsockname()[1])
         server = StaticServer(root=resolved_root, port=port, host=str(address))
         logger.debug("serving %s at %s/", resolved_root, server.base_url)
-        try:
-            yield server
-        except BaseException as exc:
-            # Re-raised below, outside the nursery, so that it is not wrapped in a group.
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
+        yield server
     logger.debug("stopped serving %s", resolved_root)
-    if body_error is not None:
-        try:
-            raise body_error
-        finally:
-            body_error = None
 
 
 # --- errors and small value types ---------------------------------------------------------

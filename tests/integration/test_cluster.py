@@ -140,7 +140,7 @@ async def test_a_page_that_throws_in_one_chunk_stops_every_task(
     error = caught.value
     # Chunk 2 throws at frame 45; so does chunk 3 while it replays frames 0..59, when Dask
     # (work stealing) runs it on a worker of its own.
-    assert error.worker_id in (2, 3)
+    assert error.chunk_index in (2, 3)
     assert error.frame == 45
     assert isinstance(error.__cause__, helios_render.PageError)
     assert "boom at 1500.0 ms" in str(error.__cause__)
@@ -161,7 +161,7 @@ async def test_a_killed_worker_process_has_its_chunk_rerun_and_the_output_is_ide
 
     def progress(state: RenderProgress) -> None:
         machine = state.machines[0] if state.machines else None
-        if not killed and machine is not None and state.workers[0] > 0:
+        if not killed and machine is not None and state.chunks[0] > 0:
             killed.append(machine)
             os.kill(pids[machine], signal.SIGKILL)
 
@@ -191,7 +191,7 @@ async def test_an_interrupted_cluster_render_resumes_from_its_finished_chunks(
     async with trio.open_nursery() as nursery:
 
         def progress(state: RenderProgress) -> None:
-            if state.workers[0] == 1.0:  # chunk 0 is in the job folder
+            if state.chunks[0] == 1.0:  # chunk 0 is in the job folder
                 nursery.cancel_scope.cancel()
 
         nursery.start_soon(lambda: helios_render.render(
@@ -225,7 +225,8 @@ def test_a_failing_cli_cluster_render_prints_one_error_line_and_no_dask_logs(
     assert result.returncode == 1, result.stderr
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
     # One error (the page's message, then its JavaScript stack), nothing from Dask.
-    assert lines[0].startswith("helios-render: error: worker "), result.stderr
+    assert lines[0].startswith("helios-render: error: chunk "), result.stderr
+    assert " on worker tcp://" in lines[0]  # the Dask worker that ran the chunk
     assert "boom at 500.0 ms" in lines[0]
     assert all(line.startswith("at ") for line in lines[1:]), result.stderr
     assert "Compute Failed" not in result.stderr and "distributed" not in result.stderr

@@ -45,7 +45,7 @@ async def test_three_workers_match_one_worker_frame_for_frame(tmp_path: Path) ->
     assert not mismatched, f"frames differ: {mismatched}"
     values = [s.progress for s in states]
     assert values == sorted(values) and values[-1] == 1.0
-    assert {len(s.workers) for s in states} == {3}
+    assert {len(s.chunks) for s in states} == {3}
 
 
 async def test_a_failing_worker_stops_the_others_promptly(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ async def test_a_failing_worker_stops_the_others_promptly(tmp_path: Path) -> Non
         await helios_render.render(options)
     returned = trio.current_time()
     error = caught.value
-    assert error.worker_id == 2
+    assert error.chunk_index == 2
     assert error.frame == 45
     assert isinstance(error.__cause__, helios_render.PageError)
     assert "boom at 1500.0 ms" in str(error.__cause__)

@@ -6,6 +6,7 @@ import io
 import pickle
 from typing import TypeVar
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -55,6 +56,7 @@ worker_errors = st.builds(
     st.one_of(st.none(), st.integers(0, 2000)),
     causes,
     st.one_of(st.none(), st.floats(0, 1e6)),
+    st.one_of(st.none(), st.integers(0, 64), st.just("tcp://10.0.0.5:4000")),
 )
 any_error = st.one_of(plain_errors(), cdp_errors, worker_errors)
 
@@ -79,8 +81,8 @@ def test_every_error_pickles_to_an_equal_error(error: HeliosError) -> None:
 @given(worker_errors)
 def test_a_worker_error_keeps_its_cause_and_where_it_happened(error: WorkerError) -> None:
     copy = roundtrip(error)
-    assert (copy.worker_id, copy.chunk, copy.frame, copy.failed_at) == (
-        error.worker_id, error.chunk, error.frame, error.failed_at,
+    assert (copy.chunk_index, copy.chunk, copy.frame, copy.failed_at, copy.worker) == (
+        error.chunk_index, error.chunk, error.frame, error.failed_at, error.worker,
     )
     assert type(copy.__cause__) is type(error.__cause__)
     assert str(copy.__cause__) == str(error.__cause__)
@@ -95,3 +97,79 @@ def test_an_unpicklable_cause_is_kept_as_its_type_and_message() -> None:
     copy = roundtrip(error)
     assert "Local: odd" in str(copy.__cause__)
     assert str(copy) == str(error) and copy.frame == 3
+
+
+class _Job:
+    """What ``WorkerError.for_job`` reads of a job (a ChunkJob has more)."""
+
+    index = 7
+    start = 420
+    end = 480
+
+
+def test_for_job_names_the_chunk_its_frames_the_frame_and_the_worker() -> None:
+    cause = helios_render.PageError("boom")
+    error = WorkerError.for_job(_Job(), cause, 431, failed_at=2.5, worker=1)
+    assert str(error) == "chunk 7 (frames 420..479) failed at frame 431 on worker 1: boom"
+    assert (error.chunk_index, error.chunk, error.frame, error.failed_at, error.worker) == (
+        7, (420, 480), 431, 2.5, 1,
+    )
+    assert error.__cause__ is cause and error.exit_code == cause.exit_code
+    before = WorkerError.for_job(_Job(), ValueError("odd"))
+    assert str(before) == "chunk 7 (frames 420..479) failed before its first frame: odd"
+    assert before.worker is None
+
+
+def test_for_job_keeps_a_worker_error_and_adds_the_worker_once() -> None:
+    error = WorkerError.for_job(_Job(), helios_render.BrowserError("crashed"), 430)
+    assert WorkerError.for_job(_Job(), error) is error
+    named = WorkerError.for_job(_Job(), error, worker="tcp://10.0.0.5:4000")
+    assert named.worker == "tcp://10.0.0.5:4000"
+    assert (named.chunk_index, named.frame, named.__cause__) == (7, 430, error.__cause__)
+    assert str(named).endswith("at frame 430 on worker tcp://10.0.0.5:4000: crashed")
+    assert WorkerError.for_job(_Job(), named, worker=3) is named  # already named
+
+
+def test_worker_id_is_a_deprecated_alias_of_chunk_index() -> None:
+    error = WorkerError(7, (420, 480), None, ValueError("odd"))
+    with pytest.warns(DeprecationWarning, match="chunk_index"):
+        assert error.worker_id == 7
+    progress = helios_render.WorkerProgress(3, 0.5)
+    with pytest.warns(DeprecationWarning, match=r"WorkerProgress\.chunk"):
+        assert progress.worker_id == 3 == progress.chunk
+    state = helios_render.RenderProgress(
+        progress=0.5, stage="rendering", frames_done=5, frames_total=10, chunks=(1.0, 0.0),
+        fps=None, eta=None, elapsed=1.0,
+    )
+    with pytest.warns(DeprecationWarning, match=r"RenderProgress\.chunks"):
+        assert state.workers == (1.0, 0.0) == state.chunks
+    # Scripts read the old JSON key: it stays, with the new one beside it.
+    assert state.as_json()["workers"] == state.as_json()["chunks"] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("cause", "retryable", "deterministic"),
+    [
+        (helios_render.BrowserError("crashed"), True, False),
+        (helios_render.CdpConnectionClosed("gone"), True, False),
+        (helios_render.CdpCommandError("Page.navigate", -32000, "no"), False, False),
+        (helios_render.PageError("threw"), False, True),
+        (helios_render.FrameTimeoutError("late"), False, True),
+        (helios_render.MediaError("cannot decode"), False, True),
+        (helios_render.SourceError("missing"), False, True),
+        (helios_render.OptionsError("bad"), False, True),
+        (helios_render.EncoderError("disk full"), False, False),
+        (helios_render.RenderError("odd"), False, False),
+        (ValueError("a bug"), False, False),
+    ],
+)
+def test_the_classifiers_judge_a_worker_error_by_its_cause(
+    cause: Exception, retryable: bool, deterministic: bool
+) -> None:
+    from helios_render._exceptions import is_deterministic, is_retryable
+    from helios_render._executors import is_retryable as reexported
+
+    assert reexported is is_retryable
+    error = WorkerError.for_job(_Job(), cause, 430)
+    assert (is_retryable(cause), is_deterministic(cause)) == (retryable, deterministic)
+    assert (is_retryable(error), is_deterministic(error)) == (retryable, deterministic)

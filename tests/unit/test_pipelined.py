@@ -117,7 +117,7 @@ async def test_a_deterministic_finish_failure_names_its_chunk(
     runner = FakePipelined(log, failures={1: [EncoderError("disk full")]})
     with pytest.raises(WorkerError) as caught:
         await run(runner, 3, retries=0)
-    assert caught.value.worker_id == 1
+    assert caught.value.chunk_index == 1
     assert isinstance(caught.value.__cause__, EncoderError)
     # The chunk captured beside the failing finish is finished and kept for a resume.
     assert "finish 2 ends" in log

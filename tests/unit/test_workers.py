@@ -69,9 +69,7 @@ def one_chunk_each(frames: int, workers: int) -> list[Chunk]:
 
 def fail(job: ChunkJob, frame: int | None, exc: Exception) -> WorkerError:
     """What a real worker raises: the chunk, the frame, the cause."""
-    error = WorkerError(job.index, (job.start, job.end), frame, exc, trio.current_time())
-    error.__cause__ = exc
-    return error
+    return WorkerError.for_job(job, exc, frame, failed_at=trio.current_time())
 
 
 @dataclass
@@ -186,10 +184,10 @@ async def test_any_failure_schedule_cancels_siblings_and_surfaces_the_first_erro
         error = caught.value
         assert isinstance(error.__cause__, Boom)
         first = min(schedule.failed_at, key=lambda w: schedule.failed_at[w])
-        assert error.worker_id in schedule.failed_at
-        assert schedule.failed_at[error.worker_id] == schedule.failed_at[first]
+        assert error.chunk_index in schedule.failed_at
+        assert schedule.failed_at[error.chunk_index] == schedule.failed_at[first]
         assert error.frame is not None
-        assert chunks[error.worker_id].start <= error.frame < chunks[error.worker_id].end
+        assert chunks[error.chunk_index].start <= error.frame < chunks[error.chunk_index].end
         assert aggregator.progress < 1.0
     else:
         files = await run_fake(chunks, aggregator, schedule.work)
@@ -234,13 +232,30 @@ async def test_fake_workers_owning_real_processes_have_them_reaped() -> None:
     aggregator = ProgressAggregator([c.frames for c in chunks])
     with trio.fail_after(5), pytest.raises(WorkerError) as caught:
         await run_fake(chunks, aggregator, work)
-    assert caught.value.worker_id == 1
+    assert (caught.value.chunk_index, caught.value.worker) == (1, 1)
     assert len(pids) == 3
     assert not wait_no_processes(timeout=1.0)
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "State:\tZ" in Path(
             f"/proc/{pid}/status"
         ).read_text()
+
+
+async def test_an_error_names_its_chunk_and_the_worker_that_ran_it() -> None:
+    # 2 workers, 4 chunks: worker 0 renders chunks 0 and 1, worker 1 chunks 2 and 3.
+    chunks = one_chunk_each(40, 4)
+
+    async def work(job: ChunkJob, report: Report) -> None:
+        if job.index == 3:
+            raise Boom("the page went away")
+
+    aggregator = ProgressAggregator([c.frames for c in chunks])
+    with pytest.raises(WorkerError) as caught:
+        await run_fake(chunks, aggregator, work, workers=2)
+    error = caught.value
+    assert (error.chunk_index, error.chunk, error.worker) == (3, (30, 40), 1)
+    assert str(error).startswith("chunk 3 (frames 30..39) failed")
+    assert str(error).endswith(" on worker 1: the page went away")
 
 
 async def test_errors_of_dying_siblings_are_not_the_cause() -> None:
