@@ -25,7 +25,7 @@ import trio
 import helios_render
 from helios_render import DaskExecutor, RenderOptions, RenderProgress, UsageError
 from helios_render._environment import resolve_source
-from helios_render._executors.dask import check_versions
+from helios_render._executors._dask_cluster import check_versions
 from helios_render._model.job import FolderSource
 from helios_render._model.options import parse_cluster
 from helios_render._source.bundle import make_bundle, unpack_bundle
@@ -114,7 +114,7 @@ def cluster_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(cluster_tmp: Path) -> Iterator[Any]:
     """One LocalCluster of two worker processes (``local:2``), shared by this module."""
-    from helios_render._executors.dask import local_cluster
+    from helios_render._executors._dask_cluster import local_cluster
 
     with contextlib.ExitStack() as stack:
         saved = os.environ.get("TMPDIR")
