@@ -85,9 +85,9 @@ class LocalExecutor:
 
     Args:
         concurrency: Workers (each its own Chromium and FFmpeg).
-        open_worker: How a worker is opened; tests pass fakes. By default a
-            :class:`~helios_render._executors.worker.ChunkWorker` whose encoders get their share of
-            this machine's CPUs (:func:`~helios_render._model.plan.encoder_threads`).
+        open_worker: How a worker (a :class:`ChunkRunner`) is opened; tests pass fakes. By
+            default a :class:`~helios_render._executors.worker.ChunkWorker` whose encoders get
+            their share of this machine's CPUs (:func:`~helios_render._model.plan.encoder_threads`).
     """
 
     def __init__(self, concurrency: int, *, open_worker: WorkerFactory | None = None) -> None:
