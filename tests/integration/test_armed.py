@@ -13,10 +13,10 @@ import pytest
 from helios_render._chromium.browser import Browser, launch_browser
 from helios_render._chromium.page import Page, open_page
 from helios_render._exceptions import PageError
-from helios_render._model.job import PageConfig
 from helios_render._source.server import serve_directory
 
 from ..conftest import COMPOSITIONS
+from ..factories import make_page
 from .test_corpus import SHELL
 
 pytestmark = [
@@ -43,7 +43,7 @@ async def shell_pages() -> AsyncIterator[tuple[Browser, str]]:
 async def page_of(
     browser: Browser, base: str, name: str, props: object = None
 ) -> AsyncIterator[Page]:
-    config = PageConfig(url=base + name, width=W, height=H, fps=FPS, props=props, timeout=10)
+    config = make_page(url=base + name, width=W, height=H, fps=FPS, props=props, timeout=10)
     async with open_page(browser, config, begin_frame=True) as page:
         yield page
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import MediaError, RenderOptions, SourceError, WorkerError
+from helios_render import MediaError, SourceError, WorkerError
 from helios_render._source.server import serve_directory
 
 from ..audio_helpers import (
@@ -31,6 +31,7 @@ from ..audio_helpers import (
     streams,
 )
 from ..conftest import EXAMPLES, decode_frames
+from ..factories import make_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -65,8 +66,8 @@ def _page(folder: Path, body: str) -> Path:
 async def _render(
     source: Path | str, output: Path, frames: int, stages: list[str] | None = None, **kwargs: Any
 ) -> Path:
-    options = RenderOptions(
-        source=source, output=output, width=320, height=180, fps=FPS, frames=frames,
+    options = make_options(
+        source=source, output=output, fps=FPS, frames=frames,
         concurrency=kwargs.pop("concurrency", 1), **kwargs,
     )
     seen = stages if stages is not None else []

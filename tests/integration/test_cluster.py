@@ -23,86 +23,15 @@ import pytest
 import trio
 
 import helios_render
-from helios_render import DaskExecutor, RenderOptions, RenderProgress, UsageError
+from helios_render import DaskExecutor, RenderOptions, RenderProgress
 from helios_render._environment import resolve_source
-from helios_render._executors._dask_cluster import check_versions
 from helios_render._model.job import FolderSource
-from helios_render._model.options import parse_cluster
-from helios_render._source.bundle import make_bundle, unpack_bundle
 from helios_render._tempdirs import sweep_stale_dirs
 
 from ..conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe, wait_no_processes
+from ..factories import make_lossless_options
 
 distributed = pytest.importorskip("distributed")
-
-# ---------------------------------------------------------------------------------------------
-# Pure parts: no cluster.
-
-
-def test_cluster_specs_are_parsed_or_refused_with_a_clear_message() -> None:
-    assert parse_cluster("local:3") == ("local", 3)
-    assert parse_cluster("tcp://10.0.0.5:8786") == ("remote", "tcp://10.0.0.5:8786")
-    for bad in ("local:0", "local:x", "10.0.0.5:8786", "http://host:1"):
-        with pytest.raises(ValueError, match="local:N"):
-            parse_cluster(bad)
-    with pytest.raises(helios_render.OptionsError, match="local:N"):
-        RenderOptions(source="a.html", output="a.mp4", frames=1, cluster="local:")
-
-
-def test_without_dask_cluster_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(UsageError, match=r'pip install "helios-render\[dask\]"') as caught:
-        DaskExecutor("local:2")
-    assert caught.value.exit_code == 2
-
-
-def test_the_core_package_does_not_import_dask() -> None:
-    code = "import sys, helios_render; print(any(m.startswith(('dask', 'distributed')) " \
-           "for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "False"
-
-
-def test_workers_with_other_versions_are_refused_with_the_versions_listed() -> None:
-    same = {"helios_render": "0.1.0", "chromium": "Chromium 1", "ffmpeg": "5.1", "host": "a"}
-    facts = {"tcp://a:1": same, "tcp://b:1": {**same, "chromium": "Chromium 2", "host": "b"}}
-    with pytest.raises(UsageError) as caught:
-        check_versions(facts, allow_mixed=False)
-    assert "Chromium 1" in str(caught.value) and "Chromium 2" in str(caught.value)
-    assert "--allow-mixed-versions" in str(caught.value)
-    assert check_versions(facts, allow_mixed=True) == ["tcp://a:1", "tcp://b:1"]
-
-
-def test_a_bundle_unpacks_to_the_same_files_and_refuses_big_folders(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "index.html").write_text("<p>hi</p>")
-    (tmp_path / "sub" / "data.bin").write_bytes(bytes(range(256)) * 10)
-    (tmp_path / ".helios-job").mkdir()
-    (tmp_path / ".helios-job" / "chunk.ts").write_bytes(b"ours, not the page's")
-    source = FolderSource(str(tmp_path), "index.html")
-    bundle = make_bundle(source)
-    assert make_bundle(source).digest == bundle.digest  # deterministic
-    folder = unpack_bundle(bundle)
-    assert (folder / "sub" / "data.bin").read_bytes() == bytes(range(256)) * 10
-    assert not (folder / ".helios-job").exists()
-    assert unpack_bundle(bundle) == folder  # once per process
-    with pytest.raises(helios_render.SourceError, match="HELIOS_BUNDLE_LIMIT_MB"):
-        make_bundle(source, limit=1000)
-
-
-def test_progress_says_which_machine_renders_which_chunk() -> None:
-    aggregator = helios_render.ProgressAggregator([10, 10, 10])
-    aggregator.set_machine(1, "tcp://10.0.0.5:4000")
-    aggregator.set_machine(7, "tcp://nowhere:1")  # an unknown chunk is dropped
-    state = aggregator.snapshot()
-    assert state.machines == (None, "tcp://10.0.0.5:4000", None)
-    assert state.as_json()["machines"] == [None, "tcp://10.0.0.5:4000", None]
-    assert {"progress", "workers", "retries", "frames_reused"} <= set(state.as_json())
-
-
-# ---------------------------------------------------------------------------------------------
-# On a real cluster.
 
 
 @pytest.fixture(scope="module")
@@ -148,19 +77,15 @@ def assert_workers_clean(client: Any, cluster_tmp: Path, timeout: float = 2.0) -
 
 
 def lossless(tmp_path: Path, name: str, **kwargs: Any) -> RenderOptions:
+    """The hello example into ``name``: 24 lossless frames in chunks of 6."""
     settings: dict[str, Any] = {
         "source": EXAMPLES / "hello" / "index.html",
         "output": tmp_path / name,
-        "width": 320,
-        "height": 180,
-        "fps": 30,
         "frames": 24,
         "chunk_frames": 6,
-        "image_format": "png",
-        "crf": 0,
     }
     settings.update(kwargs)
-    return RenderOptions(**settings)
+    return make_lossless_options(tmp_path, **settings)
 
 
 @pytest.fixture(scope="module")

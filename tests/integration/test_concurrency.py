@@ -12,22 +12,16 @@ import helios_render
 from helios_render import RenderOptions, RenderProgress
 
 from ..conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe
+from ..factories import make_lossless_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
 
 def _lossless(tmp_path: Path, source: Path, name: str, **kwargs: Any) -> RenderOptions:
-    settings: dict[str, Any] = {
-        "source": source,
-        "output": tmp_path / name,
-        "width": 480,
-        "height": 270,
-        "fps": 30,
-        "image_format": "png",
-        "crf": 0,
-    }
+    """``source`` into ``name`` at 480x270, lossless."""
+    settings: dict[str, Any] = {"output": tmp_path / name, "width": 480, "height": 270}
     settings.update(kwargs)
-    return RenderOptions(**settings)
+    return make_lossless_options(tmp_path, source, **settings)
 
 
 async def test_three_workers_match_one_worker_frame_for_frame(tmp_path: Path) -> None:

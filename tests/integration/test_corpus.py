@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import RenderOptions
 
 from ..conftest import COMPOSITIONS, Frame, decode_frames
+from ..factories import make_lossless_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -67,8 +67,9 @@ def render(
     """Render ``frames`` frames from ``start`` (lossless, one worker) and return them by
     composition frame number."""
     output = tmp_path / f"{source.stem}-{capture.name}-{start}-{fps}{tag}.mp4"
-    options = RenderOptions(
-        source=source,
+    options = make_lossless_options(
+        tmp_path,
+        source,
         output=output,
         width=width,
         height=height,
@@ -76,9 +77,7 @@ def render(
         frames=frames,
         start_frame=start,
         concurrency=1,
-        image_format="png",
-        crf=0,
-        capture=capture.name,  # type: ignore[arg-type]
+        capture=capture.name,
         browser=capture.browser,
         **kwargs,
     )

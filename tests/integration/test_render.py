@@ -12,6 +12,7 @@ import helios_render
 from helios_render import RenderOptions, RenderProgress
 
 from ..conftest import COMPOSITIONS, decode_frames, probe
+from ..factories import make_lossless_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -19,18 +20,10 @@ W, H = 640, 360
 
 
 def _options(tmp_path: Path, page: str, **kwargs: Any) -> RenderOptions:
-    settings: dict[str, Any] = {
-        "source": COMPOSITIONS / page,
-        "output": tmp_path / "out.mp4",
-        "width": W,
-        "height": H,
-        "fps": 30,
-        "image_format": "png",
-        "crf": 0,
-        "concurrency": 1,
-    }
+    """``page`` at 640x360 on one worker, lossless."""
+    settings: dict[str, Any] = {"width": W, "height": H, "concurrency": 1}
     settings.update(kwargs)
-    return RenderOptions(**settings)
+    return make_lossless_options(tmp_path, COMPOSITIONS / page, **settings)
 
 
 def _red(p: tuple[int, int, int]) -> bool:

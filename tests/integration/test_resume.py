@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import trio
 
-from helios_render import RenderOptions
 from helios_render._environment import probe_environment
 from helios_render._executors.worker import render_chunk
 from helios_render._model.job import ChunkJob
 from helios_render._model.plan import plan_render
 
 from ..conftest import COMPOSITIONS, our_processes, wait_no_orphans
+from ..factories import make_lossless_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -205,9 +205,8 @@ def _render_pickled(payload: bytes, out_dir: str) -> bytes:
 async def test_a_pickled_chunk_job_renders_the_same_bytes_in_a_fresh_process(
     tmp_path: Path,
 ) -> None:
-    options = RenderOptions(
-        source=SOURCE, output=tmp_path / "out.mp4", width=320, height=180, fps=Fraction(30),
-        frames=40, start_frame=20, chunk_frames=20, image_format="png", crf=0,
+    options = make_lossless_options(
+        tmp_path, SOURCE, fps=Fraction(30), frames=40, start_frame=20, chunk_frames=20,
         preset="ultrafast",
     )
     plan = plan_render(options, await probe_environment(options))

@@ -5,19 +5,17 @@ render starts one encoder per run instead of one per chunk."""
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 import helios_render
-from helios_render import RenderOptions
 from helios_render._ffmpeg import ffmpeg as _ffmpeg
 from helios_render._ffmpeg.ffmpeg import encoder_args, find_ffmpeg
-from helios_render._model.job import EncoderSettings
 from helios_render._model.mpegts import count_ts_frames
 
 from ..conftest import COMPOSITIONS, decode_frames
+from ..factories import make_encoder, make_lossless_options
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -27,10 +25,8 @@ PAGE = COMPOSITIONS / "resume.html"  # every frame differs
 def _render(tmp_path: Path, name: str, codec: str, **kwargs: object) -> Path:
     suffix = ".mp4"
     output = tmp_path / f"{name}{suffix}"
-    options = RenderOptions(
-        source=PAGE, output=output, width=320, height=180, fps=30, frames=40, crf=0,
-        image_format="png", codec=codec, **kwargs,  # type: ignore[arg-type]
-    )
+    options = make_lossless_options(tmp_path, PAGE, output=output, frames=40, codec=codec,
+                                    **kwargs)
     helios_render.render_sync(options)
     return output
 
@@ -67,9 +63,9 @@ def test_shared_encoder_chunks_equal_chunks_encoded_alone(
 def test_each_segment_file_starts_with_an_idr_and_decodes_alone(tmp_path: Path) -> None:
     ffmpeg = find_ffmpeg(None)
     for codec in ("h264", "h265"):
-        settings = EncoderSettings(fps=Fraction(30), width=64, height=36, codec=codec, crf=20,
-                                   preset="veryfast" if codec == "h264" else "fast",
-                                   image_format="png")
+        settings = make_encoder(width=64, height=36, codec=codec, crf=20,
+                                preset="veryfast" if codec == "h264" else "fast",
+                                image_format="png")
         folder = tmp_path / codec
         folder.mkdir()
         args = encoder_args(ffmpeg, settings, folder / "chunk-%05d.ts", [7, 5, 9], 3)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import RenderOptions
 
-from . import test_corpus
 from ..conftest import COMPOSITIONS, Frame, decode_frames, probe
+from ..factories import make_lossless_options, make_options, make_page
+from . import test_corpus
 from .test_corpus import CapturePath, clamp, left_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("clean_processes")]
@@ -361,7 +361,7 @@ async def test_a_helios_page_tells_its_own_fps_and_duration() -> None:
     from helios_render._chromium.browser import find_browser, launch_browser
     from helios_render._chromium.page import open_page
     from helios_render._environment import resolve_source
-    from helios_render._model.job import FolderSource, PageConfig
+    from helios_render._model.job import FolderSource
     from helios_render._source.server import serve_directory
 
     @asynccontextmanager
@@ -376,14 +376,14 @@ async def test_a_helios_page_tells_its_own_fps_and_duration() -> None:
         open_source(page_path) as source,
         launch_browser(find_browser(), width=W, height=H) as browser,
     ):
-        config = PageConfig(url=source, width=W, height=H, fps=Fraction(10))
+        config = make_page(url=source, fps=Fraction(10))
         async with open_page(browser, config) as page:
             assert await page.composition_timing() == (30.0, 3.0)
     async with (
         open_source(COMPOSITIONS / "timeline.html") as source,
         launch_browser(find_browser(), width=W, height=H) as browser,
     ):
-        config = PageConfig(url=source, width=W, height=H, fps=Fraction(10))
+        config = make_page(url=source, fps=Fraction(10))
         async with open_page(browser, config) as page:
             assert await page.composition_timing() == (None, None)
 
@@ -395,9 +395,9 @@ TIMING_PAGE = COMPOSITIONS / "helios_build" / "examples" / "timing" / "compositi
 
 def test_a_helios_composition_renders_at_its_own_fps_and_duration(tmp_path: Path) -> None:
     output = tmp_path / "own-timing.mp4"
-    result = helios_render.render_sync(RenderOptions(
-        source=TIMING_PAGE, output=output, width=W, height=H, image_format="png", crf=0,
-    ))
+    result = helios_render.render_sync(
+        make_lossless_options(tmp_path, TIMING_PAGE, output=output, fps=None)
+    )
     assert (result.fps, result.frames) == (Fraction(12), 18)
     assert probe(output)["r_frame_rate"] == "12/1"
     frames = dict(enumerate(decode_frames(output)))
@@ -424,9 +424,9 @@ def test_the_timing_is_read_again_only_when_the_composition_changes(
 
     def run() -> helios_render.RenderResult:
         launches.clear()
-        return helios_render.render_sync(RenderOptions(
-            source=page, output=tmp_path / "out.mp4", width=W, height=H, concurrency=1,
-        ))
+        return helios_render.render_sync(
+            make_options(tmp_path, source=page, frames=None, concurrency=1)
+        )
 
     assert run().frames == 18
     assert run().frames == 18 and len(launches) == 1, "the second render asked no probe page"
@@ -437,18 +437,16 @@ def test_the_timing_is_read_again_only_when_the_composition_changes(
 def test_what_the_user_gives_wins_over_the_composition_timing(tmp_path: Path) -> None:
     output = tmp_path / "given-fps.mp4"
     # --fps 24 and no length: the composition's 1.5 s at 24 fps.
-    result = helios_render.render_sync(RenderOptions(
-        source=TIMING_PAGE, output=output, width=W, height=H, fps=24, image_format="png",
-        crf=0,
-    ))
+    result = helios_render.render_sync(
+        make_lossless_options(tmp_path, TIMING_PAGE, output=output, fps=24)
+    )
     assert (result.fps, result.frames) == (Fraction(24), 36)
     frames = dict(enumerate(decode_frames(output)))
     check_rows(frames, {"helios": (20, lambda t: 100 * t)}, 24)
     # --frames and no fps: the composition's 12 fps.
-    result = helios_render.render_sync(RenderOptions(
-        source=TIMING_PAGE, output=output, width=W, height=H, frames=5, image_format="png",
-        crf=0,
-    ))
+    result = helios_render.render_sync(
+        make_lossless_options(tmp_path, TIMING_PAGE, output=output, fps=None, frames=5)
+    )
     assert (result.fps, result.frames) == (Fraction(12), 5)
 
 

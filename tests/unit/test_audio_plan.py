@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helios_render import MediaError, OptionsError, RenderOptions
+from helios_render import MediaError, OptionsError
 from helios_render._ffmpeg.mix import LocalMedia
 from helios_render._model.audio_plan import (
     AUDIO_RATE,
@@ -27,6 +27,8 @@ from helios_render._model.audio_plan import (
 )
 from helios_render._model.codecs import audio_codec_for
 from helios_render._model.job import MediaRecord, dump_records, load_records
+
+from ..factories import make_options
 
 FPS = Fraction(30)
 
@@ -281,7 +283,5 @@ def test_sources_of_workers_serving_on_their_own_ports_agree(tmp_path: Path) -> 
     ],
 )
 def test_bad_audio_options_say_what_to_do(settings: dict[str, object], message: str) -> None:
-    values: dict[str, object] = {"source": "a.html", "output": "o.mp4", "frames": 1}
-    values.update(settings)
     with pytest.raises(OptionsError, match=message):
-        RenderOptions(**values)  # type: ignore[arg-type]
+        make_options(**settings)

@@ -4,14 +4,13 @@ encoder fallback, image-sequence targets, option checks and the plan's digest.""
 from __future__ import annotations
 
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helios_render import OptionsError, RenderOptions, UsageError
+from helios_render import OptionsError, UsageError
 from helios_render._environment import choose_encoder
 from helios_render._ffmpeg.ffmpeg import (
     concat_args,
@@ -28,23 +27,17 @@ from helios_render._model.codecs import (
     codec_named,
     image_sequence_target,
 )
-from helios_render._model.job import EncoderSettings, UrlSource
-from helios_render._model.plan import Environment, plan_render
+from helios_render._model.job import UrlSource
+from helios_render._model.plan import plan_render
+
+from ..factories import make_encoder, make_env, make_options
 
 FFMPEG = Path("/usr/bin/ffmpeg")
-ENV = Environment(
-    browser=Path("/usr/bin/chromium"), browser_version="Chromium 1.0",
-    ffmpeg=FFMPEG, ffmpeg_version="ffmpeg 5.1", begin_frame=False,
-    source=UrlSource("http://example.test/"), source_digest=None,
-)
+ENV = make_env(source=UrlSource("http://example.test/"), source_digest=None)
 
 
 def _after(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
-
-
-def _settings(codec: str, **kw: object) -> EncoderSettings:
-    return EncoderSettings(fps=Fraction(30), width=320, height=180, codec=codec, **kw)  # type: ignore[arg-type]
 
 
 def test_the_table_is_consistent() -> None:
@@ -85,7 +78,7 @@ def test_the_table_is_consistent() -> None:
 def test_encoder_args_follow_the_table(
     codec: str, kw: dict[str, object], pix_fmt: str, muxer: str, present: list[str]
 ) -> None:
-    args = encoder_args(FFMPEG, _settings(codec, **kw), Path("/w/chunk"))
+    args = encoder_args(FFMPEG, make_encoder(codec=codec, **kw), Path("/w/chunk"))
     vf = _after(args, "-vf")
     assert f"format={pix_fmt}," in vf
     # Colour tags on the stream and on the frames themselves (prores_ks reads only those).
@@ -99,7 +92,7 @@ def test_encoder_args_follow_the_table(
 
 @pytest.mark.parametrize("codec", ["gif", "png"])
 def test_gif_and_png_chunks_are_a_stream_copy_of_the_browser_pngs(codec: str) -> None:
-    args = encoder_args(FFMPEG, _settings(codec, image_format="png"), Path("c.mkv"))
+    args = encoder_args(FFMPEG, make_encoder(codec=codec, image_format="png"), Path("c.mkv"))
     assert args[args.index("-i") - 1] == "png"
     assert args[-5:] == ["-c:v", "copy", "-f", "matroska", "c.mkv"]
     assert "-vf" not in args
@@ -143,25 +136,19 @@ def test_malformed_image_sequence_patterns_are_refused(output: str) -> None:
         image_sequence_target(Path(output))
 
 
-def _options(**kw: object) -> RenderOptions:
-    base: dict[str, object] = {"source": "s.html", "output": "/tmp/o.mp4", "frames": 10}
-    base.update(kw)
-    return RenderOptions(**base)  # type: ignore[arg-type]
-
-
 def test_defaults_come_from_the_table() -> None:
-    h264 = _options()
+    h264 = make_options()
     assert (h264.effective_crf, h264.effective_preset, h264.effective_image_format) == (
         18, "veryfast", "jpeg")
-    vp9 = _options(codec="vp9", output="/tmp/o.webm", transparent=True)
+    vp9 = make_options(codec="vp9", output="/tmp/o.webm", transparent=True)
     assert (vp9.effective_crf, vp9.effective_preset, vp9.effective_image_format) == (
         30, "good", "png")
-    prores = _options(codec="prores", output="/tmp/o.mov", transparent=True)
+    prores = make_options(codec="prores", output="/tmp/o.mov", transparent=True)
     assert prores.effective_prores_profile == "4444" and prores.effective_crf is None
-    assert _options(codec="prores", output="/tmp/o.mov").effective_prores_profile == "hq"
-    gif = _options(codec="gif", output="/tmp/o.gif", width=321, height=181)
+    assert make_options(codec="prores", output="/tmp/o.mov").effective_prores_profile == "hq"
+    gif = make_options(codec="gif", output="/tmp/o.gif", width=321, height=181)
     assert gif.effective_image_format == "png"  # odd sizes are fine without chroma subsampling
-    png = _options(codec="png", output="/tmp/seq/f-%05d.png")
+    png = make_options(codec="png", output="/tmp/seq/f-%05d.png")
     assert png.target_path == Path("/tmp/seq")
 
 
@@ -175,15 +162,15 @@ def test_every_value_in_a_codecs_range_is_accepted_and_passed_on(
     assert codec.quality is not None and codec.speed is not None
     crf = data.draw(st.integers(codec.quality.low, codec.quality.high))
     preset = data.draw(st.sampled_from(codec.speed.names))
-    options = _options(codec=codec.name, output=f"/tmp/o{codec.suffixes[0]}", crf=crf,
-                       preset=preset)
+    options = make_options(codec=codec.name, output=f"/tmp/o{codec.suffixes[0]}", crf=crf,
+                           preset=preset)
     job = plan_render(options, ENV).jobs[0]
     args = encoder_args(FFMPEG, job.encoder, Path("c"))
     assert _after(args, codec.quality.flag) == str(crf)
     assert job.file_name.endswith(codec.chunk_suffix)
     for bad in (codec.quality.low - 1, codec.quality.high + 1):
         with pytest.raises(OptionsError, match=f"from {codec.quality.low} to"):
-            _options(codec=codec.name, output=f"/tmp/o{codec.suffixes[0]}", crf=bad)
+            make_options(codec=codec.name, output=f"/tmp/o{codec.suffixes[0]}", crf=bad)
 
 
 @pytest.mark.parametrize(
@@ -199,19 +186,19 @@ def test_every_value_in_a_codecs_range_is_accepted_and_passed_on(
 def test_codec_settings_change_the_digest(
     base: dict[str, object], change: dict[str, object]
 ) -> None:
-    before = plan_render(_options(**base), ENV)
-    after = plan_render(_options(**{**base, **change}), ENV)
+    before = plan_render(make_options(**base), ENV)
+    after = plan_render(make_options(**{**base, **change}), ENV)
     assert before.digest != after.digest
     assert before.chunks == after.chunks
 
 
 def test_default_settings_spelled_out_keep_the_digest() -> None:
-    assert (plan_render(_options(crf=18, preset="veryfast", image_format="jpeg"), ENV).digest
-            == plan_render(_options(), ENV).digest)
+    assert (plan_render(make_options(crf=18, preset="veryfast", image_format="jpeg"), ENV).digest
+            == plan_render(make_options(), ENV).digest)
 
 
 def test_the_encoder_chosen_is_in_the_digest() -> None:
-    options = _options(codec="av1", output="/tmp/o.mkv")
+    options = make_options(codec="av1", output="/tmp/o.mkv")
     aom = plan_render(options, replace(ENV, video_encoder="libaom-av1"))
     assert aom.digest != plan_render(options, ENV).digest
     assert aom.jobs[0].encoder.chosen_encoder == "libaom-av1"

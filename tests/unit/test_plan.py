@@ -5,25 +5,23 @@ from __future__ import annotations
 import itertools
 import pickle
 from dataclasses import replace
-from fractions import Fraction
-from pathlib import Path
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helios_render import RenderOptions
 from helios_render._model.job import ChunkJob, FolderSource, UrlSource, assign_runs
 from helios_render._model.plan import (
     DEFAULT_CHUNK_FRAMES,
-    Environment,
     default_chunk_frames,
     default_concurrency,
     encoder_threads,
     plan_chunks,
     plan_render,
 )
-from helios_render._model.time import frame_time, frames_for_duration, parse_fps
+
+from ..factories import make_env, make_options
 
 
 @given(
@@ -68,45 +66,10 @@ def test_plan_rejects_nonsense() -> None:
         assign_runs(plan_chunks(0, 10, 5), 0)
 
 
-@given(
-    frames=st.integers(1, 5_000),
-    chunk_frames=st.integers(1, 200),
-    workers=st.integers(1, 16),
-    holes=st.sets(st.integers(0, 100)),
-)
-def test_runs_are_consecutive_cover_every_chunk_and_are_balanced(
-    frames: int, chunk_frames: int, workers: int, holes: set[int]
-) -> None:
-    chunks = [c for c in plan_chunks(0, frames, chunk_frames) if c.index not in holes]
-    runs = assign_runs(chunks, workers)
-    assert [c for run in runs for c in run] == chunks
-    assert len(runs) == min(workers, len(chunks))
-    assert all(runs)
-    if runs:
-        loads = [sum(c.frames for c in run) for run in runs]
-        biggest = max(c.frames for c in chunks)
-        # Contiguous cuts nearest to the equal shares: no run is off by more than a chunk
-        # or so from the mean.
-        mean = sum(loads) / len(loads)
-        assert max(loads) - mean <= 2 * biggest
+ENV = make_env()
 
-
-ENV = Environment(
-    browser=Path("/usr/bin/chromium"),
-    browser_version="Chromium 1.0",
-    ffmpeg=Path("/usr/bin/ffmpeg"),
-    ffmpeg_version="ffmpeg 5.1",
-    begin_frame=False,
-    source=FolderSource(root="/srv/comp", entry="index.html"),
-    source_digest="abc",
-    default_concurrency=2,
-)
-
-
-def _options(**kw: object) -> RenderOptions:
-    base: dict[str, object] = {"source": "scene.html", "output": "/tmp/out.mp4", "frames": 300}
-    base.update(kw)
-    return RenderOptions(**base)  # type: ignore[arg-type]
+#: 300 frames: enough chunks that concurrency, up to 64, has something to change.
+_options = partial(make_options, frames=300)
 
 
 @given(concurrency=st.integers(1, 64))
@@ -163,34 +126,6 @@ def test_chunk_jobs_pickle_to_equal_jobs(index: int) -> None:
     job = plan.jobs[index % len(plan.jobs)]
     assert isinstance(job, ChunkJob)
     assert pickle.loads(pickle.dumps(job)) == job
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("30", Fraction(30)), ("30000/1001", Fraction(30000, 1001)), ("29.97", Fraction(2997, 100)),
-     (24, Fraction(24)), (59.94, Fraction(5994, 100))],
-)
-def test_parse_fps_is_exact(text: str | int | float, expected: Fraction) -> None:
-    assert parse_fps(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["0", "-1", "abc", "1/0", float("nan"), float("inf")])
-def test_parse_fps_rejects_bad_values(bad: str | float) -> None:
-    with pytest.raises(ValueError):
-        parse_fps(bad)
-
-
-def test_frames_for_duration_rounds_half_up() -> None:
-    assert frames_for_duration(Fraction(1), Fraction(30000, 1001)) == 30
-    assert frames_for_duration(Fraction(3), Fraction(30)) == 90
-    assert frames_for_duration(Fraction(1, 60), Fraction(30)) == 1  # 0.5 frame -> 1
-    assert frames_for_duration(Fraction(1, 61), Fraction(30)) == 0
-
-
-@given(frame=st.integers(0, 10**7), num=st.integers(1, 240_000), den=st.integers(1, 1001))
-def test_frame_time_is_exact(frame: int, num: int, den: int) -> None:
-    fps = Fraction(num, den)
-    assert frame_time(frame, fps) * fps == frame
 
 
 def test_default_concurrency_is_one_per_cpu_capped_by_memory() -> None:

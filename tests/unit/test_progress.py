@@ -197,3 +197,13 @@ def test_replay_reports_from_unknown_workers_or_nan_are_dropped() -> None:
     assert aggregator.replay(7, 0.5) is None
     assert aggregator.replay(0, float("nan")) is None
     assert aggregator.snapshot().stage == "launching"
+
+
+def test_progress_says_which_machine_renders_which_chunk() -> None:
+    aggregator = ProgressAggregator([10, 10, 10])
+    aggregator.set_machine(1, "tcp://10.0.0.5:4000")
+    aggregator.set_machine(7, "tcp://nowhere:1")  # an unknown chunk is dropped
+    state = aggregator.snapshot()
+    assert state.machines == (None, "tcp://10.0.0.5:4000", None)
+    assert state.as_json()["machines"] == [None, "tcp://10.0.0.5:4000", None]
+    assert {"progress", "workers", "retries", "frames_reused"} <= set(state.as_json())

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 
 from helios_render._ffmpeg.segments import SEGMENTS_PER_ENCODER, segment_run
-from helios_render._model.job import ChunkJob, EncoderSettings
+from helios_render._model.job import ChunkJob
 from helios_render._model.plan import plan_chunks
 
-from .test_workers import _jobs
+from ..factories import make_encoder, make_job
 
 
 def _run_of(count: int, codec: str = "h264") -> list[ChunkJob]:
-    settings = EncoderSettings(fps=Fraction(30), width=64, height=64, codec=codec)
-    jobs = _jobs(plan_chunks(0, count * 10, 10))
-    return [dataclasses.replace(job, encoder=settings) for job in jobs]
+    encoder = make_encoder(codec=codec)
+    return [make_job(chunk, encoder=encoder) for chunk in plan_chunks(0, count * 10, 10)]
 
 
 def test_consecutive_mpegts_chunks_share_one_encoder() -> None:
@@ -30,7 +28,7 @@ def test_a_run_is_cut_at_a_gap_in_chunks_or_frames() -> None:
 
 def test_a_run_is_cut_where_the_encoding_changes() -> None:
     jobs = _run_of(3)
-    other = dataclasses.replace(jobs[2], encoder=dataclasses.replace(jobs[2].encoder, crf=30))
+    other = dataclasses.replace(jobs[2], encoder=make_encoder(crf=30))
     assert segment_run(jobs[0], [jobs[1], other]) == jobs[:2]
 
 

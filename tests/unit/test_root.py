@@ -9,6 +9,8 @@ import pytest
 from helios_render import SourceError
 from helios_render._source.root import choose_root, page_references
 
+from ..factories import make_page
+
 
 def write(path: Path, text: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,14 +109,11 @@ def test_an_explicit_root_must_contain_the_page(tmp_path: Path) -> None:
 
 
 def test_a_failed_request_names_the_folder_above_the_root_that_holds_it(tmp_path: Path) -> None:
-    from fractions import Fraction
-
     from helios_render._chromium.page import asset_failure
-    from helios_render._model.job import PageConfig
 
     entry = helios_build(tmp_path, marker=None)
-    config = PageConfig(url="http://127.0.0.1:9/composition.html", width=2, height=2,
-                        fps=Fraction(30), served_root=str(entry.parent))
+    config = make_page(url="http://127.0.0.1:9/composition.html", width=2, height=2,
+                       served_root=str(entry.parent))
     message = asset_failure(config, "Script", "http://127.0.0.1:9/assets/index-abc.js", "HTTP 404")
     assert f"serve that folder with --root {tmp_path}" in message
     assert "outside the served folder" in message
