@@ -24,7 +24,9 @@ from typing import Any
 import trio
 
 import helios_render
-from helios_render._executors.dask import DaskExecutor, local_cluster
+from helios_render._executors import RunHooks
+from helios_render._executors._dask_cluster import local_cluster
+from helios_render._executors.dask import DaskExecutor
 from helios_render._model.job import (
     BundleSource,
     Chunk,
@@ -61,8 +63,7 @@ async def scheduling_overhead(client: Any, chunks: int, workers: int) -> dict[st
         received.append(result.index)
 
     started = time.perf_counter()
-    await executor.run(fake_jobs(chunks), report=lambda i, p: None, on_result=on_result,
-                       on_retry=lambda: None, retries=0)
+    await executor.run(fake_jobs(chunks), RunHooks(on_result=on_result))
     elapsed = time.perf_counter() - started
     assert len(received) == chunks
     return {

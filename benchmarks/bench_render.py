@@ -11,7 +11,7 @@ a chrome-headless-shell) and each worker count, one repetition runs, side by sid
   q80) before it encodes any, so with 45 frames per worker that loop captures with nothing
   encoding beside it and encodes after its loop ends, which its steady fps does not count;
 * ours: ``helios_render.render`` of the same example with the same workers, quality and preset,
-  with a :class:`~helios_render._executors.worker.WorkerTimings` sink on every worker.
+  with a :class:`~helios_render._executors.worker.WorkerTimings` instrument on every worker.
 
 Printed per path and worker count (medians over the repetitions): the median per-frame time of
 seek (the whole ``Runtime.evaluate``), its parts inside the page (runtime work, settling),
@@ -234,7 +234,7 @@ async def ours(
     browser: Path, capture: str, workers: int, args: argparse.Namespace,
     width: int | None = None, height: int | None = None, frames: int | None = None,
 ) -> dict[str, Any]:
-    """One render with timing sinks on every worker."""
+    """One render with a timing instrument on every worker."""
     sinks: list[WorkerTimings] = []
 
     def open_worker() -> AbstractAsyncContextManager[ChunkRunner]:

@@ -62,7 +62,7 @@ def run_doctor(out: TextIO) -> int:
 def run_cluster_doctor(address: str, out: TextIO, err: TextIO) -> int:
     """Print each Dask worker's helios-render, Chromium, FFmpeg, beginFrame and resources;
     0 when every worker can render with the same versions, 2 otherwise."""
-    from ._executors.dask import check_versions, cluster_facts
+    from ._executors._dask_cluster import check_versions, cluster_facts
 
     try:
         facts = cluster_facts(address)

@@ -16,7 +16,7 @@ import trio
 
 from ._environment import probe_environment
 from ._exceptions import OptionsError, WorkerError, is_deterministic
-from ._executors import Executor, LocalExecutor
+from ._executors import Executor, LocalExecutor, RunHooks
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
 from ._model.options import RenderOptions
@@ -155,20 +155,20 @@ async def render(
         def report(chunk: int, p: float) -> None:
             send.send_nowait(WorkerProgress(chunk, p))
 
+        hooks = RunHooks(
+            on_result=job.record,
+            report=report,
+            on_retry=aggregator.count_retry,
+            retries=plan.retries,
+            scratch=job.partial_dir,
+            on_placement=aggregator.set_machine,
+            on_replay=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p, replaying=True)),
+        )
         async with task_nursery() as nursery:
             nursery.start_soon(aggregator.run, receive)
             async with send:
                 workers = await (executor or LocalExecutor(plan.concurrency)).run(
-                    job.pending_jobs(),
-                    report=report,
-                    on_result=job.record,
-                    on_retry=aggregator.count_retry,
-                    retries=plan.retries,
-                    scratch=job.partial_dir,
-                    on_placement=aggregator.set_machine,
-                    on_replay=lambda chunk, p: send.send_nowait(
-                        WorkerProgress(chunk, p, replaying=True)
-                    ),
+                    job.pending_jobs(), hooks
                 )
         await stitch(plan, job.chunk_files(), job.media_records(), job.partial_dir,
                      aggregator.set_stage)

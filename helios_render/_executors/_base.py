@@ -1,18 +1,19 @@
 """The executor interface, and the supervision state every executor shares.
 
 An executor runs a render's pending :class:`~helios_render._model.plan.ChunkJob` s somewhere (one
-Trio nursery on this machine, a Dask cluster) and promises:
+Trio nursery on this machine, a Dask cluster): ``await executor.run(jobs, hooks)``, where
+:class:`RunHooks` says what to do with results, progress and retries. It promises:
 
-* every finished chunk is handed to ``on_result`` (awaited, in the caller's task context) before
-  ``run`` returns; chunk ``i`` reports progress as ``report(i, p)``;
+* every finished chunk is handed to ``hooks.on_result`` (awaited, in the caller's task context)
+  before ``run`` returns; chunk ``i`` reports progress as ``hooks.report(i, p)``;
 * the first chunk to fail cancels all the others, and ``run`` raises that chunk's
   :class:`~helios_render.WorkerError` (with chunk, frame and worker) once every sibling has
   stopped and released its Chromium and FFmpeg; errors of siblings that die because they were
   cancelled are logged, never raised;
 * a crash-class failure (browser or page crashed, connection lost:
   :func:`~helios_render._exceptions.is_retryable`) is retried on a fresh browser up to
-  ``retries`` times per chunk, unless the render is already stopping; others (page errors,
-  timeouts, FFmpeg failures) never are;
+  ``hooks.retries`` times per chunk, unless the render is already stopping; deterministic ones
+  (page errors, timeouts, FFmpeg failures) never are;
 * cancelling ``run`` (a cancel scope, Ctrl+C) stops every chunk the same way.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +30,7 @@ import trio
 from .._exceptions import WorkerError, is_retryable
 from .._model.job import ChunkJob, ChunkResult, Report
 
-__all__ = ["Executor", "Placement", "ResultSink", "Supervision", "is_retryable"]
+__all__ = ["Executor", "Placement", "ResultSink", "RunHooks", "Supervision", "is_retryable"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +40,51 @@ ResultSink = Callable[[ChunkResult], Awaitable[None]]
 Placement = Callable[[int, str], None]
 
 
+def _ignore_progress(chunk: int, p: float) -> None:
+    """The default ``report`` and ``on_replay``: progress goes nowhere."""
+
+
+def _ignore_retry() -> None:
+    """The default ``on_retry``: retries are not counted."""
+
+
+def _ignore_placement(chunk: int, machine: str) -> None:
+    """The default ``on_placement``: placements go nowhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHooks:
+    """What an :class:`Executor` run tells its caller, and what the caller allows it: every
+    argument of :meth:`Executor.run` but the jobs.
+
+    Attributes:
+        on_result: Awaited with each finished chunk (the job folder checks and records it).
+        report: ``report(i, p)``: chunk ``i`` is a fraction ``p`` done.
+        on_retry: Called once per retry of a chunk (the progress counts them).
+        retries: Retries allowed per chunk for crash-class failures.
+        scratch: Where chunk files are written before ``on_result`` takes them; by default a
+            private folder of the executor's, removed when the run ends.
+        on_placement: ``on_placement(i, machine)``: which machine renders chunk ``i``, where
+            the executor knows (a cluster).
+        on_replay: ``on_replay(i, p)``: how far a worker is in the frames before chunk ``i``
+            (an rAF page replays them), where the executor knows (this machine).
+    """
+
+    on_result: ResultSink
+    report: Report = _ignore_progress
+    on_retry: Callable[[], object] = _ignore_retry
+    retries: int = 0
+    scratch: Path | None = None
+    on_placement: Placement = _ignore_placement
+    on_replay: Report = _ignore_progress
+
+
 class Executor(Protocol):
     """Where chunk jobs run."""
 
-    async def run(
-        self,
-        jobs: Sequence[ChunkJob],
-        *,
-        report: Report,
-        on_result: ResultSink,
-        on_retry: Callable[[], object],
-        retries: int,
-        scratch: Path | None = None,
-        on_placement: Placement | None = None,
-        on_replay: Report | None = None,
-    ) -> int:
-        """Run ``jobs``; return how many workers rendered them. See the module docstring.
-        ``on_placement`` hears which machine renders each chunk, and ``on_replay(i, p)`` how
-        far a worker is in the frames before chunk ``i`` (an rAF page replays them), where
-        the executor knows."""
+    async def run(self, jobs: Sequence[ChunkJob], hooks: RunHooks) -> int:
+        """Run ``jobs``, telling ``hooks`` what happens; return how many workers rendered
+        them. See the module docstring."""
         ...
 
 

@@ -7,14 +7,18 @@ serves a local composition on its own loopback, and returns a :class:`ChunkResul
 A :class:`ChunkWorker` renders several jobs in a row and keeps its browser and page between
 them, so a worker that takes consecutive chunks of an rAF page never replays frames it has
 already run. Consecutive MPEG-TS chunks of a run share one encoder (one segment file each,
-see :class:`SegmentEncoder`); other chunks get an encoder each. Every error it raises is a
-:class:`~helios_render.WorkerError` naming the chunk and the frame, with the original error as
-``__cause__``.
+see :class:`~helios_render._ffmpeg.segments.SegmentEncoder`); other chunks get an encoder
+each. Every error it raises is a :class:`~helios_render.WorkerError` naming the chunk and the
+frame, with the original error as ``__cause__``.
+
+The frame loop is written once: what a benchmark measures, it measures through a
+:class:`WorkerInstrument` (no-op hooks by default; :class:`WorkerTimings` records them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -35,6 +39,7 @@ from .._ffmpeg.ffmpeg import (
     open_encoder,
     pad_transport_stream,
 )
+from .._ffmpeg.segments import SegmentEncoder, segment_run
 from .._model.audio_plan import localize_sources
 from .._model.job import (
     BundleSource,
@@ -52,8 +57,10 @@ from .._tempdirs import make_private_dir
 
 __all__ = [
     "FRAME_QUEUE",
+    "NO_INSTRUMENT",
     "ChunkWorker",
     "FinishingChunk",
+    "WorkerInstrument",
     "WorkerTimings",
     "open_chunk_worker",
     "render_chunk",
@@ -69,11 +76,64 @@ FRAME_QUEUE = 2
 REPLAY_REPORTS = 200
 
 
+class WorkerInstrument:
+    """The hooks a :class:`ChunkWorker` calls as it works, each doing nothing here (as
+    ``trio.abc.Instrument``): the worker's loops are written once, and measured by passing an
+    instrument that overrides the hooks it needs (:class:`WorkerTimings`).
+
+    Hooks are called in the task doing the work and must not raise. The frame loop calls
+    :meth:`before_seek`, :meth:`after_seek`, :meth:`after_capture` and :meth:`after_send` once
+    per frame, so they are plain methods; the async hooks are called once per page or chunk,
+    never per frame. Durations are seconds of ``time.perf_counter``.
+    """
+
+    __slots__ = ()
+
+    def browser_launched(self, browser: Browser, seconds: float) -> None:
+        """A browser was launched in ``seconds``."""
+
+    async def page_loaded(self, page: Page, seconds: float) -> None:
+        """A page was opened and loaded in ``seconds``."""
+
+    def frame_replayed(self, seconds: float) -> None:
+        """A frame before a chunk was run without capture (an rAF page's replay)."""
+
+    async def after_uncounted_seeks(self, page: Page) -> None:
+        """The page ran seeks that are not a chunk's frames (a replay, or the frame drawn
+        before a chunk's first)."""
+
+    def encoder_started(self, seconds: float) -> None:
+        """A chunk's encoder was ready (opened, or shared with the chunk before) in
+        ``seconds``."""
+
+    def before_seek(self) -> None:
+        """A chunk's frame is about to be seeked to."""
+
+    def after_seek(self) -> None:
+        """The page shows the frame."""
+
+    def after_capture(self) -> None:
+        """The frame was captured."""
+
+    def after_send(self) -> None:
+        """The frame went into the queue to its encoder (after waiting for room)."""
+
+    async def after_chunk_frames(self, page: Page) -> None:
+        """Every frame of a chunk went to its encoder."""
+
+    def encoder_finished(self, seconds: float) -> None:
+        """A chunk's file was complete ``seconds`` after its last frame went to the encoder."""
+
+
+#: The instrument of a worker that measures nothing.
+NO_INSTRUMENT = WorkerInstrument()
+
+
 @dataclass(slots=True)
-class WorkerTimings:
-    """Where one worker's time went, for the benchmark: an optional sink of a
-    :class:`ChunkWorker`. Durations are seconds of ``time.perf_counter``, one entry per frame
-    (or per chunk, or per launch); nothing is recorded unless a worker is given one.
+class WorkerTimings(WorkerInstrument):
+    """Where one worker's time went, for the benchmark: an instrument that records every hook
+    of :class:`WorkerInstrument`. Durations are seconds of ``time.perf_counter``, one entry per
+    frame (or per chunk, or per launch).
 
     ``seek`` is the whole ``Runtime.evaluate`` of a seek, ``settle`` and ``seek_work`` its parts
     measured inside the page (waiting for fonts, images, media, hooks; the runtime's own work);
@@ -99,6 +159,53 @@ class WorkerTimings:
     loop_end: float | None = None
     #: Process ids of this worker's browser (for memory sampling).
     browser_pids: list[int] = field(default_factory=list)
+    #: When the current frame's seek began, and when it was seeked and captured.
+    _seek_began: float = field(default=0.0, init=False, repr=False)
+    _seeked: float = field(default=0.0, init=False, repr=False)
+    _captured: float = field(default=0.0, init=False, repr=False)
+
+    def browser_launched(self, browser: Browser, seconds: float) -> None:
+        self.launch.append(seconds)
+        self.browser_pids.append(browser.process.pid)
+
+    async def page_loaded(self, page: Page, seconds: float) -> None:
+        self.load.append(seconds)
+        await self.collect_page(page)
+
+    def frame_replayed(self, seconds: float) -> None:
+        self.replay.append(seconds)
+
+    async def after_uncounted_seeks(self, page: Page) -> None:
+        await self.collect_page(page, keep=False)
+
+    def encoder_started(self, seconds: float) -> None:
+        self.encoder_start.append(seconds)
+
+    def before_seek(self) -> None:
+        self._seek_began = time.perf_counter()
+
+    def after_seek(self) -> None:
+        self._seeked = time.perf_counter()
+
+    def after_capture(self) -> None:
+        self._captured = time.perf_counter()
+
+    def after_send(self) -> None:
+        sent = time.perf_counter()
+        self.seek.append(self._seeked - self._seek_began)
+        self.capture.append(self._captured - self._seeked)
+        self.encoder_wait.append(sent - self._captured)
+        if self.first_frame_at is None:
+            self.first_frame_at = sent
+        if self.loop_start is None:
+            self.loop_start = self._seek_began
+        self.loop_end = sent
+
+    async def after_chunk_frames(self, page: Page) -> None:
+        await self.collect_page(page)
+
+    def encoder_finished(self, seconds: float) -> None:
+        self.encoder_finish.append(seconds)
 
     async def collect_page(self, page: Page, *, keep: bool = True) -> None:
         """Move the page's own seek profile (milliseconds) into :attr:`seek_work` and
@@ -118,112 +225,6 @@ def _session_key(job: ChunkJob) -> tuple[object, ...]:
     return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
 
 
-#: Most consecutive chunks one FFmpeg writes (as segments, MPEG-TS chunks only). Each FFmpeg
-#: start costs about 0.15 s of CPU (linking libav*, the encoder's set-up): on a 2-core machine
-#: rendering 90 frames in 8 chunks that was a tenth of all the CPU. More chunks per encoder
-#: would save little more, and a long expression of split points costs FFmpeg per frame.
-SEGMENTS_PER_ENCODER = 16
-
-#: How often a finishing chunk looks whether its encoder has moved on to the next file.
-_SEGMENT_POLL = 0.01
-
-
-class SegmentEncoder:
-    """One FFmpeg writing the chunk files of consecutive jobs of a run, one segment each
-    (see :func:`~helios_render._ffmpeg.ffmpeg.encoder_args`). A segment's file is complete once the
-    encoder has opened the next one, or has exited."""
-
-    def __init__(
-        self, jobs: list[ChunkJob], out_dir: Path, threads: int | None = None
-    ) -> None:
-        self.jobs = jobs
-        self.threads = threads
-        self.out_dir = out_dir
-        self.log = out_dir / f"ffmpeg-{jobs[0].index:05d}-{jobs[-1].index:05d}.log"
-        self.encoder: Encoder | None = None
-        self.stack = AsyncExitStack()
-        #: How many of :attr:`jobs` have had all their frames written.
-        self.fed = 0
-        self._ended: trio.Event | None = None
-        self._end_error: Exception | None = None
-        self._closed = False
-
-    async def open(self, ffmpeg: Path) -> Encoder:
-        first = self.jobs[0]
-        pattern = self.out_dir / f"chunk-%05d{first.encoder.table.chunk_suffix}"
-        args = encoder_args(
-            ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
-            threads=self.threads,
-        )
-        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log))
-        return self.encoder
-
-    def takes(self, job: ChunkJob) -> bool:
-        """Whether ``job`` is the next job this encoder expects."""
-        return (
-            not self._closed
-            and self._ended is None
-            and self.fed < len(self.jobs)
-            and self.jobs[self.fed] == job
-        )
-
-    async def end_input(self) -> None:
-        """EOF: FFmpeg writes what it has and exits. Waited once; later callers wait for the
-        same end and see the same error.
-
-        Raises:
-            EncoderError: FFmpeg failed.
-        """
-        assert self.encoder is not None
-        if self._ended is None:
-            self._ended = trio.Event()
-            try:
-                await self.encoder.finish()
-            except Exception as exc:
-                self._end_error = exc
-            finally:
-                self._ended.set()
-        else:
-            await self._ended.wait()
-        if self._end_error is not None:
-            raise self._end_error
-
-    async def wait_for(self, job: ChunkJob) -> None:
-        """Wait until ``job``'s file is complete: the encoder has started the next job's
-        file, or it has exited (after the last job, or after :meth:`end_input`).
-
-        Raises:
-            EncoderError: FFmpeg failed.
-        """
-        assert self.encoder is not None
-        position = self.jobs.index(job)
-        if position == len(self.jobs) - 1:
-            await self.end_input()
-            return
-        following = self.out_dir / self.jobs[position + 1].file_name
-        process = self.encoder.process
-        while not following.exists():
-            if self._ended is not None:
-                await self.end_input()
-                return
-            # Polled, not waited: :meth:`end_input` may be waiting on the process already.
-            status = process.poll()
-            if status is not None:
-                if status != 0:
-                    raise self.encoder.error(f"failed with exit status {status}")
-                return
-            await trio.sleep(_SEGMENT_POLL)
-
-    async def aclose(self) -> None:
-        """Stop FFmpeg if it is still running (idempotent); drop its log."""
-        self._closed = True
-        try:
-            await self.stack.aclose()
-        finally:
-            with contextlib.suppress(OSError):
-                self.log.unlink(missing_ok=True)
-
-
 class FinishingChunk:
     """A chunk whose frames are all with its encoder, still encoding. Made by
     :meth:`ChunkWorker.render_frames`."""
@@ -235,7 +236,7 @@ class FinishingChunk:
         output: Path,
         out_dir: Path,
         stack: AsyncExitStack,
-        timings: WorkerTimings | None,
+        instrument: WorkerInstrument = NO_INSTRUMENT,
     ) -> None:
         self.job = job
         self.output = output
@@ -243,7 +244,7 @@ class FinishingChunk:
         self.encoder: Encoder | None = None
         self._report = report
         self._stack = stack
-        self._timings = timings
+        self._instrument = instrument
         self._done = False
         #: Whether the chunk is MPEG-TS, padded with null packets when short.
         self.pad = True
@@ -271,8 +272,7 @@ class FinishingChunk:
             else:
                 assert self.encoder is not None
                 await self.encoder.finish()
-            if self._timings is not None:
-                self._timings.encoder_finish.append(time.perf_counter() - started)
+            self._instrument.encoder_finished(time.perf_counter() - started)
             if self.pad:
                 pad_transport_stream(self.output)
         except Exception as exc:
@@ -318,10 +318,10 @@ class ChunkWorker:
     :func:`open_chunk_worker`."""
 
     def __init__(
-        self, timings: WorkerTimings | None = None, encoder_threads: int | None = None
+        self, instrument: WorkerInstrument | None = None, encoder_threads: int | None = None
     ) -> None:
-        #: Where per-frame timings go (benchmarks only); ``None`` records nothing.
-        self.timings = timings
+        #: Hears where the time goes (benchmarks: :class:`WorkerTimings`); by default, nothing.
+        self.instrument = instrument or NO_INSTRUMENT
         #: Threads for each encoder (see :func:`~helios_render._model.plan.encoder_threads`);
         #: ``None`` leaves the choice to the encoder.
         self.encoder_threads = encoder_threads
@@ -393,9 +393,7 @@ class ChunkWorker:
                 extra_args=job.browser_args,
             )
         )
-        if self.timings is not None:
-            self.timings.launch.append(time.perf_counter() - started)
-            self.timings.browser_pids.append(self._browser.process.pid)
+        self.instrument.browser_launched(self._browser, time.perf_counter() - started)
 
     async def _open_page(self, job: ChunkJob) -> Page:
         assert self._browser is not None and self._url is not None
@@ -408,9 +406,7 @@ class ChunkWorker:
         self._page = await page_stack.enter_async_context(
             open_page(self._browser, config, begin_frame=job.begin_frame)
         )
-        if self.timings is not None:
-            self.timings.load.append(time.perf_counter() - started)
-            await self.timings.collect_page(self._page)
+        await self.instrument.page_loaded(self._page, time.perf_counter() - started)
         return self._page
 
     async def _page_at(self, job: ChunkJob, first: int) -> Page:
@@ -431,14 +427,13 @@ class ChunkWorker:
         self.frame = first - 1
         await page.seek(first - 1)
         await page.capture(job.encoder.image_format, job.quality)
-        if self.timings is not None:
-            await self.timings.collect_page(page, keep=False)  # not one of the chunk's seeks
+        await self.instrument.after_uncounted_seeks(page)  # not one of the chunk's seeks
         return page
 
     async def _replay(self, job: ChunkJob, page: Page, first: int) -> None:
         """Run frames up to ``first - 2`` of an rAF page without capture."""
         begin = 0 if page.position is None else page.position + 1
-        timings = self.timings
+        instrument = self.instrument
         total = first - 1 - begin
         if total <= 0:
             return
@@ -449,13 +444,11 @@ class ChunkWorker:
             self.frame = frame
             started = time.perf_counter()
             await page.seek(frame, capture=False)
-            if timings is not None:
-                timings.replay.append(time.perf_counter() - started)
+            instrument.frame_replayed(time.perf_counter() - started)
             done = frame - begin + 1
             if self.on_replay is not None and (done % every == 0 or done == total):
                 self.on_replay(job.index, done / total)
-        if timings is not None:
-            await timings.collect_page(page, keep=False)  # replays are not the chunk's seeks
+        await instrument.after_uncounted_seeks(page)  # replays are not the chunk's seeks
 
     def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:
         return WorkerError.for_job(job, exc, self.frame, failed_at=trio.current_time())
@@ -479,25 +472,6 @@ class ChunkWorker:
             return await finishing.finish()
         finally:
             await finishing.aclose()
-
-    def _segment_run(self, job: ChunkJob, following: Sequence[ChunkJob]) -> list[ChunkJob]:
-        """``job`` and the jobs after it that one encoder can write as segments: consecutive
-        frames and chunk numbers, the same encoding, MPEG-TS chunks."""
-        run = [job]
-        if job.encoder.table.chunk_format != "mpegts":
-            return run
-        for after in following:
-            last = run[-1]
-            if (
-                len(run) >= SEGMENTS_PER_ENCODER
-                or after.index != last.index + 1
-                or after.start != last.end
-                or after.encoder != job.encoder
-                or _session_key(after) != _session_key(job)
-            ):
-                break
-            run.append(after)
-        return run
 
     async def end_segments(self) -> None:
         """End the input of the encoder writing the current run of chunks (if any), so that
@@ -538,18 +512,20 @@ class ChunkWorker:
         output = out_dir / job.file_name
         media: list[MediaRecord] = []  # what the page played at this chunk's frames
         stack = AsyncExitStack()
-        finishing = FinishingChunk(job, report, output, out_dir, stack, self.timings)
+        finishing = FinishingChunk(job, report, output, out_dir, stack, self.instrument)
         try:
             ffmpeg = find_ffmpeg(job.ffmpeg)
             page = await self._page_at(job, job.start)
             settings = job.encoder
-            timings = self.timings
-            clock = time.perf_counter
-            started = clock()
+            instrument = self.instrument
+            started = time.perf_counter()
             segments = self._segments
             if segments is None or not segments.takes(job):
                 await self._close_segments()  # a stale one (a run cut short): stop it
-                run = self._segment_run(job, following)
+                key = _session_key(job)
+                run = segment_run(
+                    job, itertools.takewhile(lambda after: _session_key(after) == key, following)
+                )
                 if len(run) > 1:
                     segments = self._segments = SegmentEncoder(
                         run, out_dir, self.encoder_threads
@@ -572,8 +548,7 @@ class ChunkWorker:
                 )
                 finishing.encoder = encoder
             finishing.pad = settings.table.chunk_format == "mpegts"
-            if timings is not None:
-                timings.encoder_start.append(clock() - started)
+            instrument.encoder_started(time.perf_counter() - started)
             send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
 
             async def feed() -> None:
@@ -587,30 +562,16 @@ class ChunkWorker:
                 async with send:
                     for done, frame in enumerate(range(job.start, job.end), start=1):
                         self.frame = frame
-                        if timings is None:
-                            media += await page.seek(frame, last=last)
-                            image = await page.capture(settings.image_format, job.quality)
-                            await send.send(image)
-                        else:
-                            t0 = clock()
-                            media += await page.seek(frame, last=last)
-                            t1 = clock()
-                            image = await page.capture(settings.image_format, job.quality)
-                            t2 = clock()
-                            await send.send(image)
-                            t3 = clock()
-                            timings.seek.append(t1 - t0)
-                            timings.capture.append(t2 - t1)
-                            timings.encoder_wait.append(t3 - t2)
-                            if timings.first_frame_at is None:
-                                timings.first_frame_at = t3
-                            if timings.loop_start is None:
-                                timings.loop_start = t0
-                            timings.loop_end = t3
+                        instrument.before_seek()
+                        media += await page.seek(frame, last=last)
+                        instrument.after_seek()
+                        image = await page.capture(settings.image_format, job.quality)
+                        instrument.after_capture()
+                        await send.send(image)
+                        instrument.after_send()
                         if done < job.frames:
                             report(job.index, done / job.frames)
-            if timings is not None:
-                await timings.collect_page(page)
+            await instrument.after_chunk_frames(page)
         except BaseException as exc:
             if isinstance(exc, Exception) and finishing.segments is not None:
                 # Let the encoder close the chunks before this one (still finishing) cleanly.
@@ -652,18 +613,19 @@ class ChunkWorker:
 
 @asynccontextmanager
 async def open_chunk_worker(
-    timings: WorkerTimings | None = None, encoder_threads: int | None = None
+    instrument: WorkerInstrument | None = None, encoder_threads: int | None = None
 ) -> AsyncIterator[ChunkWorker]:
     """A :class:`ChunkWorker`; its browser, page and server are closed when the block exits.
 
     Args:
-        timings: A sink for per-frame timings (benchmarks); none are taken without it.
+        instrument: Hears where the time goes (benchmarks pass a :class:`WorkerTimings`);
+            by default nothing is measured.
         encoder_threads: Threads for each encoder; ``None`` leaves it to the encoder.
 
     Cancellation:
         Chromium and FFmpeg are stopped and reaped before this returns.
     """
-    worker = ChunkWorker(timings, encoder_threads)
+    worker = ChunkWorker(instrument, encoder_threads)
     try:
         yield worker
     finally:

@@ -43,7 +43,7 @@ def cluster_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(cluster_tmp: Path) -> Iterator[Any]:
     """One LocalCluster of two worker processes (``local:2``), shared by this module."""
-    from helios_render._executors.dask import local_cluster
+    from helios_render._executors._dask_cluster import local_cluster
 
     with contextlib.ExitStack() as stack:
         saved = os.environ.get("TMPDIR")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from helios_render import DaskExecutor, UsageError
-from helios_render._executors.dask import check_versions
+from helios_render._executors._dask_cluster import check_versions
 
 
 def test_without_dask_cluster_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

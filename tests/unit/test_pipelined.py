@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from helios_render import BrowserError, EncoderError, WorkerError
-from helios_render._executors import LocalExecutor
-from helios_render._executors.local import PipelinedRunner
+from helios_render._executors import LocalExecutor, RunHooks
+from helios_render._executors.local import ChunkRunner
 from helios_render._model.job import ChunkResult, Report
 from helios_render._model.plan import plan_chunks
 
@@ -47,9 +47,6 @@ class FakePipelined:
     failures: dict[int, list[Exception]] = field(default_factory=dict)
     made: list[FakeFinishing] = field(default_factory=list)
 
-    async def render(self, job: Any, report: Report, out_dir: Path) -> ChunkResult:
-        raise AssertionError("a pipelined runner is driven by render_frames")
-
     async def render_frames(
         self, job: Any, report: Report, out_dir: Path, following: Any = ()
     ) -> Any:
@@ -75,10 +72,10 @@ async def run(runner: FakePipelined, chunks: int, retries: int = 1) -> list[int]
     async def on_result(result: ChunkResult) -> None:
         recorded.append(result.index)
 
-    assert isinstance(runner, PipelinedRunner)
+    assert isinstance(runner, ChunkRunner)
     await LocalExecutor(1, open_worker=open_worker).run(
-        _jobs(plan_chunks(0, chunks * 10, 10)), report=lambda i, p: None, on_result=on_result,
-        on_retry=lambda: None, retries=retries, scratch=Path("/nonexistent"),
+        _jobs(plan_chunks(0, chunks * 10, 10)),
+        RunHooks(on_result=on_result, retries=retries, scratch=Path("/nonexistent")),
     )
     return recorded
 

@@ -1,10 +1,13 @@
-"""The local executor with fake in-process workers: failure, cancellation, progress, reaping."""
+"""The local executor with fake in-process workers: failure, cancellation, progress, reaping.
+
+The fakes go through the executor's one supervision loop, the one real workers go through:
+a fake renders a chunk's frames in ``render_frames`` and hands back a chunk already complete."""
 
 from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,7 +30,7 @@ from helios_render import (
     WorkerError,
     WorkerProgress,
 )
-from helios_render._executors import LocalExecutor
+from helios_render._executors import LocalExecutor, RunHooks
 from helios_render._model.job import (
     Chunk,
     ChunkJob,
@@ -73,12 +76,34 @@ def fail(job: ChunkJob, frame: int | None, exc: Exception) -> WorkerError:
 
 
 @dataclass
+class CompleteChunk:
+    """A chunk whose file is written as soon as its frames are: finishing it takes no time."""
+
+    job: ChunkJob
+    waits_for_later_frames: bool = False
+
+    async def finish(self) -> ChunkResult:
+        job = self.job
+        return ChunkResult(index=job.index, frames=job.frames, path=Path(f"chunk-{job.index}"))
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
 class FakeRunner:
+    """A worker whose chunks are all ``work``: it reports progress itself, raises to fail."""
+
     work: Work
 
-    async def render(self, job: ChunkJob, report: Report, out_dir: Path) -> ChunkResult:
+    async def render_frames(
+        self, job: ChunkJob, report: Report, out_dir: Path, following: Sequence[ChunkJob] = ()
+    ) -> CompleteChunk:
         await self.work(job, report)
-        return ChunkResult(index=job.index, frames=job.frames, path=Path(f"chunk-{job.index}"))
+        return CompleteChunk(job)
+
+    async def end_segments(self) -> None:
+        pass  # its chunks share no encoder
 
 
 async def run_fake(
@@ -111,11 +136,13 @@ async def run_fake(
         async with send:
             await executor.run(
                 _jobs(chunks),
-                report=report,
-                on_result=on_result,
-                on_retry=aggregator.count_retry,
-                retries=retries,
-                scratch=Path("/nonexistent"),
+                RunHooks(
+                    on_result=on_result,
+                    report=report,
+                    on_retry=aggregator.count_retry,
+                    retries=retries,
+                    scratch=Path("/nonexistent"),
+                ),
             )
     return [results[chunk.index] for chunk in chunks]
 
@@ -363,8 +390,11 @@ async def test_each_worker_renders_one_run_of_consecutive_chunks_on_one_browser(
         results.append(result.index)
 
     await LocalExecutor(2, open_worker=recording_workers(opened)).run(
-        _jobs(chunks), report=lambda i, p: None, on_result=on_result,
-        on_retry=aggregator.count_retry, retries=1, scratch=Path("/nonexistent"),
+        _jobs(chunks),
+        RunHooks(
+            on_result=on_result, on_retry=aggregator.count_retry, retries=1,
+            scratch=Path("/nonexistent"),
+        ),
     )
     assert sorted(opened) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert sorted(results) == list(range(8))
@@ -386,8 +416,11 @@ async def test_a_retry_goes_on_with_the_rest_of_the_run_on_a_fresh_browser() -> 
         pass
 
     await LocalExecutor(1, open_worker=recording_workers(opened, crash_once_at_chunk_1)).run(
-        _jobs(chunks), report=lambda i, p: None, on_result=on_result,
-        on_retry=lambda: retried.append(1), retries=1, scratch=Path("/nonexistent"),
+        _jobs(chunks),
+        RunHooks(
+            on_result=on_result, on_retry=lambda: retried.append(1), retries=1,
+            scratch=Path("/nonexistent"),
+        ),
     )
     assert opened == [[0, 1], [1, 2, 3]]
     assert retried == [1]
