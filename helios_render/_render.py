@@ -1,4 +1,5 @@
-"""render(): gather the environment, plan, run the chunk jobs on an executor, stitch."""
+"""render(): prepare (the machine's facts, the composition's timing) -> plan (pure) -> run (the
+chunk jobs on an executor, into the job folder) -> stitch."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from pathlib import Path
 import trio
 
 from ._environment import probe_environment
-from ._exceptions import OptionsError, WorkerError, is_deterministic
+from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor, RunHooks
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
 from ._model.options import RenderOptions
-from ._model.plan import Environment, plan_render
+from ._model.plan import Environment, RenderPlan, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
-from ._output.jobs import open_job_folder
+from ._output.jobs import JobFolder, open_job_folder
 from ._output.stitch import stitch
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
@@ -139,47 +140,17 @@ async def render(
     spec = cluster or options.cluster
     if executor is None and spec is not None:
         executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
-    sweep_stale_dirs()
-    env = await probe_environment(options)
-    options = await resolve_page_timing(options, env)
-    plan = plan_render(options, env)
+    plan = await prepare(options)
     assert plan.ffprobe is not None  # looked for with every video
     job = open_job_folder(plan, options.resume, plan.ffprobe)
-    try:
-        aggregator = ProgressAggregator(
+    with job.in_use():
+        progress = ProgressAggregator(
             [chunk.frames for chunk in plan.chunks], on_progress, done=set(job.records)
         )
-        aggregator.announce()
-        send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
-
-        def report(chunk: int, p: float) -> None:
-            send.send_nowait(WorkerProgress(chunk, p))
-
-        hooks = RunHooks(
-            on_result=job.record,
-            report=report,
-            on_retry=aggregator.count_retry,
-            retries=plan.retries,
-            scratch=job.partial_dir,
-            on_placement=aggregator.set_machine,
-            on_replay=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p, replaying=True)),
-        )
-        async with task_nursery() as nursery:
-            nursery.start_soon(aggregator.run, receive)
-            async with send:
-                workers = await (executor or LocalExecutor(plan.concurrency)).run(
-                    job.pending_jobs(), hooks
-                )
+        workers = await run(plan, job, executor or LocalExecutor(plan.concurrency), progress)
         await stitch(plan, job.chunk_files(), job.media_records(), job.partial_dir,
-                     aggregator.set_stage)
-        aggregator.set_stage("done")
-    except BaseException as exc:
-        if is_deterministic(exc):
-            job.remove()  # a rerun would only fail the same way
-        else:
-            job.release()
-        raise
-    job.remove()
+                     progress.set_stage)
+        progress.set_stage("done")
     return RenderResult(
         output=plan.output,
         frames=plan.frames,
@@ -188,8 +159,52 @@ async def render(
         height=plan.height,
         workers=workers,
         elapsed=time.monotonic() - started,
-        frames_reused=aggregator.frames_reused,
+        frames_reused=progress.frames_reused,
     )
+
+
+async def prepare(options: RenderOptions) -> RenderPlan:
+    """Everything decided before a chunk renders: stale temp folders of killed renders swept,
+    the machine's facts gathered (:func:`probe_environment`), the composition's own fps and
+    length read where the user gave none, and the pure plan.
+
+    Raises:
+        UsageError: Bad options or environment (nothing was started).
+        WorkerError: The page failed to load while its timing was read.
+    """
+    sweep_stale_dirs()
+    env = await probe_environment(options)
+    return plan_render(await resolve_page_timing(options, env), env)
+
+
+async def run(
+    plan: RenderPlan, job: JobFolder, executor: Executor, progress: ProgressAggregator
+) -> int:
+    """Render the job folder's pending chunks on ``executor``: each finished chunk is recorded
+    in the folder, and every report goes through ``progress``. Returns how many workers ran.
+
+    Raises:
+        WorkerError: A chunk failed (its siblings were stopped first).
+
+    Cancellation:
+        Every worker is cancelled, and its Chromium and FFmpeg stopped and reaped.
+    """
+    progress.announce()
+    send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
+    hooks = RunHooks(
+        on_result=job.record,
+        report=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p)),
+        on_retry=progress.count_retry,
+        retries=plan.retries,
+        scratch=job.partial_dir,
+        on_placement=progress.set_machine,
+        on_replay=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p, replaying=True)),
+    )
+    async with task_nursery() as nursery:
+        nursery.start_soon(progress.run, receive)
+        async with send:
+            workers = await executor.run(job.pending_jobs(), hooks)
+    return workers
 
 
 async def render_still(options: RenderOptions, frame: int) -> Path:

@@ -27,7 +27,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,6 +213,22 @@ class JobFolder:
     def release(self) -> None:
         """Mark the folder as no longer in use (kept for a later resume)."""
         (self.path / OWNER_FILE).unlink(missing_ok=True)
+
+    @contextmanager
+    def in_use(self) -> Iterator[JobFolder]:
+        """The folder for the block: removed when the block succeeds (the output is complete)
+        or fails in a way a rerun would only repeat (:func:`is_deterministic`: the page threw,
+        a frame never became ready, bad options); otherwise (a crash, a full disk, Ctrl+C)
+        kept and released, so that a rerun resumes."""
+        try:
+            yield self
+        except BaseException as exc:
+            if is_deterministic(exc):
+                self.remove()
+            else:
+                self.release()
+            raise
+        self.remove()
 
 
 def _busy(folders: Iterable[Path]) -> Path | None:
