@@ -141,8 +141,7 @@ async def render(
     if executor is None and spec is not None:
         executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
     plan = await prepare(options)
-    assert plan.ffprobe is not None  # looked for with every video
-    job = open_job_folder(plan, options.resume, plan.ffprobe)
+    job = open_job_folder(plan, options.resume)
     with job.in_use():
         progress = ProgressAggregator(
             [chunk.frames for chunk in plan.chunks], on_progress, done=set(job.records)

@@ -580,7 +580,8 @@ class ChunkWorker:
                     await finishing.segments.end_input()
             await finishing.aclose()
             if isinstance(exc, Exception):
-                raise self._error(job, exc) from exc
+                error = self._error(job, exc)
+                raise error from error.__cause__
             raise
         if finishing.segments is not None:
             finishing.segments.fed += 1
@@ -598,7 +599,8 @@ class ChunkWorker:
             page = await self._page_at(job, 0)
             return await page.composition_timing()
         except Exception as exc:
-            raise self._error(job, exc) from exc
+            error = self._error(job, exc)
+            raise error from error.__cause__
 
     async def still(self, job: ChunkJob, frame: int) -> bytes:
         """The PNG of ``frame`` (a still image)."""
@@ -608,7 +610,8 @@ class ChunkWorker:
             await page.seek(frame)
             return await page.capture("png", 100)
         except Exception as exc:
-            raise self._error(job, exc) from exc
+            error = self._error(job, exc)
+            raise error from error.__cause__
 
 
 @asynccontextmanager

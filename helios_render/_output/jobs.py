@@ -92,10 +92,9 @@ def _sha256(path: Path) -> str:
 class JobFolder:
     """One render's job folder. Create it with :func:`open_job_folder`."""
 
-    def __init__(self, path: Path, plan: RenderPlan, ffprobe: Path) -> None:
+    def __init__(self, path: Path, plan: RenderPlan) -> None:
         self.path = path
         self.plan = plan
-        self._ffprobe = ffprobe
         self.records: dict[int, ChunkRecord] = {}
         self.chunks_dir = path / "chunks"
         self.partial_dir = path / "partial"
@@ -190,7 +189,8 @@ class JobFolder:
             assert result.data is not None
             source = self.partial_dir / f"{job.file_name}.received"
             await trio.Path(source).write_bytes(result.data)
-        frames = await count_frames(self._ffprobe, source)
+        assert self.plan.ffprobe is not None  # a plan for a video always has one
+        frames = await count_frames(self.plan.ffprobe, source)
         if frames != job.frames:
             source.unlink(missing_ok=True)
             raise EncoderError(
@@ -238,7 +238,7 @@ def _busy(folders: Iterable[Path]) -> Path | None:
     return None
 
 
-def open_job_folder(plan: RenderPlan, resume: bool | None, ffprobe: Path) -> JobFolder:
+def open_job_folder(plan: RenderPlan, resume: bool | None) -> JobFolder:
     """The job folder of ``plan``: resumed when allowed and present, else new.
 
     Raises:
@@ -264,7 +264,7 @@ def open_job_folder(plan: RenderPlan, resume: bool | None, ffprobe: Path) -> Job
                 "starting over", output.name,
             )
         shutil.rmtree(folder, ignore_errors=True)
-    job = JobFolder(path, plan, ffprobe)
+    job = JobFolder(path, plan)
     if path.is_dir():
         if plan.resumable or resume:
             job._load()
