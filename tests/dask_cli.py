@@ -1,0 +1,143 @@
+"""A Dask cluster as people deploy it, for the tests: a ``dask scheduler`` and ``dask worker``
+processes started with Dask's own command line (not a ``LocalCluster``), each worker with its
+own ``TMPDIR`` and ``HOME``, on free loopback ports; every process is in a session of its own
+and is killed and reaped when the block exits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Seconds the scheduler and the workers get to start (a busy machine imports Dask slowly).
+START_TIMEOUT = 90.0
+
+
+@dataclass
+class DaskCLICluster:
+    """A running scheduler and its workers."""
+
+    address: str
+    folder: Path
+    scheduler: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Each worker's own temp folder (``TMPDIR``), in start order.
+    worker_tmp: list[Path] = field(default_factory=list)
+
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return [self.scheduler, *self.workers]
+
+    def logs(self) -> str:
+        """Every process's log, for a failing assertion's message."""
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(self.folder.glob("*.log"))
+        )
+
+
+def _dask(*args: str) -> list[str]:
+    """Dask's own command line (``dask scheduler``, ``dask worker``), run by this Python."""
+    return [sys.executable, "-m", "dask", *args]
+
+
+def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Whatever a worker started (a nanny's child, Chromium, FFmpeg) is in its session.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def dask_cli_cluster(
+    folder: Path,
+    workers: int,
+    *,
+    scheduler_args: Sequence[str] = (),
+    worker_args: Sequence[str] = (),
+    protocol: str = "tcp",
+) -> Iterator[DaskCLICluster]:
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes (``--nthreads 1
+    --resources chromium=1``, as docs/cluster.md says), each worker with a TMPDIR and HOME of
+    its own under ``folder``. Yields once every worker has joined."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scheduler_file = folder / "scheduler.json"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env = {**base, "TMPDIR": str(folder / "scheduler-tmp")}
+    Path(env["TMPDIR"]).mkdir(exist_ok=True)
+    scheduler = _start(
+        _dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", protocol,
+              "--no-dashboard", "--scheduler-file", str(scheduler_file), *scheduler_args),
+        folder / "scheduler.log", env,
+    )
+    cluster: DaskCLICluster | None = None
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            if scheduler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "dask scheduler did not start: " + (folder / "scheduler.log").read_text()
+                )
+            time.sleep(0.1)
+        time.sleep(0.1)  # the file is written at once, but let it be complete
+        address = json.loads(scheduler_file.read_text())["address"]
+        cluster = DaskCLICluster(address, folder, scheduler)
+        for index in range(workers):
+            home = folder / f"worker-{index}"
+            tmp = home / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            cluster.worker_tmp.append(tmp)
+            worker_env = {**base, "TMPDIR": str(tmp), "HOME": str(home)}
+            cluster.workers.append(_start(
+                _dask("worker", address, "--nthreads", "1", "--resources", "chromium=1",
+                      "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{index}",
+                      "--local-directory", str(home / "dask"), *worker_args),
+                folder / f"worker-{index}.log", worker_env,
+            ))
+        _wait_for_workers(cluster, workers, deadline, scheduler_args)
+        yield cluster
+    finally:
+        _stop(cluster.processes if cluster else [scheduler])
+
+
+def _wait_for_workers(
+    cluster: DaskCLICluster, count: int, deadline: float, scheduler_args: Sequence[str]
+) -> None:
+    """Wait until the scheduler lists ``count`` workers (read from its scheduler file's
+    identity through a client only when no TLS is involved; else from the workers' logs)."""
+    while time.monotonic() < deadline:
+        joined = sum(
+            "Registered to:" in (cluster.folder / f"worker-{i}.log").read_text(errors="replace")
+            for i in range(count)
+        )
+        if joined == count:
+            return
+        dead = [p for p in cluster.processes if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"a dask process ended while starting:\n{cluster.logs()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the dask workers did not join in time:\n{cluster.logs()}")

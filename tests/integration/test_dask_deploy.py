@@ -1,0 +1,114 @@
+"""A cluster as people deploy it: ``dask scheduler`` and ``dask worker`` processes started with
+Dask's own command line (see tests/dask_cli.py), each worker with its own temp folder and home.
+
+Each worker goes through its chunks in ascending order (an rAF page never goes back and
+replays), and the frames are those of a local render.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import helios_render
+from helios_render import DaskExecutor, RenderOptions
+
+from ..conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe
+from ..dask_cli import DaskCLICluster, dask_cli_cluster
+from ..factories import make_lossless_options, make_options
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCLICluster]:
+    with dask_cli_cluster(tmp_path_factory.mktemp("dask-cli-2"), 2) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCLICluster]:
+    with dask_cli_cluster(tmp_path_factory.mktemp("dask-cli-1"), 1) as cluster:
+        yield cluster
+
+
+def hello(tmp_path: Path, name: str, **kwargs: Any) -> RenderOptions:
+    """The hello example: 24 lossless frames in chunks of 3 (8 chunks, 4 per worker)."""
+    settings: dict[str, Any] = {
+        "source": EXAMPLES / "hello" / "index.html", "output": tmp_path / name,
+        "frames": 24, "chunk_frames": 3,
+    }
+    settings.update(kwargs)
+    return make_lossless_options(tmp_path, **settings)
+
+
+def starts_by_worker(starts: tuple[tuple[int, str], ...]) -> dict[str, list[int]]:
+    by_worker: dict[str, list[int]] = {}
+    for chunk, worker in starts:
+        by_worker.setdefault(worker, []).append(chunk)
+    return by_worker
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_each_worker_takes_a_run_of_chunks_in_ascending_order_and_frames_match_local(
+    tmp_path: Path, two_workers: DaskCLICluster
+) -> None:
+    local = await helios_render.render(hello(tmp_path, "local.mp4", concurrency=1))
+    executor = DaskExecutor(two_workers.address)
+    result = await helios_render.render(hello(tmp_path, "cluster.mp4"), executor=executor)
+    stats = executor.statistics()
+    by_worker = starts_by_worker(stats.starts)
+    assert len(by_worker) == 2, (stats.starts, two_workers.logs())
+    for worker, chunks in by_worker.items():
+        assert chunks == sorted(chunks), f"{worker} started its chunks out of order: {chunks}"
+        # A run: consecutive chunks, so the page only ever goes forward by one chunk.
+        assert chunks == list(range(chunks[0], chunks[0] + len(chunks))), chunks
+    assert sorted(itertools.chain(*by_worker.values())) == list(range(8))
+    # Only the lead-in of the second run is run without capture (the hello page animates
+    # with rAF): frames 0..10 before its first frame, 12; never a chunk's frames twice.
+    second = max(chunks[0] for chunks in by_worker.values())
+    assert stats.replayed_frames == second * 3 - 1
+    assert probe(result.output)["nb_read_frames"] == "24"
+    expected = [frame.rgb for frame in decode_frames(local.output)]
+    frames = [frame.rgb for frame in decode_frames(result.output)]
+    assert frames == expected
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_the_replayed_frame_count_counts_what_a_worker_runs_before_a_chunk(
+    tmp_path: Path, one_worker: DaskCLICluster
+) -> None:
+    # Starting at frame 100, an rAF page runs frames 0..98 without capture, then draws 99.
+    options = make_options(
+        tmp_path, source=COMPOSITIONS / "raf_canvas.html", frames=20, start_frame=100,
+        chunk_frames=10, fps=30,
+    )
+    executor = DaskExecutor(one_worker.address)
+    await helios_render.render(options, executor=executor)
+    assert executor.statistics().replayed_frames == 99
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_an_raf_page_of_600_frames_in_60_chunks_on_one_worker_costs_what_it_costs_locally(
+    tmp_path: Path, one_worker: DaskCLICluster
+) -> None:
+    options = make_options(
+        tmp_path, source=COMPOSITIONS / "raf_canvas.html", frames=600, chunk_frames=10, fps=30,
+    )
+    executor = DaskExecutor(one_worker.address)
+    result = await helios_render.render(options, executor=executor)
+    stats = executor.statistics()
+    assert probe(result.output)["nb_read_frames"] == "600"
+    [chunks] = starts_by_worker(stats.starts).values()
+    assert chunks == list(range(60))
+    # A local render with one worker runs each of the 600 frames once (no replay); the
+    # cluster's cost is its frames plus those it ran again to go back.
+    assert 600 + stats.replayed_frames <= 1.3 * 600, stats.replayed_frames
+    assert stats.replayed_frames == 0
