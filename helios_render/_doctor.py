@@ -59,13 +59,23 @@ def run_doctor(out: TextIO) -> int:
     return 0 if ok else 2
 
 
-def run_cluster_doctor(address: str, out: TextIO, err: TextIO) -> int:
+def run_cluster_doctor(
+    address: str, out: TextIO, err: TextIO,
+    tls: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> int:
     """Print each Dask worker's helios-render, Chromium, FFmpeg, beginFrame and resources;
-    0 when every worker can render with the same versions, 2 otherwise."""
-    from ._executors._dask_cluster import check_versions, cluster_facts
+    0 when every worker can render with the same versions, 2 otherwise. ``tls`` is
+    ``(ca_file, cert, key)`` for a ``tls://`` scheduler."""
+    from ._executors._dask_cluster import ClusterTLS, check_versions, cluster_facts
 
+    ca_file, cert, key = tls
+    if (ca_file is None) != (cert is None):
+        print("helios-render: error: TLS needs --tls-ca-file and --tls-cert together",
+              file=err)
+        return 2
     try:
-        facts = cluster_facts(address)
+        certificates = ClusterTLS(ca_file, cert, key) if ca_file and cert else None
+        facts = cluster_facts(address, certificates)
     except (HeliosError, ValueError) as exc:
         print(f"helios-render: error: {exc}", file=err)
         return 2

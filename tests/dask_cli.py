@@ -141,3 +141,104 @@ def _wait_for_workers(
             raise RuntimeError(f"a dask process ended while starting:\n{cluster.logs()}")
         time.sleep(0.2)
     raise RuntimeError(f"the dask workers did not join in time:\n{cluster.logs()}")
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A CA made at test time, a certificate for the scheduler and workers (``node``), and
+    one for the client, each with its key (PEM files)."""
+
+    ca: Path
+    node_cert: Path
+    node_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @property
+    def node_args(self) -> list[str]:
+        """The TLS arguments of ``dask scheduler`` and ``dask worker``."""
+        return ["--tls-ca-file", str(self.ca), "--tls-cert", str(self.node_cert),
+                "--tls-key", str(self.node_key)]
+
+
+def make_certificates(folder: Path, name: str = "helios-test-ca") -> Certificates:
+    """A fresh CA and two certificates it signed (with the ``cryptography`` package, else
+    the ``openssl`` command), valid for ``127.0.0.1`` and ``localhost``, for one day."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _openssl_certificates(folder, name)
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def key_file(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+        path.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+        return path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def issue(common: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            ]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([
+                ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH,
+            ]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        cert_path = folder / f"{common}.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert_path, key_file(key, folder / f"{common}.key")
+
+    node_cert, node_key = issue("node")
+    client_cert, client_key = issue("client")
+    return Certificates(folder / "ca.pem", node_cert, node_key, client_cert, client_key)
+
+
+def _openssl_certificates(folder: Path, name: str) -> Certificates:
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", f"/CN={name}")
+    extensions = folder / "ext.cnf"
+    extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                          "extendedKeyUsage=serverAuth,clientAuth\n")
+    for common in ("node", "client"):
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{common}.key", "-out", f"{common}.csr", "-subj", f"/CN={common}")
+        run("x509", "-req", "-in", f"{common}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{common}.pem", "-days", "1", "-extfile", "ext.cnf")
+    return Certificates(folder / "ca.pem", folder / "node.pem", folder / "node.key",
+                        folder / "client.pem", folder / "client.key")

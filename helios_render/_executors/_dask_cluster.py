@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "INSTALL_HINT",
     "ClusterConnection",
+    "ClusterTLS",
     "check_versions",
     "cluster_facts",
     "connect",
@@ -43,12 +46,69 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "helios-render[dask]"'
-#: Seconds to reach a scheduler and find a worker there.
-CONNECT_TIMEOUT = 30.0
+#: Seconds to reach a scheduler (a refused connection, a wrong certificate: Dask retries
+#: until then).
+CONNECT_TIMEOUT = 8.0
+#: Seconds for a scheduler that answered to have a worker.
+WORKERS_TIMEOUT = 30.0
 #: Seconds a ``local:N`` cluster gets for its worker processes to start.
 LOCAL_START_TIMEOUT = 120.0
 #: Seconds a cluster gets to close.
 CLOSE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTLS:
+    """Certificates for a ``tls://`` scheduler (``--tls-ca-file``, ``--tls-cert``,
+    ``--tls-key``): the CA that signed the scheduler's and the workers' certificates, and this
+    client's certificate and key (``key`` ``None`` when the certificate file holds it)."""
+
+    ca_file: str
+    cert: str
+    key: str | None = None
+
+    def security(self) -> Any:
+        """Dask's ``Security`` for a client with these certificates."""
+        import distributed
+
+        return distributed.Security(
+            tls_ca_file=self.ca_file, tls_client_cert=self.cert, tls_client_key=self.key,
+            require_encryption=True,
+        )
+
+
+def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
+    """The ``security`` to reach ``spec`` with: from ``tls``, else from Dask's own
+    configuration (``distributed.comm.tls.*``: a YAML file in ``~/.config/dask`` or
+    ``DASK_CONFIG``, or ``DASK_DISTRIBUTED__COMM__TLS__*`` variables); ``None`` for ``tcp://``.
+
+    Raises:
+        UsageError: A ``tls://`` address without certificates, or a certificate file that
+            cannot be read.
+    """
+    import distributed
+
+    if tls is not None:
+        for flag, path in (("--tls-ca-file", tls.ca_file), ("--tls-cert", tls.cert),
+                           ("--tls-key", tls.key)):
+            if path is not None and not os.access(path, os.R_OK):
+                raise UsageError(f"{flag} {path}: no such readable file")
+        try:
+            return tls.security()
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"the TLS certificates cannot be used: {exc}") from exc
+    if not spec.startswith("tls://"):
+        return None
+    configured = distributed.Security()
+    if not getattr(configured, "tls_ca_file", None) or not getattr(
+        configured, "tls_client_cert", None
+    ):
+        raise UsageError(
+            f"--cluster {spec} needs TLS certificates: pass --tls-ca-file CA.pem --tls-cert "
+            "CLIENT.pem --tls-key CLIENT.key (or set distributed.comm.tls in Dask's "
+            "configuration; see 'TLS' in docs/cluster.md)"
+        )
+    return configured
 
 
 def require_distributed() -> None:
@@ -106,8 +166,15 @@ def _quiet_dask(level: int) -> dict[str, int]:
     return before
 
 
-def connect(spec: str | None, client: Any, local_workers: int | None) -> ClusterConnection:
-    """Blocking: reach the cluster (start it for ``local:N``) and wait for a worker."""
+def connect(
+    spec: str | None, client: Any, local_workers: int | None, tls: ClusterTLS | None = None
+) -> ClusterConnection:
+    """Blocking: reach the cluster (start it for ``local:N``) and wait for a worker.
+
+    Raises:
+        UsageError: The scheduler cannot be reached (in :data:`CONNECT_TIMEOUT`), refused
+            the certificates, or has no worker; one line, whatever Dask raised.
+    """
     import distributed
 
     level = _dask_log_level()
@@ -118,22 +185,47 @@ def connect(spec: str | None, client: Any, local_workers: int | None) -> Cluster
         return _start_local(local_workers, level, quiet)
     assert spec is not None
     try:
-        own = distributed.Client(spec, set_as_default=False, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+        security = tls_settings(spec, tls)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own = distributed.Client(
+                spec, set_as_default=False, timeout=CONNECT_TIMEOUT, security=security
+            )
+    except UsageError:
+        _restore(quiet)
+        raise
+    except Exception as exc:  # Dask raises OSError, TimeoutError, TypeError, ssl errors...
+        _restore(quiet)
+        hint = (
+            "check --tls-ca-file, --tls-cert and --tls-key against the scheduler's"
+            if spec.startswith("tls://") else
+            "start one with 'dask scheduler' and give its address"
+        )
         raise UsageError(
-            f"cannot reach the Dask scheduler at {spec} ({exc}): start one with "
-            "'dask scheduler' and give its address (see docs/cluster.md)"
+            f"cannot reach the Dask scheduler at {spec} ({_one_line(exc)}): {hint} "
+            "(see docs/cluster.md)"
         ) from exc
     connection = ClusterConnection(own, quiet_levels=quiet)
     try:
-        own.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+        own.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+    except Exception as exc:
         connection.close()
         raise UsageError(
             f"the Dask scheduler at {spec} has no workers: start some with 'dask worker "
             f"{spec} --nthreads 1 --resources chromium=1'"
         ) from exc
     return connection
+
+
+def _one_line(exc: BaseException) -> str:
+    """Dask's error as one short line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _restore(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _start_local(workers: int, level: int, quiet: dict[str, int]) -> ClusterConnection:
@@ -250,7 +342,7 @@ def gather_facts(client: distributed.Client, browser: str | None, ffmpeg: str | 
     return dict(zip(addresses, results, strict=True))
 
 
-def cluster_facts(address: str) -> dict[str, dict[str, Any]]:
+def cluster_facts(address: str, tls: ClusterTLS | None = None) -> dict[str, dict[str, Any]]:
     """Blocking: each worker's helios-render, Chromium, FFmpeg, beginFrame and resources
     (``helios-render doctor --cluster``).
 
@@ -260,7 +352,8 @@ def cluster_facts(address: str) -> dict[str, dict[str, Any]]:
     require_distributed()
     kind, value = parse_cluster(address)
     connection = connect(
-        None if kind == "local" else str(value), None, int(value) if kind == "local" else None
+        None if kind == "local" else str(value), None, int(value) if kind == "local" else None,
+        tls,
     )
     try:
         return gather_facts(connection.client, None, None, begin_frame=True)

@@ -41,15 +41,19 @@ from .._model.options import parse_cluster
 from ._base import RunHooks, Supervision
 from ._dask_cluster import (
     CLOSE_TIMEOUT,
+    ClusterTLS,
     check_versions,
     connect,
     gather_facts,
     require_distributed,
+    tls_settings,
 )
 from ._dask_runs import RunBook
 
 if TYPE_CHECKING:  # distributed is an optional extra, imported where it is used
     import distributed
+
+    from .._model.options import RenderOptions
 
 __all__ = ["STOP_GRACE", "DaskExecutor", "DaskStatistics"]
 
@@ -102,6 +106,8 @@ class DaskExecutor:
         stall_timeout: Seconds a worker holding a chunk may go without reporting progress
             before it is taken out and its chunks go elsewhere (the chunk it was rendering
             counts as a crash); default :data:`STALL_TIMEOUTS` times the page ``--timeout``.
+        tls: Certificates for a ``tls://`` scheduler; without them, Dask's own configuration
+            (``distributed.comm.tls``) must have them.
 
     Raises:
         UsageError: ``distributed`` is not installed, or ``cluster`` is neither form.
@@ -115,8 +121,10 @@ class DaskExecutor:
         allow_mixed_versions: bool = False,
         chunk_task: Callable[..., ChunkResult] | None = None,
         stall_timeout: float | None = None,
+        tls: ClusterTLS | None = None,
     ) -> None:
         require_distributed()
+        self._tls = tls
         if stall_timeout is not None and not stall_timeout > 0:
             raise UsageError(f"the stall timeout must be more than 0 seconds, got {stall_timeout}")
         self.stall_timeout = stall_timeout
@@ -136,9 +144,25 @@ class DaskExecutor:
                 self._local_workers = int(value)
             else:
                 self._spec = str(value)
+                tls_settings(self._spec, tls)  # tls:// without certificates: say so now
         self._client = client
         self._allow_mixed = allow_mixed_versions
         self._stats = DaskStatistics()
+
+    @classmethod
+    def from_options(cls, cluster: str, options: RenderOptions) -> DaskExecutor:
+        """The executor ``render`` makes for ``--cluster``, with the options' cluster settings
+        (mixed versions, TLS certificates, stall timeout)."""
+        tls = None
+        if options.tls_ca_file is not None and options.tls_cert is not None:
+            tls = ClusterTLS(
+                str(options.tls_ca_file), str(options.tls_cert),
+                None if options.tls_key is None else str(options.tls_key),
+            )
+        return cls(
+            cluster, allow_mixed_versions=options.allow_mixed_versions,
+            stall_timeout=options.stall_timeout, tls=tls,
+        )
 
     @property
     def is_local(self) -> bool:
@@ -171,7 +195,7 @@ class DaskExecutor:
             return 0
         # Not abandoned on cancel: a cluster half started must still be closed.
         connection = await trio.to_thread.run_sync(
-            connect, self._spec, self._client, self._local_workers
+            connect, self._spec, self._client, self._local_workers, self._tls
         )
         try:
             return await _ClusterRun(self, connection.client, hooks).run(jobs)

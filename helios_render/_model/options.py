@@ -126,6 +126,14 @@ class RenderOptions:
             or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
         allow_mixed_versions: On a cluster, render even when workers have different Chromium
             or FFmpeg versions (their pixels may differ).
+        tls_ca_file: For a ``tls://`` cluster: the CA certificate (PEM) that signed the
+            scheduler's and the workers' certificates.
+        tls_cert: For a ``tls://`` cluster: this client's certificate (PEM).
+        tls_key: For a ``tls://`` cluster: this client's private key (PEM), unless
+            ``tls_cert`` holds it.
+        stall_timeout: On a cluster, seconds a worker holding a chunk may go without
+            reporting progress before its chunks go to the other workers; ``None``: 4 times
+            ``timeout``.
     """
 
     source: str | os.PathLike[str]
@@ -164,6 +172,10 @@ class RenderOptions:
     allow_missing_assets: bool = False
     cluster: str | None = None
     allow_mixed_versions: bool = False
+    tls_ca_file: str | os.PathLike[str] | None = None
+    tls_cert: str | os.PathLike[str] | None = None
+    tls_key: str | os.PathLike[str] | None = None
+    stall_timeout: float | None = None
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -257,6 +269,7 @@ class RenderOptions:
                 parse_cluster(str(self.cluster))
             except ValueError as exc:
                 fail(str(exc))
+        self._check_cluster_settings()
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         self._check_audio()
@@ -266,6 +279,9 @@ class RenderOptions:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:
             fail(f"props must be JSON-serializable: {exc}")
+
+    def _check_cluster_settings(self) -> None:
+        _check_cluster_settings(self)
 
     def _check_audio(self) -> None:
         if self.audio is not None and not str(self.audio).strip():
@@ -457,6 +473,20 @@ def parse_duration_from_page(seconds: float) -> Fraction:
     """A page's duration (a float of seconds) as exact seconds, to the microsecond: 2.1 s
     is 21/10, not the binary float nearest to it."""
     return Fraction(seconds).limit_denominator(1_000_000)
+
+
+def _check_cluster_settings(options: RenderOptions) -> None:
+    """The TLS certificates come together; the stall timeout is a positive number."""
+    stall = options.stall_timeout
+    if stall is not None and (
+        isinstance(stall, bool) or not isinstance(stall, int | float) or not stall > 0
+    ):
+        _fail(f"stall_timeout must be more than 0 seconds, got {stall!r}")
+    given = [name for name in ("tls_ca_file", "tls_cert", "tls_key")
+             if getattr(options, name) is not None]
+    if given and not {"tls_ca_file", "tls_cert"} <= set(given):
+        _fail("TLS needs --tls-ca-file and --tls-cert together (and --tls-key unless the "
+              "certificate file holds the key)")
 
 
 def _fail(message: str) -> NoReturn:

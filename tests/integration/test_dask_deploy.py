@@ -8,6 +8,10 @@ replays), and the frames are those of a local render.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import helios_render
 from helios_render import DaskExecutor, RenderOptions
 
 from ..conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe
-from ..dask_cli import DaskCLICluster, dask_cli_cluster
+from ..dask_cli import Certificates, DaskCLICluster, dask_cli_cluster, make_certificates
 from ..factories import make_lossless_options, make_options
 
 pytest.importorskip("distributed")
@@ -34,6 +38,30 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCLIClu
 def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCLICluster]:
     with dask_cli_cluster(tmp_path_factory.mktemp("dask-cli-1"), 1) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture(scope="module")
+def tls_worker(
+    tmp_path_factory: pytest.TempPathFactory, certificates: Certificates
+) -> Iterator[DaskCLICluster]:
+    """A scheduler and one worker that speak TLS only, with certificates made for the test."""
+    with dask_cli_cluster(
+        tmp_path_factory.mktemp("dask-cli-tls"), 1, protocol="tls",
+        scheduler_args=certificates.node_args, worker_args=certificates.node_args,
+    ) as cluster:
+        assert cluster.address.startswith("tls://")
+        yield cluster
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    return subprocess.run([sys.executable, "-m", "helios_render", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
 
 
 def hello(tmp_path: Path, name: str, **kwargs: Any) -> RenderOptions:
@@ -112,3 +140,60 @@ async def test_an_raf_page_of_600_frames_in_60_chunks_on_one_worker_costs_what_i
     # cluster's cost is its frames plus those it ran again to go back.
     assert 600 + stats.replayed_frames <= 1.3 * 600, stats.replayed_frames
     assert stats.replayed_frames == 0
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_a_tls_cluster_renders_the_frames_of_a_local_render(
+    tmp_path: Path, tls_worker: DaskCLICluster, certificates: Certificates
+) -> None:
+    local = await helios_render.render(hello(tmp_path, "local.mp4", chunk_frames=6))
+    output = tmp_path / "tls.mp4"
+    result = cli(
+        "render", str(EXAMPLES / "hello" / "index.html"), str(output), "--frames", "24",
+        "--chunk-frames", "6", "--width", "320", "--height", "180", "--fps", "30",
+        "--image-format", "png", "--crf", "0", "--progress", "none",
+        "--cluster", tls_worker.address, "--tls-ca-file", str(certificates.ca),
+        "--tls-cert", str(certificates.client_cert), "--tls-key", str(certificates.client_key),
+    )
+    assert result.returncode == 0, result.stderr + tls_worker.logs()
+    frames = [frame.rgb for frame in decode_frames(output)]
+    assert len(frames) == 24
+    assert frames == [frame.rgb for frame in decode_frames(local.output)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["render", "doctor"])
+def test_tls_without_certificates_exits_2_within_10_s_with_one_line(
+    tmp_path: Path, tls_worker: DaskCLICluster, command: str
+) -> None:
+    args = [str(EXAMPLES / "hello" / "index.html"), str(tmp_path / "out.mp4"), "--frames", "3"]
+    started = time.monotonic()
+    result = cli(command, *(args if command == "render" else []),
+                 "--cluster", tls_worker.address, timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--tls-ca-file" in lines[0] and "Traceback" not in result.stderr
+    assert took < 10
+    assert not list(tmp_path.iterdir())  # nothing was started, nothing left
+
+
+@pytest.mark.slow
+def test_a_client_certificate_of_another_ca_is_refused_in_one_line(
+    tmp_path: Path, tls_worker: DaskCLICluster
+) -> None:
+    stranger = make_certificates(tmp_path / "other", name="another-ca")
+    started = time.monotonic()
+    result = cli(
+        "doctor", "--cluster", tls_worker.address, "--tls-ca-file", str(stranger.ca),
+        "--tls-cert", str(stranger.client_cert), "--tls-key", str(stranger.client_key),
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], result.stderr
+    assert "--tls-ca-file" in lines[0]
+    assert took < 30
