@@ -35,6 +35,18 @@ class DaskCLICluster:
     def processes(self) -> list[subprocess.Popen[bytes]]:
         return [self.scheduler, *self.workers]
 
+    def worker_address(self, index: int) -> str:
+        """The address worker ``index`` serves on (from its log)."""
+        for line in (self.folder / f"worker-{index}.log").read_text(errors="replace").splitlines():
+            if "Start worker at:" in line:
+                return line.split("Start worker at:")[1].strip()
+        raise AssertionError(f"worker {index} never said its address:\n{self.logs()}")
+
+    def signal_worker(self, index: int, signum: int) -> None:
+        """Send ``signum`` to every process of worker ``index`` (its nanny, the worker
+        process, and what it started): SIGSTOP makes a machine that stops answering."""
+        os.killpg(self.workers[index].pid, signum)
+
     def logs(self) -> str:
         """Every process's log, for a failing assertion's message."""
         return "\n".join(

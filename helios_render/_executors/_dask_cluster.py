@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -35,8 +36,10 @@ __all__ = [
     "INSTALL_HINT",
     "ClusterConnection",
     "ClusterTLS",
+    "check_delivery",
     "check_versions",
     "cluster_facts",
+    "cluster_report",
     "connect",
     "gather_facts",
     "local_cluster",
@@ -55,6 +58,8 @@ WORKERS_TIMEOUT = 30.0
 LOCAL_START_TIMEOUT = 120.0
 #: Seconds a cluster gets to close.
 CLOSE_TIMEOUT = 20.0
+#: Seconds each worker gets to answer the client's checks (its facts, a bundle delivered).
+ANSWER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +300,15 @@ def check_versions(facts: dict[str, dict[str, Any]], allow_mixed: bool) -> list[
     Raises:
         UsageError: A worker lacks Chromium or FFmpeg, or versions differ.
     """
-    addresses = sorted(facts)
+    silent = [a for a in sorted(facts) if "unreachable" in facts[a]]
+    for address in silent:
+        logger.warning("Dask worker %s is left out: %s", address, facts[address]["unreachable"])
+    addresses = [a for a in sorted(facts) if a not in silent]
+    if not addresses:
+        raise UsageError(
+            "no Dask worker answered: "
+            + "; ".join(f"{a} {facts[a]['unreachable']}" for a in silent)
+        )
     for address in addresses:
         worker = facts[address]
         for tool in ("chromium", "ffmpeg"):
@@ -326,25 +339,66 @@ def gather_facts(client: distributed.Client, browser: str | None, ffmpeg: str | 
     """Every worker's facts, each from a task pinned to it."""
     from ._dask_worker import worker_facts
 
-    addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    addresses = sorted(info)
     futures = [
         client.submit(worker_facts, browser, ffmpeg, begin_frame, workers=[address],
                       allow_other_workers=False, pure=False, key=f"helios-facts-{uuid.uuid4().hex}")
         for address in addresses
     ]
-    try:
-        results = client.gather(futures)
-    except ImportError as exc:
-        raise UsageError(
-            f"a Dask worker cannot import helios_render ({exc}): install {INSTALL_HINT} "
-            "(the same version) on every worker"
-        ) from exc
-    return dict(zip(addresses, results, strict=True))
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    facts: dict[str, dict[str, Any]] = {}
+    for address, future in zip(addresses, futures, strict=True):
+        try:
+            facts[address] = future.result(timeout=max(0.1, deadline - time.monotonic()))
+        except ImportError as exc:
+            raise UsageError(
+                f"a Dask worker cannot import helios_render ({exc}): install {INSTALL_HINT} "
+                "(the same version) on every worker"
+            ) from exc
+        except TimeoutError:
+            facts[address] = {
+                "unreachable": f"did not answer in {ANSWER_TIMEOUT:g} s (the scheduler must "
+                "reach its --worker-port; see 'Ports' in docs/cluster.md)",
+            }
+            future.cancel()
+        facts[address]["nanny"] = info[address].get("nanny")
+    return facts
+
+
+def check_delivery(client: distributed.Client, addresses: list[str]) -> dict[str, str | None]:
+    """Blocking: send a small bundle to each worker on its own, as a render sends the
+    composition, and have a task there read it; ``None`` for a worker that did, else what
+    went wrong."""
+    payload = b"helios-render delivery check" * 1024
+    outcome: dict[str, str | None] = {}
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    for address in addresses:
+        try:
+            [data] = client.scatter([payload], workers=[address], hash=False,
+                                   timeout=max(0.1, deadline - time.monotonic()))
+            future = client.submit(len, data, workers=[address], allow_other_workers=False,
+                                   pure=False, key=f"helios-delivery-{uuid.uuid4().hex}")
+            size = future.result(timeout=max(0.1, deadline - time.monotonic()))
+            outcome[address] = None if size == len(payload) else f"got {size} bytes"
+            future.release()
+            data.release()
+        except Exception as exc:
+            outcome[address] = f"no delivery in {ANSWER_TIMEOUT:g} s ({type(exc).__name__})"
+    return outcome
 
 
 def cluster_facts(address: str, tls: ClusterTLS | None = None) -> dict[str, dict[str, Any]]:
-    """Blocking: each worker's helios-render, Chromium, FFmpeg, beginFrame and resources
-    (``helios-render doctor --cluster``).
+    """See :func:`cluster_report` (without the delivery check)."""
+    return cluster_report(address, tls, delivery=False)[0]
+
+
+def cluster_report(
+    address: str, tls: ClusterTLS | None = None, *, delivery: bool = True
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Blocking: each worker's helios-render, Chromium, FFmpeg, beginFrame, resources, nanny
+    and (with ``delivery``) whether a bundle sent to it arrives, as a render sends the
+    composition; and the scheduler's address (``helios-render doctor --cluster``).
 
     Raises:
         UsageError: Dask is missing or the scheduler cannot be reached.
@@ -356,6 +410,11 @@ def cluster_facts(address: str, tls: ClusterTLS | None = None) -> dict[str, dict
         tls,
     )
     try:
-        return gather_facts(connection.client, None, None, begin_frame=True)
+        facts = gather_facts(connection.client, None, None, begin_frame=True)
+        if delivery:
+            answering = [a for a in sorted(facts) if "unreachable" not in facts[a]]
+            for worker, problem in check_delivery(connection.client, answering).items():
+                facts[worker]["delivery"] = problem
+        return facts, str(connection.client.scheduler_info().get("address", address))
     finally:
         connection.close()

@@ -555,7 +555,9 @@ class _ClusterRun:
             _unsubscribe(client, "all", theirs)
             for bundle in self._bundles.values():
                 bundle.release()
-            released = client.run(release_worker, self._render_id)
+            # Not the workers taken out: one that stopped answering would hold this up.
+            live = self._book.live if self._book is not None else None
+            released = client.run(release_worker, self._render_id, workers=live) if live else {}
             self._replayed = sum(
                 int(item.get("replayed", 0)) if isinstance(item, dict) else 0
                 for item in released.values()

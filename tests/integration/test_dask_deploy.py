@@ -8,7 +8,9 @@ replays), and the frames are those of a local render.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import DaskExecutor, RenderOptions
+from helios_render import DaskExecutor, RenderOptions, RenderProgress
 
 from ..conftest import COMPOSITIONS, EXAMPLES, decode_frames, probe
 from ..dask_cli import Certificates, DaskCLICluster, dask_cli_cluster, make_certificates
@@ -197,3 +199,95 @@ def test_a_client_certificate_of_another_ca_is_refused_in_one_line(
     assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], result.stderr
     assert "--tls-ca-file" in lines[0]
     assert took < 30
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_a_worker_that_stops_answering_hands_its_chunks_to_the_other_one(
+    tmp_path: Path, two_workers: DaskCLICluster
+) -> None:
+    local = await helios_render.render(hello(tmp_path, "local.mp4"))
+    stopped = two_workers.worker_address(1)
+    paused: list[float] = []
+
+    def progress(state: RenderProgress) -> None:
+        machines = state.as_json().get("machines")
+        # Once it renders a chunk, it stops answering.
+        if not paused and isinstance(machines, list) and stopped in machines:
+            two_workers.signal_worker(1, signal.SIGSTOP)
+            paused.append(time.monotonic())
+
+    executor = DaskExecutor(two_workers.address, stall_timeout=4)
+    try:
+        result = await helios_render.render(
+            hello(tmp_path, "cluster.mp4"), executor=executor, on_progress=progress
+        )
+        finished = time.monotonic()
+    finally:
+        two_workers.signal_worker(1, signal.SIGCONT)
+    stats = executor.statistics()
+    assert paused, "the second worker never rendered"
+    assert stats.stalls == 1 and list(stats.dropped) == [stopped], stats
+    assert "did not report progress for 4 s" in stats.dropped[stopped]
+    assert finished - paused[0] < 4 + 60  # the stall timeout, then the other worker's work
+    # The other worker took the chunks over, still each run in order.
+    other = [chunk for chunk, worker in stats.starts if worker != stopped]
+    assert set(range(8)) <= {c for c, _ in stats.starts}
+    assert other == sorted(other)
+    frames = [frame.rgb for frame in decode_frames(result.output)]
+    assert frames == [frame.rgb for frame in decode_frames(local.output)]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_render_whose_only_worker_stops_answering_fails_in_one_line_after_the_stall_timeout(
+    tmp_path: Path, one_worker: DaskCLICluster
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    paused = None
+    with subprocess.Popen(
+        [sys.executable, "-m", "helios_render", "render", str(COMPOSITIONS / "slow.html"),
+         str(tmp_path / "out.mp4"), "--frames", "24", "--chunk-frames", "6", "--width", "320",
+         "--height", "180", "--cluster", one_worker.address, "--stall-timeout", "3",
+         "--progress", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if json.loads(line).get("frames_done", 0) >= 1:
+                    one_worker.signal_worker(0, signal.SIGSTOP)
+                    paused = time.monotonic()
+                    break
+            code = process.wait(timeout=120)
+            ended = time.monotonic()
+        finally:
+            one_worker.signal_worker(0, signal.SIGCONT)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    assert paused is not None, stderr
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("helios-render: error")]
+    assert len(errors) == 1, stderr
+    assert one_worker.worker_address(0) in errors[0]
+    assert "did not report progress for 3 s" in errors[0]
+    assert ended - paused < 3 + 30
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_doctor_checks_delivery_to_every_worker_and_lists_the_ports_to_open(
+    two_workers: DaskCLICluster,
+) -> None:
+    result = cli("doctor", "--cluster", two_workers.address, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("delivery:   ok") == 2, result.stdout
+    ports = result.stdout.split("ports a render needs open:")[1]
+    assert two_workers.address.removeprefix("tcp://") in ports
+    for index in range(2):
+        assert f"the scheduler -> worker {two_workers.worker_address(index)}" in ports
+    assert "--nanny-port" in ports and "never connect to each other" in ports
