@@ -66,7 +66,12 @@ def run_cluster_doctor(
     """Print each Dask worker's helios-render, Chromium, FFmpeg, beginFrame and resources;
     0 when every worker can render with the same versions, 2 otherwise. ``tls`` is
     ``(ca_file, cert, key)`` for a ``tls://`` scheduler."""
-    from ._executors._dask_cluster import ClusterTLS, check_versions, cluster_report
+    from ._executors._dask_cluster import (
+        ClusterTLS,
+        check_versions,
+        cluster_report,
+        require_tls_settings,
+    )
 
     ca_file, cert, key = tls
     if (ca_file is None) != (cert is None):
@@ -75,6 +80,7 @@ def run_cluster_doctor(
         return 2
     try:
         certificates = ClusterTLS(ca_file, cert, key) if ca_file and cert else None
+        require_tls_settings(address, certificates)
         facts, scheduler = cluster_report(address, certificates)
     except (HeliosError, ValueError) as exc:
         print(f"helios-render: error: {exc}", file=err)

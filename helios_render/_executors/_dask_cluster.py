@@ -44,6 +44,8 @@ __all__ = [
     "gather_facts",
     "local_cluster",
     "require_distributed",
+    "require_tls_settings",
+    "tls_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,27 @@ class ClusterTLS:
         )
 
 
+def require_tls_settings(spec: str, tls: ClusterTLS | None) -> None:
+    """Refuse a ``tls://`` address without certificates at once (before Dask's
+    ``distributed`` is even imported).
+
+    Raises:
+        UsageError: Neither ``tls`` nor Dask's configuration has them.
+    """
+    if tls is not None or not spec.strip().startswith("tls://"):
+        return
+    import dask.config
+
+    ca_file = dask.config.get("distributed.comm.tls.ca-file", None)
+    cert = dask.config.get("distributed.comm.tls.client.cert", None)
+    if not ca_file or not cert:
+        raise UsageError(
+            f"--cluster {spec} needs TLS certificates: pass --tls-ca-file CA.pem --tls-cert "
+            "CLIENT.pem --tls-key CLIENT.key (or set distributed.comm.tls in Dask's "
+            "configuration; see 'TLS' in docs/cluster.md)"
+        )
+
+
 def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
     """The ``security`` to reach ``spec`` with: from ``tls``, else from Dask's own
     configuration (``distributed.comm.tls.*``: a YAML file in ``~/.config/dask`` or
@@ -104,16 +127,8 @@ def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
             raise UsageError(f"the TLS certificates cannot be used: {exc}") from exc
     if not spec.startswith("tls://"):
         return None
-    configured = distributed.Security()
-    if not getattr(configured, "tls_ca_file", None) or not getattr(
-        configured, "tls_client_cert", None
-    ):
-        raise UsageError(
-            f"--cluster {spec} needs TLS certificates: pass --tls-ca-file CA.pem --tls-cert "
-            "CLIENT.pem --tls-key CLIENT.key (or set distributed.comm.tls in Dask's "
-            "configuration; see 'TLS' in docs/cluster.md)"
-        )
-    return configured
+    require_tls_settings(spec, None)
+    return distributed.Security()
 
 
 def require_distributed() -> None:

@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL = 0.1
 #: Least seconds between two progress events of one chunk.
 REPORT_INTERVAL = 0.2
+#: Seconds between two heartbeats of a running chunk task (its worker still answers, even
+#: while Chromium launches or a page loads: for the client's stall watchdog).
+HEARTBEAT = 1.0
 #: An idle browser is closed after this many seconds without a chunk.
 IDLE_SECONDS = 30.0
 #: Seconds a browser gets to close when its chunk failed or was cancelled.
@@ -334,12 +337,16 @@ def run_chunk_task(
     request = host.start(job, reporter, render_id, reporter.replay)
     portable: HeliosError | None = None
     reason = "stopped"
+    beat = time.monotonic()
     try:
         while True:
             try:
                 return request.future.result(timeout=CANCEL_POLL)
             except concurrent.futures.TimeoutError:
                 pass
+            if time.monotonic() - beat >= HEARTBEAT:
+                beat = time.monotonic()
+                reporter.send(job.index, 0.0, beat=True)
             if render_id in _stopped or cancel.is_set() or _task_cancelled(worker):
                 if render_id not in _stopped and not cancel.is_set():
                     reason = "stopped: the client took it back"

@@ -46,7 +46,7 @@ from ._dask_cluster import (
     connect,
     gather_facts,
     require_distributed,
-    tls_settings,
+    require_tls_settings,
 )
 from ._dask_runs import RunBook
 
@@ -123,6 +123,8 @@ class DaskExecutor:
         stall_timeout: float | None = None,
         tls: ClusterTLS | None = None,
     ) -> None:
+        if cluster is not None:  # tls:// without certificates: say so at once
+            require_tls_settings(cluster, tls)
         require_distributed()
         self._tls = tls
         if stall_timeout is not None and not stall_timeout > 0:
@@ -144,7 +146,6 @@ class DaskExecutor:
                 self._local_workers = int(value)
             else:
                 self._spec = str(value)
-                tls_settings(self._spec, tls)  # tls:// without certificates: say so now
         self._client = client
         self._allow_mixed = allow_mixed_versions
         self._stats = DaskStatistics()
@@ -509,7 +510,7 @@ class _ClusterRun:
             return
         if self._book is not None:
             self._book.heard(machine, time.monotonic())
-        if index in self._done:
+        if index in self._done or message.get("beat"):
             return
         try:  # called by Trio's run_sync_soon: must never raise
             if message.get("start"):
