@@ -17,6 +17,7 @@ from ._exceptions import HeliosError as HeliosError
 from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
+from ._exceptions import PreflightError as PreflightError
 from ._exceptions import RenderError as RenderError
 from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
@@ -73,6 +74,7 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PreflightError",
     "ProgressAggregator",
     "RenderError",
     "RenderOptions",
