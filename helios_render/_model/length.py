@@ -239,8 +239,8 @@ def _animation_frames(facts: PageFacts, fps: Fraction) -> tuple[int | None, str 
     if last is None or last.end is None or last.end <= 0:
         if facts.raf:
             return None, (
-                "the page runs a requestAnimationFrame loop and no finite animation, so its "
-                f"length cannot be found: {ASK_FOR_LENGTH}, or declare it with "
+                "the page runs a requestAnimationFrame loop and no finite animation, so it has "
+                f"no length of its own: {ASK_FOR_LENGTH}, or declare it with "
                 '<meta name="helios:duration" content="4.5s">'
             )
         return None, (
