@@ -150,6 +150,8 @@ class RenderOptions:
             between runs or machines; ``None`` does for a cluster render only.
         strict: Fail before rendering when the preflight finds anything to warn about
             (implies ``preflight``).
+        strict_props: Refuse props that the composition's props schema does not declare
+            (props are always checked against the schema, and its defaults filled in).
     """
 
     source: str | os.PathLike[str]
@@ -192,6 +194,7 @@ class RenderOptions:
     locale: str = DEFAULT_LOCALE
     preflight: bool | None = None
     strict: bool = False
+    strict_props: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -292,6 +295,8 @@ class RenderOptions:
         self._check_audio()
         if self.root is not None and not str(self.root).strip():
             fail("root is empty: give the folder to serve, or leave it out")
+        if not isinstance(self.strict_props, bool):
+            fail(f"strict_props must be True or False, got {self.strict_props!r}")
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:
