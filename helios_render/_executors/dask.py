@@ -510,6 +510,8 @@ class _ClusterRun:
             return
         if self._book is not None:
             self._book.heard(machine, time.monotonic())
+            if self._book.worker_of(index) not in (None, machine):
+                return  # a worker taken out still talks of a chunk that went elsewhere
         if index in self._done or message.get("beat"):
             return
         try:  # called by Trio's run_sync_soon: must never raise
