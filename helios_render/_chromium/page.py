@@ -146,6 +146,15 @@ def runtime_source(config: PageConfig) -> str:
     return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
 
 
+def _device_scale(config: PageConfig, begin_frame: bool) -> float:
+    """The ``deviceScaleFactor`` to emulate. A beginFrame screenshot is drawn at the scale the
+    browser was started with (``--force-device-scale-factor``, see the worker): emulating it
+    too would draw the page at the square of it and shrink it back; 0 leaves the browser's."""
+    if begin_frame and config.scale != 1:
+        return 0
+    return config.scale
+
+
 def _exception_text(details: dict[str, Any]) -> str:
     exception = details.get("exception") or {}
     text = exception.get("description") or details.get("text") or "unknown error"
@@ -662,7 +671,7 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                 {
                     "width": config.width,
                     "height": config.height,
-                    "deviceScaleFactor": 1,
+                    "deviceScaleFactor": _device_scale(config, page.begin_frame),
                     "mobile": False,
                 },
             )

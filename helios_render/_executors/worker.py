@@ -225,6 +225,15 @@ def _session_key(job: ChunkJob) -> tuple[object, ...]:
     return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
 
 
+def _scale_args(job: ChunkJob) -> tuple[str, ...]:
+    """Chromium flags for the page's device scale factor. The screenshot path follows
+    ``Emulation.setDeviceMetricsOverride`` alone; a beginFrame screenshot is taken at the
+    browser's own scale, so the browser is started at it."""
+    if job.page.scale == 1 or not job.begin_frame:
+        return ()
+    return (f"--force-device-scale-factor={job.page.scale!r}",)
+
+
 class FinishingChunk:
     """A chunk whose frames are all with its encoder, still encoding. Made by
     :meth:`ChunkWorker.render_frames`."""
@@ -390,7 +399,7 @@ class ChunkWorker:
                 width=job.page.width,
                 height=job.page.height,
                 begin_frame_control=job.begin_frame,
-                extra_args=job.browser_args,
+                extra_args=(*job.browser_args, *_scale_args(job)),
             )
         )
         self.instrument.browser_launched(self._browser, time.perf_counter() - started)
