@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +20,7 @@ from ._exceptions import OptionsError, WorkerError
 from ._executors import Executor, LocalExecutor, RunHooks
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
+from ._model.job import ChunkResult
 from ._model.options import RenderOptions
 from ._model.plan import Environment, RenderPlan, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
@@ -49,6 +50,8 @@ class RenderResult:
     elapsed: float
     #: Frames taken from the job folder of an interrupted render instead of rendered again.
     frames_reused: int = 0
+    #: Frames whose image was the frame before's (static frames), reused without a capture.
+    frames_skipped: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -159,6 +162,7 @@ async def render(
         workers=workers,
         elapsed=time.monotonic() - started,
         frames_reused=progress.frames_reused,
+        frames_skipped=progress.frames_skipped,
     )
 
 
@@ -191,7 +195,7 @@ async def run(
     progress.announce()
     send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
     hooks = RunHooks(
-        on_result=job.record,
+        on_result=_counting_skipped(job.record, progress),
         report=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p)),
         on_retry=progress.count_retry,
         retries=plan.retries,
@@ -204,6 +208,18 @@ async def run(
         async with send:
             workers = await executor.run(job.pending_jobs(), hooks)
     return workers
+
+
+def _counting_skipped(
+    record: Callable[[ChunkResult], Awaitable[object]], progress: ProgressAggregator
+) -> Callable[[ChunkResult], Awaitable[None]]:
+    """``record``, counting each finished chunk's static frames in ``progress`` first."""
+
+    async def on_result(result: ChunkResult) -> None:
+        progress.count_skipped(result.frames_skipped)
+        await record(result)
+
+    return on_result
 
 
 async def render_still(options: RenderOptions, frame: int) -> Path:

@@ -310,3 +310,5 @@ class ChunkResult:
     path: Path | None = None
     data: bytes | None = None
     media: tuple[MediaRecord, ...] = ()
+    #: Frames that reused the image of the frame before (static frames), not captured.
+    frames_skipped: int = 0
