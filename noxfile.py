@@ -70,6 +70,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def soak(session: nox.Session) -> None:
-    """20 renders in a row: open file descriptors, threads and child processes must not grow."""
+    """20 renders in a row: open file descriptors, threads and child processes must not grow.
+    ``nox -s soak -- --long`` (20,000 frames at 640x360) and ``-- --big`` (300 frames at 4K):
+    the memory of every process, the descriptors and the job folder, sampled over time."""
     session.install("-e", ".")
     session.run("python", "benchmarks/soak.py", *session.posargs)
