@@ -17,6 +17,7 @@ from ._exceptions import HeliosError as HeliosError
 from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
+from ._exceptions import PropsError as PropsError
 from ._exceptions import RenderError as RenderError
 from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
@@ -31,6 +32,7 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
+    from ._props import validate_props as validate_props
     from ._render import RenderResult as RenderResult
     from ._render import render as render
     from ._render import render_still as render_still
@@ -45,6 +47,7 @@ _LAZY = {
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
+    "validate_props": "._props",
 }
 
 
@@ -74,6 +77,7 @@ __all__ = [
     "OptionsError",
     "PageError",
     "ProgressAggregator",
+    "PropsError",
     "RenderError",
     "RenderOptions",
     "RenderProgress",
@@ -86,4 +90,5 @@ __all__ = [
     "render",
     "render_still",
     "render_sync",
+    "validate_props",
 ]

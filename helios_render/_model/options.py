@@ -132,6 +132,8 @@ class RenderOptions:
             ``height * scale`` must be whole numbers (even, except for GIF and PNG).
         skip_static: Reuse the previous frame's image when nothing on the page can have
             changed since it was captured (exact; ``False`` captures every frame).
+        strict_props: Refuse props that the composition's props schema does not declare
+            (props are always checked against the schema, and its defaults filled in).
     """
 
     source: str | os.PathLike[str]
@@ -172,6 +174,7 @@ class RenderOptions:
     allow_mixed_versions: bool = False
     scale: float | int | str | Fraction = 1
     skip_static: bool = True
+    strict_props: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -271,6 +274,8 @@ class RenderOptions:
         self._check_scale()
         if self.root is not None and not str(self.root).strip():
             fail("root is empty: give the folder to serve, or leave it out")
+        if not isinstance(self.strict_props, bool):
+            fail(f"strict_props must be True or False, got {self.strict_props!r}")
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,15 @@ SWEEP["scripted.html"] = (_copy(["scripted.html", "scripted_child.html"]), 24)
 SWEEP["gsap.html"] = (_copy(["gsap.html", "gsap.min.js"]), 20)
 SWEEP["animated_images.html"] = (_copy(["animated_images.html"], animated_images), 24)
 SWEEP["webfont.html"] = (_copy(["webfont.html"], _font), 6)
-SWEEP["readiness.html"] = (_copy(["readiness.html", "data.json"]), 10)
+def _big_image(folder: Path) -> None:
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=3000x1000", "-frames:v", "1",
+         str(folder / "big.png")],
+        check=True,
+    )
+
+
+SWEEP["readiness.html"] = (_copy(["readiness.html", "data.json"], _big_image), 10)
 
 
 @pytest.mark.slow
