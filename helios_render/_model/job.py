@@ -182,6 +182,11 @@ class PageConfig:
     #: Whether the runtime reports frames that nothing can have changed since the frame before
     #: (the worker then reuses that frame's image instead of capturing).
     skip_static: bool = False
+    #: The time zone and locale the page sees (CDP emulation), whatever the machine's.
+    timezone: str = "UTC"
+    locale: str = "en-US"
+    #: Load the inspection hooks too (``helios-render inspect``, ``--preflight``; never a render).
+    inspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

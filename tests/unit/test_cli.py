@@ -63,6 +63,6 @@ def test_scale_and_no_skip_static_reach_the_options() -> None:
     assert (options.exact_scale, options.skip_static) == (Fraction(3, 2), False)
     still = _options_from(build_parser().parse_args(
         ["still", "a.html", "o.png", "--frame", "2", "--scale", "2"]))
-    assert still.frame_width == 2 * still.width
+    assert still.output_width == 2 * still.frame_width
     assert _options_from(build_parser().parse_args(
         ["render", "a.html", "o.mp4", "--frames", "3"])).skip_static
