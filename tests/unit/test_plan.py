@@ -173,3 +173,11 @@ def test_each_encoder_gets_its_share_of_the_cpus() -> None:
     assert encoder_threads(3, 16) == 5
     assert encoder_threads(8, 2) == 1  # more workers than CPUs: still one thread each
     assert encoder_threads(1, 1) == 1
+
+
+def test_the_preflight_s_font_families_reach_every_job() -> None:
+    from dataclasses import replace
+
+    plan = plan_render(_options(), replace(ENV, font_families=("Inter", "serif")))
+    assert {job.page.font_families for job in plan.jobs} == {("Inter", "serif")}
+    assert plan.digest == plan_render(_options(), ENV).digest
