@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 import helios_render
 from helios_render import DaskExecutor, RenderOptions, RenderProgress
@@ -295,3 +296,30 @@ def test_doctor_checks_delivery_to_every_worker_and_lists_the_ports_to_open(
     for index in range(2):
         assert f"the scheduler -> worker {two_workers.worker_address(index)}" in ports
     assert "--nanny-port" in ports and "never connect to each other" in ports
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_chunks_stopped_by_a_cancelled_render_are_not_logged_as_failed_tasks(
+    tmp_path: Path, two_workers: DaskCLICluster
+) -> None:
+    options = make_options(tmp_path, source=COMPOSITIONS / "slow.html", frames=120,
+                           chunk_frames=30)
+    started = trio.Event()
+
+    def progress(state: RenderProgress) -> None:
+        if state.frames_done >= 2:
+            started.set()
+
+    executor = DaskExecutor(two_workers.address)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            lambda: helios_render.render(options, executor=executor, on_progress=progress)
+        )
+        await started.wait()
+        nursery.cancel_scope.cancel()
+    stats = executor.statistics()
+    assert stats.stop_seconds is not None  # running chunk tasks were stopped
+    await trio.sleep(1)  # the workers' last log lines
+    logs = two_workers.logs()
+    assert "Compute Failed" not in logs, logs
