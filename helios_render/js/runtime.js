@@ -280,11 +280,11 @@
 
   // ---- Animated images: GIF, APNG, animated WebP/AVIF in <img> and CSS backgrounds ---------
   // The browser plays them on its own clock. Instead, each image is decoded once with
-  // ImageDecoder into one still PNG per image frame (held as blob: URLs, kept decoded), and at
+  // ImageDecoder into one still PNG per image frame (held as data: URLs, kept decoded), and at
   // every frame the <img> (or the element's background-image) is pointed at the still of the
   // image frame on screen at the virtual time since the image was first seen.
   const animatedSources = new Map(); // absolute URL -> Promise<decoded animation | null>
-  const ownFrameUrls = new Set(); // our stills' blob: URLs, never taken for a page's image
+  const ownFrameUrls = new Set(); // our stills' data: URLs, never taken for a page's image
   const animatedImgs = new Map(); // <img> -> { url, start, shown }
   const animatedBackgrounds = new Map(); // element -> { value, urls, start, shown }
   const IMAGE_TYPES = { gif: "image/gif", png: "image/png", apng: "image/apng", webp: "image/webp", avif: "image/avif" };
@@ -293,6 +293,21 @@
     if (header.startsWith("image/")) return header;
     const match = /\.([a-z0-9]+)(?:[?#]|$)/i.exec(url);
     return match ? IMAGE_TYPES[match[1].toLowerCase()] || "" : "";
+  }
+  // One image frame as a PNG data: URL, encoded synchronously. Not a blob: URL from
+  // convertToBlob()/toBlob(): Chromium encodes those in an idle task of the main thread, and
+  // on the beginFrame path the page gets idle time only after a frame it draws, so each still
+  // waited for the idle task's 1 s fallback (100 stills: 100 s before frame 0). A data: URL
+  // is also loaded by the renderer itself: showing a still makes no network request at all.
+  let stillCanvas = null;
+  function encodeStill(image) {
+    if (!stillCanvas) stillCanvas = document.createElement("canvas");
+    stillCanvas.width = image.displayWidth;
+    stillCanvas.height = image.displayHeight;
+    const context = stillCanvas.getContext("2d");
+    context.clearRect(0, 0, stillCanvas.width, stillCanvas.height);
+    context.drawImage(image, 0, 0);
+    return stillCanvas.toDataURL("image/png");
   }
   async function decodeAnimation(url) {
     if (typeof ImageDecoder === "undefined" || !url || ownFrameUrls.has(url)) return null;
@@ -315,10 +330,8 @@
           let duration = (image.duration || 0) / 1000;
           if (duration <= 10) duration = 100;
           end += duration;
-          const canvas = new OffscreenCanvas(image.displayWidth, image.displayHeight);
-          canvas.getContext("2d").drawImage(image, 0, 0);
+          const still = encodeStill(image);
           image.close();
-          const still = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
           ownFrameUrls.add(still);
           const keep = new Image(); // holds the still decoded in memory for backgrounds
           keep.src = still;

@@ -495,3 +495,56 @@ def test_a_pulsing_turning_badge_is_frame_exact_and_deterministic(
 
     check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "composited_badge.html", capture,
                                  check, frames=40, start=21, fps=20)
+
+
+# --- animated images beside SMIL and CSS animations (issue 24, point 1) -----------------------
+
+
+def animated_mix_images(folder: Path) -> None:
+    """Forty image frames of 50 ms, frame n a flat (6 n, 255 - 6 n, 128): GIF, APNG, WebP."""
+    source = ["-f", "lavfi", "-i",
+              "color=black:s=40x40:r=20:d=2,format=rgb24,geq=r='6*N':g='255-6*N':b=128"]
+    outputs = {
+        "anim.gif": ["-vf", "split[a][b];[a]palettegen=reserve_transparent=0[p];"
+                     "[b][p]paletteuse=dither=none", "-loop", "0"],
+        "anim.png": ["-plays", "0", "-f", "apng"],
+        "anim.webp": ["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0"],
+    }
+    for name, args in outputs.items():
+        subprocess.run(["ffmpeg", "-v", "error", *source, *args, str(folder / name)], check=True)
+
+
+def test_animated_images_beside_smil_and_css_animations_render_on_both_paths(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    """Each image's forty stills are made before frame 0: on the beginFrame path that once
+    took a second per still (an idle task the page never got), so frame 0 timed out."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(COMPOSITIONS / "animated_mix.html", site)
+    animated_mix_images(site)
+    rows: Rows = {
+        "SMIL": (70, lambda t: 100 * min(t, 2.0)),
+        "@property": (110, lambda t: 100 * min(t, 2.0)),
+        "class-started": (150, lambda t: 100 * max(0.0, t - 0.3)),
+    }
+
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        check_rows(frames, rows, fps)
+        wrong = []
+        for index, frame in frames.items():
+            n = int(index / fps * 20 + 1e-9) % 40
+            want = (6 * n, 255 - 6 * n, 128)
+            for name, x in (("GIF", 20), ("APNG", 80), ("WebP", 140)):
+                got = frame.pixel(x, 20)
+                if any(abs(a - b) > 8 for a, b in zip(got, want, strict=True)):
+                    wrong.append(f"{name} at frame {index}: {got}, expected image frame {n} {want}")
+        assert not wrong, "\n".join(wrong)
+
+    page = site / "animated_mix.html"
+    whole = render(tmp_path, page, capture, 24, fps=20, timeout=20)
+    check(whole, 20)
+    chunk = render(tmp_path, page, capture, 11, start=13, fps=20, timeout=20)
+    check(chunk, 20)
+    differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
+    assert not differing, f"the chunk from 13 differs from the whole render at {differing}"
