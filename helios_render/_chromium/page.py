@@ -24,6 +24,7 @@ from .capture import BeginFrameCapture, CapturePath, ScreenshotCapture
 from .cdp import CdpEvent, CdpSession
 
 __all__ = [
+    "CLOCK_ORIGIN_MS",
     "EPOCH_MS",
     "URL_LIMIT",
     "Page",
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: What ``Date.now()`` returns at frame 0: 2024-01-01T00:00:00Z, the same in every worker.
 EPOCH_MS = 1_704_067_200_000
+#: What ``performance.now()`` and the rAF timestamp read at frame 0 (milliseconds): as in a
+#: browser, whose clock counts from navigation start, never 0; the same in every worker.
+CLOCK_ORIGIN_MS = 100
 NAVIGATED_AWAY = (
     "the composition navigated away to {url}: a composition must stay on its page "
     "(remove the navigation, or render that URL instead)"
@@ -140,6 +144,7 @@ def runtime_source(config: PageConfig) -> str:
         "seed": config.seed,
         "props": config.props,
         "epoch": EPOCH_MS,
+        "clockOrigin": CLOCK_ORIGIN_MS,
         "ignorePageErrors": config.ignore_page_errors,
         "allowMissingAssets": config.allow_missing_assets,
     }

@@ -176,7 +176,8 @@ async def test_rate_loop_seek_and_fade_by_script(tmp_path: Path) -> None:
         # The seek source jumps to its 700 Hz half at frame 30 (1.0 s).
         "setTimeout(() => { seek.currentTime = 1.0; }, 1000);"
         # A fade of the seek source from 1.5 s: volume 0.5 -> 0 over 15 frames.
-        "function fade(ms) {"
+        "let first = null;"
+        "function fade(ts) { if (first === null) first = ts; const ms = ts - first;"
         " if (ms >= 1500) seek.volume = Math.max(0, 0.5 * (1 - (ms - 1500) / 500));"
         " requestAnimationFrame(fade); } requestAnimationFrame(fade);"
         "</script>",
