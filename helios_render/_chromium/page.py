@@ -15,7 +15,14 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-from .._exceptions import BrowserError, CdpCommandError, FrameTimeoutError, PageError, SourceError
+from .._exceptions import (
+    AssetError,
+    BrowserError,
+    CdpCommandError,
+    FrameTimeoutError,
+    PageError,
+    SourceError,
+)
 from .._model.job import MediaRecord, PageConfig
 from .._nursery import background_nursery, collapse_group
 from .._source.server import PAGE_TYPES
@@ -253,10 +260,12 @@ class Page:
         details = reply.get("exceptionDetails")
         if details:
             exception = details.get("exception") or {}
-            if exception.get("className") == "HeliosRuntimeError":
+            if exception.get("className") in ("HeliosRuntimeError", "HeliosAssetError"):
                 # The runtime's own verdict (a broken video, say): its message says it all.
+                name = str(exception.get("className"))
                 text = str(exception.get("description") or "").split("\n    at ", 1)[0]
-                raise PageError(shorten_urls(text.removeprefix("HeliosRuntimeError: ")))
+                text = shorten_urls(text.removeprefix(f"{name}: "))
+                raise AssetError(text) if name == "HeliosAssetError" else PageError(text)
             raise PageError(f"the composition threw: {_exception_text(details)}")
         return reply.get("result", {}).get("value")
 
@@ -432,7 +441,7 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
                 if config.allow_missing_assets:
                     logger.warning("%s", failure)
                     continue
-                raise SourceError(failure)
+                raise AssetError(failure)
             continue
         if event.method == "Runtime.exceptionThrown":
             if config.ignore_page_errors:

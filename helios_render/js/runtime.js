@@ -20,6 +20,9 @@
   // reports its message alone, without the runtime's stack.
   class HeliosRuntimeError extends Error {}
   Object.defineProperty(HeliosRuntimeError.prototype, "name", { value: "HeliosRuntimeError" });
+  // A file the composition uses cannot be played or decoded: the renderer's AssetError.
+  class HeliosAssetError extends HeliosRuntimeError {}
+  Object.defineProperty(HeliosAssetError.prototype, "name", { value: "HeliosAssetError" });
 
   // A URL short enough for a message (the renderer shortens URLs the same way).
   function shortUrl(url) {
@@ -742,7 +745,7 @@
       console.warn(`${message} (rendered without it: --allow-missing-assets)`);
       return null;
     }
-    return new HeliosRuntimeError(`${message} (fix or re-encode the file, or render anyway with --allow-missing-assets)`);
+    return new HeliosAssetError(`${message} (fix or re-encode the file, or render anyway with --allow-missing-assets)`);
   }
   function mediaErrorText(media) {
     const error = media.error;

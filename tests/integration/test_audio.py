@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import MediaError, SourceError, WorkerError
+from helios_render import AssetError, MediaError, WorkerError
 from helios_render._source.server import serve_directory
 
 from ..audio_helpers import (
@@ -289,7 +289,8 @@ async def test_a_missing_source_names_the_url_before_any_frame(tmp_path: Path) -
     page = _page(tmp_path, '<audio id="music" src="missing.wav"></audio>')
     with pytest.raises(WorkerError) as caught:
         await _render(page, tmp_path / "out.mp4", 3)
-    assert isinstance(caught.value.__cause__, SourceError)
+    assert isinstance(caught.value.__cause__, AssetError)
+    assert caught.value.exit_code == 1  # the render started and failed (README, exit codes)
     assert re.search(r"could not load the media .*/missing\.wav: HTTP 404", str(caught.value))
     assert caught.value.frame is None
     assert not (tmp_path / "out.mp4").exists()

@@ -82,3 +82,85 @@ def test_loops_that_take_a_zero_clock_for_not_started_move_from_frame_one(
     check_rows(chunk, rows)
     differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
     assert not differing, f"the chunk from 4 differs from the whole render at {differing}"
+
+
+# --- a beginFrame capture that never answers (issue 24, point 6) -------------------------------
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Command lines of the live descendants of process ``root``, by pid."""
+    parents: dict[int, int] = {}
+    lines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("PPid:"):
+                parents[int(entry.name)] = int(line.split()[1])
+    found: dict[int, str] = {}
+    for pid in lines:
+        parent = parents.get(pid)
+        while parent and parent != root and parent in parents:
+            parent = parents[parent]
+        if parent == root:
+            found[pid] = lines[pid]
+    return found
+
+
+@pytest.mark.skipif(test_corpus.SHELL is None, reason="needs the headless shell")
+@pytest.mark.beginframe
+def test_a_begin_frame_that_never_answers_is_retried_on_a_fresh_browser_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The compositor (the GPU process) is stopped mid-render, as a starved machine holds it:
+    the capture times out, and the chunk is retried on a fresh browser, not failed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import helios_render
+
+    from ..factories import make_lossless_options
+
+    stopped: list[int] = []
+    retries: list[int] = []
+    done = threading.Event()
+
+    def stall_the_first_compositor() -> None:
+        while not done.is_set() and not stopped:
+            for pid, line in _descendants(os.getpid()).items():
+                if "--type=gpu-process" in line:
+                    os.kill(pid, signal.SIGSTOP)  # killed with its browser (SIGKILL)
+                    stopped.append(pid)
+                    return
+            time.sleep(0.02)
+
+    def on_progress(progress: helios_render.RenderProgress) -> None:
+        retries.append(progress.retries)
+
+    output = tmp_path / "stalled.mp4"
+    options = make_lossless_options(
+        tmp_path, COMPOSITIONS / "clock_origin.html", output=output, width=W, height=H,
+        fps=FPS, frames=12, concurrency=1, capture="beginframe", browser=test_corpus.SHELL,
+        timeout=4, retries=1,
+    )
+    staller = threading.Thread(target=stall_the_first_compositor)
+    staller.start()
+    try:
+        helios_render.render_sync(options, on_progress=on_progress)
+    finally:
+        done.set()
+        staller.join()
+    assert stopped, "no GPU process to stop: the test did not stall the compositor"
+    assert max(retries) == 1
+    from ..conftest import decode_frames
+
+    frames = decode_frames(output)
+    assert len(frames) == 12
+    check_rows(dict(enumerate(frames)), {"rAF loop": (10, lambda t: t)})

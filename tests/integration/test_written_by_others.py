@@ -109,7 +109,8 @@ def test_a_missing_asset_fails_the_render_with_its_url_and_status(
     with pytest.raises(helios_render.WorkerError) as caught:
         render(tmp_path, COMPOSITIONS / "missing_asset.html", capture, frames=2)
     cause = caught.value.__cause__
-    assert isinstance(cause, helios_render.SourceError)
+    assert isinstance(cause, helios_render.AssetError)
+    assert caught.value.exit_code == 1  # the render started and failed (README, exit codes)
     message = str(cause)
     assert "script" in message and "/assets/nope.js" in message and "HTTP 404" in message
     assert "--allow-missing-assets" in message
@@ -143,7 +144,7 @@ def test_the_cli_serves_root_and_reports_a_missing_asset_on_one_line(tmp_path: P
             "--width", str(W), "--height", str(H), "--capture", "screenshot", "--progress", "none"]
     failed = subprocess.run([*base, str(tmp_path / "a.mp4")], capture_output=True, text=True,
                             env=env, timeout=120)
-    assert failed.returncode == 2, failed.stderr
+    assert failed.returncode == 1, failed.stderr  # an asset failed: the render started
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("helios-render: error:"), failed.stderr
     assert f"--root {project}" in lines[0]
@@ -243,7 +244,7 @@ def test_a_video_that_cannot_be_decoded_fails_at_once_with_a_short_message(
     with pytest.raises(helios_render.WorkerError) as caught:
         render(tmp_path, COMPOSITIONS / "media_error.html", capture, frames=2, timeout=20)
     cause = caught.value.__cause__
-    assert isinstance(cause, helios_render.PageError), repr(cause)
+    assert isinstance(cause, helios_render.AssetError), repr(cause)  # exit 1, as every asset
     message = str(cause)
     assert "<video#broken>" in message and "data:video/mp4;base64,..." in message, message
     assert "characters)" in message and len(message) < 400, message
