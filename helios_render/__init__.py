@@ -19,6 +19,8 @@ from ._exceptions import HeliosError as HeliosError
 from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
+from ._exceptions import PreflightError as PreflightError
+from ._exceptions import PropsError as PropsError
 from ._exceptions import RenderError as RenderError
 from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
@@ -33,6 +35,7 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
+    from ._props import validate_props as validate_props
     from ._render import RenderResult as RenderResult
     from ._render import render as render
     from ._render import render_still as render_still
@@ -47,6 +50,7 @@ _LAZY = {
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
+    "validate_props": "._props",
 }
 
 
@@ -77,7 +81,9 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PreflightError",
     "ProgressAggregator",
+    "PropsError",
     "RenderError",
     "RenderOptions",
     "RenderProgress",
@@ -90,4 +96,5 @@ __all__ = [
     "render",
     "render_still",
     "render_sync",
+    "validate_props",
 ]

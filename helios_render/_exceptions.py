@@ -7,6 +7,7 @@ Every error a user can meet is a :class:`HeliosError` and says what went wrong a
 HeliosError
 ├── UsageError                  bad options or environment: exit 2
 │   ├── OptionsError            an invalid RenderOptions value
+│   │   └── PropsError          props that do not match the composition's props schema
 │   ├── SourceError             the composition cannot be found or loaded
 │   └── ToolNotFoundError       Chromium or FFmpeg is missing
 └── RenderError                 the render started and failed: exit 1
@@ -22,6 +23,7 @@ HeliosError
     ├── AssetError              a file the composition uses (script, stylesheet, image, font,
     │   │                       media) failed to load or cannot be decoded
     │   └── MediaError          a media source the page plays cannot be read or decoded
+    ├── PreflightError          --strict: the preflight warned (before anything rendered)
     └── WorkerError             one chunk failed: names chunk, frames, frame and (where
                                 known) the worker; ``__cause__`` is the original error
 ```
@@ -64,6 +66,8 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PreflightError",
+    "PropsError",
     "RenderError",
     "SourceError",
     "ToolNotFoundError",
@@ -136,6 +140,11 @@ class UsageError(HeliosError):
 
 class OptionsError(UsageError, ValueError):
     """A :class:`~helios_render.RenderOptions` value is invalid."""
+
+
+class PropsError(OptionsError):
+    """Props do not match the composition's props schema (or the schema is not valid JSON
+    Schema): one line naming the row, where there is one, and the prop."""
 
 
 class SourceError(UsageError):
@@ -219,6 +228,11 @@ class AssetError(RenderError):
 
 class MediaError(AssetError):
     """A media source the page plays (or ``--audio``) is missing or cannot be decoded."""
+
+
+class PreflightError(RenderError):
+    """``--strict``: the preflight found what may make frames differ between runs or machines;
+    nothing was rendered (``helios-render inspect`` lists every warning)."""
 
 
 class ChunkLike(Protocol):
