@@ -330,6 +330,10 @@
     return model;
   }
   function timelineNow(model) { return now - model.origin; }
+  /** The real animation's play state ("paused" while the runtime holds it), not the model's. */
+  function realPlayState(animation) {
+    return realAnimation.playState ? realAnimation.playState.get.call(animation) : animation.playState;
+  }
   function effectEnd(animation) {
     const effect = animation.effect;
     if (!effect) return 0;
@@ -1556,14 +1560,15 @@
    * its own (not held by the runtime, or on a scroll or view timeline). */
   function animationOutput(animation) {
     const timeline = animation.timeline;
-    if (animation.playState === "running") return NaN;
+    const playState = realPlayState(animation); // held by the runtime: "paused" (or "idle")
+    if (playState === "running") return NaN;
     if (timeline && RealDocumentTimeline && !(timeline instanceof RealDocumentTimeline)) return NaN;
     const effect = animation.effect;
-    if (!effect) return animation.playState;
+    if (!effect) return playState;
     const timing = effect.getComputedTiming();
-    if (timing.progress === null) return `${animation.playState}:-`;
+    if (timing.progress === null) return `${playState}:-`;
     const step = keyframeStep(effect, timing.progress);
-    return `${animation.playState}:${step === null ? timing.progress : step}:${timing.currentIteration}`;
+    return `${playState}:${step === null ? timing.progress : step}:${timing.currentIteration}`;
   }
   // steps(n[, position]), step-start, step-end: the number of steps; 0 for any other easing.
   function stepCount(easing) {
