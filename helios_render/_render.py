@@ -139,7 +139,8 @@ async def prepare(options: RenderOptions) -> RenderPlan:
     env = await probe_environment(options)
     options = await check_render_props(options, env)
     if options.runs_preflight:
-        return plan_render(await preflight(options, env), env)
+        options, env = await preflight(options, env)
+        return plan_render(options, env)
     return plan_render(await resolve_page_timing(options, env), env)
 
 
