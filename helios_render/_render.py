@@ -99,7 +99,7 @@ async def render(
     started = time.monotonic()
     spec = cluster or options.cluster
     if executor is None and spec is not None:
-        executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
+        executor = DaskExecutor.from_options(spec, options)
     plan = await prepare(options)
     job = open_job_folder(plan, options.resume)
     with job.in_use():
