@@ -31,6 +31,9 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
+    from ._preview import Preview as Preview
+    from ._preview import open_preview as open_preview
+    from ._preview import preview_sync as preview_sync
     from ._render import RenderResult as RenderResult
     from ._render import render as render
     from ._render import render_still as render_still
@@ -42,6 +45,9 @@ _LAZY = {
     "DaskExecutor": "._executors",
     "LocalExecutor": "._executors",
     "RenderResult": "._render",
+    "Preview": "._preview",
+    "open_preview": "._preview",
+    "preview_sync": "._preview",
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
@@ -73,6 +79,7 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "Preview",
     "ProgressAggregator",
     "RenderError",
     "RenderOptions",
@@ -83,6 +90,8 @@ __all__ = [
     "UsageError",
     "WorkerError",
     "WorkerProgress",
+    "open_preview",
+    "preview_sync",
     "render",
     "render_still",
     "render_sync",

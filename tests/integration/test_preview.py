@@ -1,0 +1,313 @@
+"""The preview: a real Chromium, driven through our own CDP client, opens the control page,
+and the frame it shows in the composition's iframe equals ``helios-render still`` of that
+frame; the servers refuse requests without the token or with a foreign ``Host``."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import helios_render
+from helios_render._chromium.browser import chromium_args, find_browser
+from helios_render._chromium.cdp import CdpSession, open_cdp
+from helios_render._preview import open_preview
+
+from ..conftest import COMPOSITIONS, Frame, decode_frames
+
+pytestmark = pytest.mark.usefixtures("clean_processes")
+
+#: The corpus's own size; at 60 fps, frames 45 and 46 (0.75 s) show every page's moving part
+#: inside the frame (a 480 px wide bar counter on the rAF page, the video's source frame 22).
+W, H, FPS, FRAMES = 480, 270, 60, 90
+#: Largest difference per channel allowed between the preview's frame and the still.
+TOLERANCE = 3
+
+
+@dataclass(frozen=True)
+class SharedBrowser:
+    endpoint: str
+
+
+@pytest.fixture(scope="module")
+def shared_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedBrowser]:
+    """One Chromium for every test of this module (the CI budget): a plain browser that
+    the tests reach over our CDP client, as a user's browser would show the page."""
+    profile = Path(tempfile.mkdtemp(prefix="preview-browser-", dir=tmp_path_factory.getbasetemp()))
+    args = chromium_args(find_browser(), profile, width=1024, height=768,
+                         begin_frame_control=False, extra_args=(), as_root=os.geteuid() == 0)
+    log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        for _ in range(600):
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if len(lines) >= 2:
+                break
+            assert process.poll() is None, (profile / "chromium.log").read_text()[-2000:]
+            trio.run(trio.sleep, 0.05)
+        yield SharedBrowser(f"ws://127.0.0.1:{int(lines[0])}{lines[1]}")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@asynccontextmanager
+async def control_tab(browser: SharedBrowser, url: str) -> AsyncIterator[CdpSession]:
+    """A tab of the shared browser showing ``url``; closed on exit."""
+    async with open_cdp(browser.endpoint) as connection:
+        root = connection.session(None)
+        target = (await root.execute("Target.createTarget", {"url": "about:blank"}))["targetId"]
+        try:
+            attached = await root.execute(
+                "Target.attachToTarget", {"targetId": target, "flatten": True}
+            )
+            tab = connection.session(attached["sessionId"])
+            await tab.execute("Page.enable")
+            await tab.execute("Emulation.setDeviceMetricsOverride",
+                              {"width": 1024, "height": 768, "deviceScaleFactor": 1,
+                               "mobile": False})
+            await tab.execute("Page.navigate", {"url": url})
+            yield tab
+        finally:
+            await root.execute("Target.closeTarget", {"targetId": target})
+
+
+async def evaluate(tab: CdpSession, expression: str) -> Any:
+    reply = await tab.execute(
+        "Runtime.evaluate",
+        {"expression": expression, "returnByValue": True, "awaitPromise": True},
+    )
+    assert "exceptionDetails" not in reply, reply
+    return reply["result"].get("value")
+
+
+async def wait_for(tab: CdpSession, expression: str, timeout: float = 30) -> Any:
+    """Poll ``expression`` in the control page until it is truthy."""
+    with trio.fail_after(timeout):
+        while True:
+            value = await evaluate(tab, expression)
+            if value:
+                return value
+            await trio.sleep(0.02)
+
+
+async def shown(tab: CdpSession, frame: int) -> None:
+    await wait_for(tab, f"document.body && document.body.dataset.shown === '{frame}'")
+
+
+async def press(tab: CdpSession, key: str, code: int) -> None:
+    for kind in ("keyDown", "keyUp"):
+        await tab.execute("Input.dispatchKeyEvent", {
+            "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code,
+        })
+
+
+async def iframe_pixels(tab: CdpSession, path: Path) -> Frame:
+    """The composition's iframe as the browser drew it, as RGB."""
+    box = await evaluate(
+        tab,
+        "(() => { const r = document.querySelector('#box iframe').getBoundingClientRect();"
+        " return [r.x, r.y, r.width, r.height]; })()",
+    )
+    x, y, width, height = box
+    assert (width, height) == (W, H)
+    shot = await tab.execute("Page.captureScreenshot", {
+        "format": "png",
+        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1},
+    })
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return decode_frames(path)[0]
+
+
+def largest_difference(a: Frame, b: Frame) -> int:
+    assert (a.width, a.height) == (b.width, b.height)
+    return max(abs(p - q) for p, q in zip(a.rgb, b.rgb, strict=True))
+
+
+def options(source: Path | str, output: Path, **overrides: Any) -> helios_render.RenderOptions:
+    settings: dict[str, Any] = {"source": source, "output": output, "width": W, "height": H,
+                                "fps": FPS, "frames": FRAMES}
+    settings.update(overrides)
+    return helios_render.RenderOptions(**settings)
+
+
+async def still(source: Path, tmp_path: Path, frame: int) -> Frame:
+    """What ``helios-render still --frame N`` makes of ``source``."""
+    output = tmp_path / f"still-{source.stem}-{frame}.png"
+    settings = options(source, output, frames=1, image_format="png")
+    await helios_render.render_still(settings, frame)
+    return decode_frames(output)[0]
+
+
+@pytest.fixture
+def video_site(tmp_path: Path) -> Path:
+    """media.html and the clip it plays (source frame n is a flat grey of 8 * n)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(COMPOSITIONS / "media.html", site / "media.html")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=black:s=160x90:r=30:d=2",
+         "-vf", "geq=r='8*N':g='8*N':b='8*N'", "-c:v", "libvpx-vp9", "-lossless", "1",
+         "-pix_fmt", "yuv444p", "-g", "1", str(site / "clip.webm")],
+        check=True,
+    )
+    return site
+
+
+CORPUS = {
+    "css": "css_linear.html",
+    "waapi": "waapi.html",
+    "gsap": "gsap.html",
+    "clocks-and-timers": "clocks.html",
+    "raf-canvas-replayed": "raf_canvas.html",
+    "video": "media.html",
+}
+
+
+@pytest.mark.parametrize("kind", list(CORPUS))
+async def test_the_preview_shows_the_frames_that_still_makes(
+    tmp_path: Path, shared_browser: SharedBrowser, request: pytest.FixtureRequest, kind: str
+) -> None:
+    folder = request.getfixturevalue("video_site") if kind == "video" else COMPOSITIONS
+    source = folder / CORPUS[kind]
+    async with (
+        open_preview(options(source, tmp_path / "out.mp4"), watch=False) as preview,
+        control_tab(shared_browser, f"{preview.url}&frame=45&zoom=100") as tab,
+    ):
+        await shown(tab, 45)
+        at_45 = await iframe_pixels(tab, tmp_path / "preview-45.png")
+        await evaluate(tab, "document.getElementById('frame').focus()")
+        await press(tab, "ArrowRight", 39)
+        await shown(tab, 46)
+        at_46 = await iframe_pixels(tab, tmp_path / "preview-46.png")
+        assert "frame=46" in await evaluate(tab, "location.search")
+        problems = await evaluate(tab, "document.getElementById('problems').textContent")
+        assert problems == ""
+    stills: dict[int, Frame] = {}
+
+    async def make(frame: int) -> None:
+        stills[frame] = await still(source, tmp_path, frame)
+
+    async with trio.open_nursery() as nursery:
+        for frame in (45, 46):
+            nursery.start_soon(make, frame)
+    still_45, still_46 = stills[45], stills[46]
+    # The two frames differ by more than the tolerance: showing the wrong one would fail.
+    assert largest_difference(still_45, still_46) > TOLERANCE
+    assert largest_difference(at_45, still_45) <= TOLERANCE
+    assert largest_difference(at_46, still_46) <= TOLERANCE
+
+
+# ---- security ---------------------------------------------------------------------------
+
+
+async def http(port: int, request: str) -> tuple[int, dict[str, str], bytes]:
+    """Send one raw HTTP/1.1 request to 127.0.0.1:port; the status, headers and body."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request.encode())
+        data = b""
+        with trio.fail_after(10):
+            while True:
+                piece = await stream.receive_some(65536)
+                if not piece:
+                    break
+                data += piece
+                head, _, body = data.partition(b"\r\n\r\n")
+                lengths = [line for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")]
+                if lengths and len(body) >= int(lengths[0].split(b":")[1]):
+                    break
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def post(path: str, port: int, *, token: str | None, host: str | None = None,
+         body: str = "{}", origin: str | None = None) -> str:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}",
+             "Content-Type: application/json", f"Content-Length: {len(body)}",
+             "Connection: close"]
+    if token is not None:
+        lines.append(f"X-Helios-Token: {token}")
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
+def get(path: str, port: int, host: str | None = None) -> str:
+    return (f"GET {path} HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}\r\n"
+            "Connection: close\r\n\r\n")
+
+
+async def test_requests_without_the_token_or_with_a_foreign_host_get_403_and_do_nothing(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(COMPOSITIONS / "css_linear.html", site / "index.html")
+    (tmp_path / "secret.txt").write_text("outside the root")
+    (site / "link.txt").symlink_to(tmp_path / "secret.txt")
+    async with open_preview(options(site / "index.html", tmp_path / "out.mp4"),
+                            watch=False) as preview:
+        port, token = preview.control_port, preview.token
+        # The page and the state need the token; the wrong one is refused too.
+        assert (await http(port, get("/", port)))[0] == 403
+        assert (await http(port, get("/?token=wrong", port)))[0] == 403
+        assert (await http(port, get("/api/state", port)))[0] == 403
+        status, _, page = await http(port, get(f"/?token={token}", port))
+        assert status == 200 and b"preview.js" in page
+        # Acting requests: no token, a foreign Host, a foreign Origin: 403, and nothing done.
+        for request in (
+            post("/api/render", port, token=None),
+            post("/api/render", port, token="x" * len(token)),
+            post("/api/render", port, token=token, host=f"evil.example:{port}"),
+            post("/api/render", port, token=token, origin="http://evil.example"),
+            post("/api/still", port, token=None, body='{"frame": 3}'),
+            post("/api/props", port, token=None, body='{"props": {"a": 1}}'),
+            post("/api/cancel", port, token=None),
+        ):
+            assert (await http(port, request))[0] == 403, request
+        assert preview.render_job is None and preview.props is None
+        assert preview.last_still is None and not list(tmp_path.glob("*.png"))
+        assert not list(tmp_path.glob(".out.mp4*")) and not (tmp_path / "out.mp4").exists()
+        # With the token and the right Host, props are taken.
+        status, _, _ = await http(port, post("/api/props", port, token=token,
+                                             body='{"props": {"a": 1}}'))
+        assert status == 200 and preview.props == {"a": 1}
+        # The composition origin: its own Host only; nothing outside the root.
+        other = preview.composition_port
+        assert other != port
+        assert (await http(other, get("/index.html", other, host=f"evil.example:{other}")))[0] == 403
+        status, headers, html = await http(other, get("/index.html", other))
+        assert status == 200 and b"__helios" in html and token.encode() not in html
+        assert headers["content-security-policy"] == f"frame-ancestors {preview.control_origin}"
+        assert b'"props": {"a": 1}' in html  # the props the next load gets
+        assert (await http(other, get("/../secret.txt", other)))[0] in (403, 404)
+        assert (await http(other, get("/%2e%2e/secret.txt", other)))[0] == 403
+        assert (await http(other, get("/link.txt", other)))[0] == 403
+        # The control page is not served from the composition's origin, nor the reverse.
+        assert (await http(other, get("/preview.js", other)))[0] == 404
+        assert (await http(port, get(f"/index.html?token={token}", port)))[0] == 404
+
+
+async def test_a_url_source_is_refused_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(helios_render.OptionsError, match="local composition"):
+        async with open_preview(options("http://127.0.0.1:9/x.html", tmp_path / "o.mp4")):
+            pass
+
