@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from helios_render._chromium.browser import chromium_args, find_browser
 from helios_render._chromium.cdp import CdpSession, open_cdp
 from helios_render._preview import open_preview
 
-from ..conftest import COMPOSITIONS, Frame, decode_frames
+from ..conftest import COMPOSITIONS, Frame, decode_frames, our_processes, wait_no_processes
 
 pytestmark = pytest.mark.usefixtures("clean_processes")
 
@@ -116,7 +117,7 @@ async def press(tab: CdpSession, key: str, code: int) -> None:
         })
 
 
-async def iframe_pixels(tab: CdpSession, path: Path) -> Frame:
+async def iframe_pixels(tab: CdpSession, path: Path, size: tuple[int, int] = (W, H)) -> Frame:
     """The composition's iframe as the browser drew it, as RGB."""
     box = await evaluate(
         tab,
@@ -124,7 +125,7 @@ async def iframe_pixels(tab: CdpSession, path: Path) -> Frame:
         " return [r.x, r.y, r.width, r.height]; })()",
     )
     x, y, width, height = box
-    assert (width, height) == (W, H)
+    assert (width, height) == size
     shot = await tab.execute("Page.captureScreenshot", {
         "format": "png",
         "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1},
@@ -311,3 +312,160 @@ async def test_a_url_source_is_refused_with_one_line(tmp_path: Path) -> None:
         async with open_preview(options("http://127.0.0.1:9/x.html", tmp_path / "o.mp4")):
             pass
 
+
+
+# ---- the page's Render, Cancel, live reload, props, play ---------------------------------
+
+
+async def click(tab: CdpSession, element: str) -> None:
+    await evaluate(tab, f"document.getElementById('{element}').click()")
+
+
+def small(source: Path, output: Path, **overrides: Any) -> helios_render.RenderOptions:
+    return options(source, output, width=320, height=180, fps=30, **overrides)
+
+
+async def test_render_from_the_page_reaches_100_percent_and_makes_the_cli_file(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    source = COMPOSITIONS / "css_linear.html"
+    output = tmp_path / "page.mp4"
+    async with (
+        open_preview(small(source, output, frames=12, image_format="png", crf=0),
+                     watch=False) as preview,
+        control_tab(shared_browser, preview.url) as tab,
+    ):
+        await shown(tab, 0)
+        await click(tab, "render")
+        await wait_for(tab, "document.body.dataset.render === 'done'", timeout=120)
+        assert await evaluate(tab, "document.body.dataset.renderProgress") == "1"
+        assert "100 %" in await evaluate(tab, "document.getElementById('render-text').textContent")
+    cli = tmp_path / "cli.mp4"
+    subprocess.run(
+        [sys.executable, "-m", "helios_render", "render", str(source), str(cli), "--width", "320",
+         "--height", "180", "--fps", "30", "--frames", "12", "--image-format", "png",
+         "--crf", "0", "--progress", "none"],
+        check=True,
+    )
+    page_frames, cli_frames = decode_frames(output), decode_frames(cli)
+    assert len(page_frames) == 12
+    assert [f.rgb for f in page_frames] == [f.rgb for f in cli_frames]
+
+
+async def test_cancel_from_the_page_reaps_everything_and_keeps_the_job_folder(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    output = tmp_path / "out.mp4"
+    before = our_processes()
+    async with (
+        open_preview(small(COMPOSITIONS / "slow.html", output, frames=240), watch=False) as preview,
+        control_tab(shared_browser, preview.url) as tab,
+    ):
+        await shown(tab, 0)
+        await click(tab, "render")
+        await wait_for(tab, "Number(document.body.dataset.renderProgress) > 0", timeout=60)
+        assert our_processes() - before, "the render started no browser"
+        await click(tab, "cancel")
+        await wait_for(tab, "document.body.dataset.render === 'cancelled'", timeout=10)
+        assert not wait_no_processes() - before, "a browser or an encoder was left running"
+        text = await evaluate(tab, "document.getElementById('render-text').textContent")
+        assert "run the same command again to resume" in text
+        assert preview.render_job is not None and preview.render_job.state == "cancelled"
+    assert not output.exists()
+    (job,) = tmp_path.glob(".out.mp4.helios-job-*")
+    assert (job / "manifest.json").is_file()
+
+
+async def test_editing_a_file_reloads_the_composition_at_the_same_frame(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    page = site / "index.html"
+    page.write_text((COMPOSITIONS / "css_linear.html").read_text())
+    async with (
+        open_preview(small(page, tmp_path / "out.mp4", frames=60)) as preview,
+        control_tab(shared_browser, f"{preview.url}&frame=10&zoom=100&in=5&out=30") as tab,
+    ):
+        await shown(tab, 10)
+        await trio.sleep(0.3)  # the watcher is up
+        red = await iframe_pixels(tab, tmp_path / "red.png", (320, 180))
+        loads = await evaluate(tab, "document.body.dataset.loads")
+        page.write_text(page.read_text().replace("background: #f00", "background: #00f"))
+        changed = trio.current_time()
+        await wait_for(tab, f"document.body.dataset.loads !== '{loads}'", timeout=10)
+        await shown(tab, 10)
+        reloaded = trio.current_time() - changed
+        blue = await iframe_pixels(tab, tmp_path / "blue.png", (320, 180))
+        assert "in=5" in await evaluate(tab, "location.search")
+    print(f"reloaded and shown again {reloaded:.3f} s after the file changed")
+    # The box at frame 10 (x = 500 px/s * 0.333 s = 167 px) turned from red to blue.
+    assert red.pixel(185, 120)[0] > 200 and red.pixel(185, 120)[2] < 60
+    assert blue.pixel(185, 120)[2] > 200 and blue.pixel(185, 120)[0] < 60
+
+
+PROPS_PAGE = """<!doctype html>
+<style>html, body { margin: 0; background: #fff; }
+#box { position: absolute; top: 40px; width: 40px; height: 40px;
+       animation: move 2s linear both; }
+@keyframes move { from { left: 0; } to { left: 300px; } }</style>
+<div id="box"></div>
+<script>document.getElementById("box").style.background = window.__HELIOS_PROPS__.color;</script>
+"""
+
+
+async def test_props_from_the_editor_are_applied_at_the_same_frame_and_used_by_still(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    page = tmp_path / "props.html"
+    page.write_text(PROPS_PAGE)
+    async with (
+        open_preview(small(page, tmp_path / "out.mp4", frames=60, props={"color": "#f00"}),
+                     watch=False) as preview,
+        control_tab(shared_browser, f"{preview.url}&frame=30&zoom=100") as tab,
+    ):
+        await shown(tab, 30)
+        before = await iframe_pixels(tab, tmp_path / "before.png", (320, 180))
+        await evaluate(tab, """(() => {
+            document.getElementById('props').value = '{"color": "#0a0"}';
+            document.getElementById('apply-props').click(); })()""")
+        await wait_for(tab, "document.getElementById('props-note').textContent === 'applied'")
+        await shown(tab, 30)
+        after = await iframe_pixels(tab, tmp_path / "after.png", (320, 180))
+        assert preview.props == {"color": "#0a0"}
+        await click(tab, "still")
+        await wait_for(tab, "document.getElementById('status').textContent.startsWith('wrote')",
+                       timeout=60)
+        assert preview.last_still == tmp_path / "out.f00030.png"
+    x = 150 + 20  # the box's middle at 1 s: left = 150 px
+    assert before.pixel(x, 60) == (255, 0, 0)
+    assert after.pixel(x, 60) == (0, 170, 0)
+    made = decode_frames(tmp_path / "out.f00030.png")[0]
+    assert largest_difference(made, after) <= TOLERANCE
+
+
+async def test_play_advances_in_real_time_and_counts_the_frames_it_drops(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    # At 240 fps a frame is due every 4.2 ms; a frame is drawn at most once per display
+    # frame of the browser (60 Hz), so frames must be dropped to keep to real time.
+    async with (
+        open_preview(options(COMPOSITIONS / "css_linear.html", tmp_path / "out.mp4",
+                             fps=240, frames=2000, width=320, height=180),
+                     watch=False) as preview,
+        control_tab(shared_browser, preview.url) as tab,
+    ):
+        await shown(tab, 0)
+        await press(tab, " ", 32)
+        await trio.sleep(2)
+        await press(tab, " ", 32)
+        played = await wait_for(tab, "document.body.dataset.played")
+        frame = int(await evaluate(tab, "document.body.dataset.wanted"))
+        await shown(tab, frame)  # the frame asked for last is drawn, even after the pause
+    drawn, dropped = map(int, played.split())
+    print(f"played to frame {frame}: {drawn} frames drawn, {dropped} dropped")
+    # 2 s at 240 fps is frame 480 (less the time the first frame and the keys take); the
+    # frames drawn plus those dropped make up the way travelled.
+    assert 240 <= frame <= 600, frame
+    assert dropped > 0
+    assert drawn + dropped == frame

@@ -84,6 +84,7 @@ function loadComposition() {
   shown = null;
   failed = null;
   version = config.version;
+  document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
   showPosition();
   fit();
 }
@@ -181,6 +182,7 @@ function play() {
 function stop() {
   if (!playing) return;
   say(`paused: ${playing.drawn} frames drawn, ${playing.dropped} dropped`);
+  document.body.dataset.played = `${playing.drawn} ${playing.dropped}`;
   playing = null;
   $("play").textContent = "Play";
 }
