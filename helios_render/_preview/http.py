@@ -60,11 +60,13 @@ class Response:
     stream: Callable[[], AsyncIterator[bytes]] | None = field(default=None)
 
 
-def text_response(status: HTTPStatus, text: str | None = None) -> Response:
+def text_response(
+    status: HTTPStatus, text: str | None = None, *, extra: Sequence[tuple[str, str]] = ()
+) -> Response:
     """A plain-text answer (an error's status line by default)."""
     body = (text if text is not None else f"{status.value} {status.phrase}") + "\n"
     return Response(
-        status.value, [("Content-Type", "text/plain; charset=utf-8")], body.encode()
+        status.value, [("Content-Type", "text/plain; charset=utf-8"), *extra], body.encode()
     )
 
 
@@ -98,7 +100,9 @@ async def serve_http(
         task_status.started(bound)
 
 
-async def _connection(stream: trio.SocketStream, *, handler: Handler, hosts: frozenset[str]) -> None:
+async def _connection(
+    stream: trio.SocketStream, *, handler: Handler, hosts: frozenset[str]
+) -> None:
     try:
         await _serve(stream, handler, hosts)
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
@@ -162,12 +166,15 @@ async def _serve(stream: trio.SocketStream, handler: Handler, hosts: frozenset[s
             headers=headers,
             body=bytes(body),
         )
+        close = [("Connection", "close")]
         if too_large:
-            response = text_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            response = text_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, extra=close)
         elif headers.get("host", "").lower() not in hosts:
-            # DNS rebinding: a page of another name that resolves here.
+            # DNS rebinding: a page of another name that resolves here. The connection is
+            # closed after the answer.
             logger.warning("preview: refused a request for Host %r", headers.get("host"))
-            response = text_response(HTTPStatus.FORBIDDEN, "403 Forbidden: unknown Host")
+            response = text_response(HTTPStatus.FORBIDDEN, "403 Forbidden: unknown Host",
+                                     extra=close)
         else:
             try:
                 response = await handler(request)

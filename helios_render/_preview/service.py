@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import secrets
-import threading
 import webbrowser
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -357,7 +356,7 @@ class Preview:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        stop = threading.Event()
+        stop = trio.Event()  # read by the watcher's thread: its wait ends once set
         try:
             async for changes in awatch(self.root, stop_event=stop, debounce=WATCH_DEBOUNCE_MS,
                                         rust_timeout=WATCH_STEP_MS, step=50):

@@ -5,12 +5,15 @@ frame; the servers refuse requests without the token or with a foreign ``Host``.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from helios_render._chromium.browser import chromium_args, find_browser
 from helios_render._chromium.cdp import CdpSession, open_cdp
 from helios_render._preview import open_preview
 
+from ..cli_sandbox import open_sandbox
 from ..conftest import COMPOSITIONS, Frame, decode_frames, our_processes, wait_no_processes
 
 pytestmark = pytest.mark.usefixtures("clean_processes")
@@ -96,9 +100,9 @@ async def evaluate(tab: CdpSession, expression: str) -> Any:
     return reply["result"].get("value")
 
 
-async def wait_for(tab: CdpSession, expression: str, timeout: float = 30) -> Any:
+async def wait_for(tab: CdpSession, expression: str, within: float = 30) -> Any:
     """Poll ``expression`` in the control page until it is truthy."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(within):
         while True:
             value = await evaluate(tab, expression)
             if value:
@@ -294,7 +298,8 @@ async def test_requests_without_the_token_or_with_a_foreign_host_get_403_and_do_
         # The composition origin: its own Host only; nothing outside the root.
         other = preview.composition_port
         assert other != port
-        assert (await http(other, get("/index.html", other, host=f"evil.example:{other}")))[0] == 403
+        foreign = get("/index.html", other, host=f"evil.example:{other}")
+        assert (await http(other, foreign))[0] == 403
         status, headers, html = await http(other, get("/index.html", other))
         assert status == 200 and b"__helios" in html and token.encode() not in html
         assert headers["content-security-policy"] == f"frame-ancestors {preview.control_origin}"
@@ -337,15 +342,14 @@ async def test_render_from_the_page_reaches_100_percent_and_makes_the_cli_file(
     ):
         await shown(tab, 0)
         await click(tab, "render")
-        await wait_for(tab, "document.body.dataset.render === 'done'", timeout=120)
+        await wait_for(tab, "document.body.dataset.render === 'done'", within=120)
         assert await evaluate(tab, "document.body.dataset.renderProgress") == "1"
         assert "100 %" in await evaluate(tab, "document.getElementById('render-text').textContent")
     cli = tmp_path / "cli.mp4"
-    subprocess.run(
+    await trio.run_process(
         [sys.executable, "-m", "helios_render", "render", str(source), str(cli), "--width", "320",
          "--height", "180", "--fps", "30", "--frames", "12", "--image-format", "png",
          "--crf", "0", "--progress", "none"],
-        check=True,
     )
     page_frames, cli_frames = decode_frames(output), decode_frames(cli)
     assert len(page_frames) == 12
@@ -363,10 +367,10 @@ async def test_cancel_from_the_page_reaps_everything_and_keeps_the_job_folder(
     ):
         await shown(tab, 0)
         await click(tab, "render")
-        await wait_for(tab, "Number(document.body.dataset.renderProgress) > 0", timeout=60)
+        await wait_for(tab, "Number(document.body.dataset.renderProgress) > 0", within=60)
         assert our_processes() - before, "the render started no browser"
         await click(tab, "cancel")
-        await wait_for(tab, "document.body.dataset.render === 'cancelled'", timeout=10)
+        await wait_for(tab, "document.body.dataset.render === 'cancelled'", within=10)
         assert not wait_no_processes() - before, "a browser or an encoder was left running"
         text = await evaluate(tab, "document.getElementById('render-text').textContent")
         assert "run the same command again to resume" in text
@@ -393,7 +397,7 @@ async def test_editing_a_file_reloads_the_composition_at_the_same_frame(
         loads = await evaluate(tab, "document.body.dataset.loads")
         page.write_text(page.read_text().replace("background: #f00", "background: #00f"))
         changed = trio.current_time()
-        await wait_for(tab, f"document.body.dataset.loads !== '{loads}'", timeout=10)
+        await wait_for(tab, f"document.body.dataset.loads !== '{loads}'", within=10)
         await shown(tab, 10)
         reloaded = trio.current_time() - changed
         blue = await iframe_pixels(tab, tmp_path / "blue.png", (320, 180))
@@ -435,7 +439,7 @@ async def test_props_from_the_editor_are_applied_at_the_same_frame_and_used_by_s
         assert preview.props == {"color": "#0a0"}
         await click(tab, "still")
         await wait_for(tab, "document.getElementById('status').textContent.startsWith('wrote')",
-                       timeout=60)
+                       within=60)
         assert preview.last_still == tmp_path / "out.f00030.png"
     x = 150 + 20  # the box's middle at 1 s: left = 150 px
     assert before.pixel(x, 60) == (255, 0, 0)
@@ -469,3 +473,55 @@ async def test_play_advances_in_real_time_and_counts_the_frames_it_drops(
     assert 240 <= frame <= 600, frame
     assert dropped > 0
     assert drawn + dropped == frame
+
+
+# ---- the command line -------------------------------------------------------------------
+
+
+def test_ctrl_c_while_a_render_from_the_page_runs_exits_130_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    with open_sandbox(tmp_path) as box:
+        process = box.spawn(
+            "preview", str(COMPOSITIONS / "slow.html"), "--no-open", "--frames", "240",
+            "--width", "320", "--height", "180", "--output", str(box.output),
+            "--progress", "json", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline().decode()
+            second = process.stdout.readline().decode()
+            assert first.startswith("preview: http://127.0.0.1:"), first
+            url = first.removeprefix("preview: ").strip()
+            assert json.loads(second) == {"event": "listening", "url": url}
+            origin, token = url.split("/?token=")
+            started = urllib.request.Request(
+                f"{origin}/api/render", data=b"{}", method="POST",
+                headers={"X-Helios-Token": token, "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(started, timeout=10) as answer:
+                assert answer.status == 202
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with urllib.request.urlopen(f"{origin}/api/state?token={token}") as answer:
+                    render = json.load(answer)["render"]
+                if render["progress"] > 0:
+                    break
+                time.sleep(0.1)
+            assert render["state"] == "running" and render["progress"] > 0, render
+            assert our_processes(process.pid), "the render started no browser"
+            process.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            _, stderr = process.communicate(timeout=30)
+            took = time.monotonic() - interrupted
+        finally:
+            process.kill()
+            process.wait()
+        print(f"exited {process.returncode} {took:.2f} s after Ctrl+C")
+        assert process.returncode == 130, stderr.decode()
+        assert b"interrupted; every browser and encoder was stopped" in stderr
+        assert b"Traceback" not in stderr
+        assert not wait_no_processes(owner=process.pid)
+        # The job folder stays for a resume (as after Ctrl+C on render); nothing else is left.
+        box.check_left_as_found(job_kept=True)
+        assert took < 5, f"took {took:.2f} s to exit"
