@@ -51,7 +51,9 @@ async def evaluate(tab: CdpSession, expression: str) -> Any:
 
 async def wait_shown(tab: CdpSession, frame: int) -> None:
     with trio.fail_after(60):
-        while await evaluate(tab, "document.body && document.body.dataset.shown") != str(frame):
+        while True:
+            if await evaluate(tab, "document.body && document.body.dataset.shown") == str(frame):
+                return
             await trio.sleep(0.005)
 
 
@@ -76,6 +78,8 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
     width, height = args.width, args.height
     viewport = {"width": width + 40, "height": height + 160}
     async with launch_browser(find_browser(), **viewport) as browser:
+        if args.screenshot:
+            await screenshot(browser, work, Path(args.screenshot))
         for name, page in CORPUS.items():
             source = video_site(work) if page == "media.html" else COMPOSITIONS / page
             options = RenderOptions(source=source, output=work / "out.mp4", width=width,
@@ -102,8 +106,6 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
                 print(f"{name:24s} → median {statistics.median(forward):6.1f} ms  "
                       f"p90 {sorted(forward)[int(len(forward) * 0.9) - 1]:6.1f} ms   "
                       f"← (reload) median {statistics.median(back):6.1f} ms", flush=True)
-                if args.screenshot and page == "gsap.html":
-                    await screenshot(browser, preview.url, Path(args.screenshot))
                 await browser.cdp.execute("Target.closeTarget",
                                           {"targetId": await target_of(tab)})
 
@@ -113,21 +115,26 @@ async def target_of(tab: CdpSession) -> str:
     return str(info["targetInfo"]["targetId"])
 
 
-async def screenshot(browser: Any, url: str, path: Path) -> None:
-    """The control page at 1024x640, fitted, at frame 40, with the props panel open."""
+async def screenshot(browser: Any, work: Path, path: Path) -> None:
+    """The control page of examples/hello at 1024x640, fitted, at frame 40, with a loop range
+    and the props panel open."""
     size = {"width": 1024, "height": 640}
-    tab = await browser.open_tab(begin_frame=False, **size)
-    await tab.execute("Page.enable")
-    await tab.execute("Emulation.setDeviceMetricsOverride",
-                      {**size, "deviceScaleFactor": 1, "mobile": False})
-    await tab.execute("Page.navigate", {"url": f"{url}&frame=40&in=15&out=75"})
-    await wait_shown(tab, 40)
-    await evaluate(tab, "document.getElementById('props-panel').open = true")
-    await trio.sleep(0.3)
-    shot = await tab.execute("Page.captureScreenshot", {"format": "png"})
-    path.write_bytes(base64.b64decode(shot["data"]))
-    print(f"wrote {path}")
-    await browser.cdp.execute("Target.closeTarget", {"targetId": await target_of(tab)})
+    options = RenderOptions(source=ROOT / "examples" / "hello" / "index.html",
+                            output=work / "hello.mp4", fps=30, frames=90,
+                            props={"title": "hello"})
+    async with open_preview(options, watch=False) as preview:
+        tab = await browser.open_tab(begin_frame=False, **size)
+        await tab.execute("Page.enable")
+        await tab.execute("Emulation.setDeviceMetricsOverride",
+                          {**size, "deviceScaleFactor": 1, "mobile": False})
+        await tab.execute("Page.navigate", {"url": f"{preview.url}&frame=40&in=15&out=75"})
+        await wait_shown(tab, 40)
+        await evaluate(tab, "document.getElementById('props-panel').open = true")
+        await trio.sleep(0.5)
+        shot = await tab.execute("Page.captureScreenshot", {"format": "png"})
+        path.write_bytes(base64.b64decode(shot["data"]))
+        print(f"wrote {path}")
+        await browser.cdp.execute("Target.closeTarget", {"targetId": await target_of(tab)})
 
 
 def main() -> None:

@@ -218,7 +218,7 @@ $("play").addEventListener("click", () => (playing ? stop() : play()));
 $("mark-in").addEventListener("click", () => { loop.in = wanted; loopText(); saveAddress(); });
 $("mark-out").addEventListener("click", () => { loop.out = wanted; loopText(); saveAddress(); });
 $("actual-size").addEventListener("change", () => { fit(); saveAddress(); });
-window.addEventListener("resize", fit);
+new ResizeObserver(fit).observe($("stage"));
 
 function loopText() {
   $("loop-text").textContent = loop.in === null && loop.out === null ? "loop: all" : `loop: ${range().join("–")}`;
@@ -302,7 +302,8 @@ function listen() {
   const events = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
   events.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "hello" || message.type === "render") renderState(message.render || message);
+    if (message.type === "hello") renderState(message.render);
+    if (message.type === "render") renderState(message);
     if (message.type === "progress") {
       renderState({ state: "running", progress: message.progress, stage: message.stage, message: "" });
     }
