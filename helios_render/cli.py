@@ -286,10 +286,12 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
     given["props"] = _parse_props(args.props)
     if args.command == "still":
         return RenderOptions(frames=1, image_format="png", **given)
-    if args.command == "preview" and given.get("output") is None:
-        from ._preview.service import default_output
+    if args.command == "preview":
+        from ._preview.service import check_preview_source, default_output
 
-        given["output"] = default_output(str(args.source))
+        check_preview_source(str(args.source))
+        if given.get("output") is None:
+            given["output"] = default_output(str(args.source))
     return RenderOptions(**given)
 
 

@@ -90,6 +90,22 @@ def _json(status: HTTPStatus, value: Any) -> Response:
     )
 
 
+def check_preview_source(source: str) -> None:
+    """Refuse a URL SOURCE: the preview puts the runtime into the pages it serves itself.
+
+    Raises:
+        OptionsError: ``source`` is a URL.
+    """
+    if str(source).lower().startswith(("http://", "https://")):
+        raise OptionsError(_NOT_LOCAL)
+
+
+_NOT_LOCAL = (
+    "preview serves a local composition (an HTML file or a folder); to preview a URL, save "
+    "the page locally, or render it with helios-render render"
+)
+
+
 def default_output(source: str) -> Path:
     """Where Render writes without ``--output``: beside the source, as ``NAME.mp4``."""
     return Path(source).with_suffix(".mp4")
@@ -376,10 +392,7 @@ async def _prepare(options: RenderOptions) -> tuple[RenderOptions, PageConfig, F
     still_like = replace(options, output=str(probe_output), image_format="png")
     env = await probe_environment(still_like, video=False)
     if not isinstance(env.source, FolderSource):
-        raise OptionsError(
-            "preview serves a local composition (an HTML file or a folder); to preview a URL, "
-            "save the page locally, or render it with helios-render render"
-        )
+        raise OptionsError(_NOT_LOCAL)
     timed = await resolve_page_timing(still_like, env)
     resolved = replace(options, fps=timed.exact_fps, frames=timed.frame_count, duration=None)
     page = plan_render(timed, env).jobs[0].page
@@ -419,6 +432,11 @@ async def open_preview(
         address = ipaddress.ip_address(host)
     except ValueError as exc:
         raise OptionsError(f"--host must be an IP address, got {host!r}") from exc
+    if address.is_unspecified:
+        raise OptionsError(
+            f"--host {host}: give the address to listen on (such as this machine's LAN "
+            "address), not a wildcard: requests are checked against it (DNS rebinding)"
+        )
     if not address.is_loopback:
         logger.warning(
             "preview: listening on %s: anyone who can reach this address and has the URL "
