@@ -17,6 +17,7 @@ from ._exceptions import HeliosError as HeliosError
 from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
+from ._exceptions import PropsError as PropsError
 from ._exceptions import RenderError as RenderError
 from ._exceptions import SourceError as SourceError
 from ._exceptions import ToolNotFoundError as ToolNotFoundError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
     from ._preview import Preview as Preview
     from ._preview import open_preview as open_preview
     from ._preview import preview_sync as preview_sync
+    from ._props import validate_props as validate_props
     from ._render import RenderResult as RenderResult
     from ._render import render as render
     from ._render import render_still as render_still
@@ -51,6 +53,7 @@ _LAZY = {
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
+    "validate_props": "._props",
 }
 
 
@@ -81,6 +84,7 @@ __all__ = [
     "PageError",
     "Preview",
     "ProgressAggregator",
+    "PropsError",
     "RenderError",
     "RenderOptions",
     "RenderProgress",
@@ -95,4 +99,5 @@ __all__ = [
     "render",
     "render_still",
     "render_sync",
+    "validate_props",
 ]

@@ -7,6 +7,7 @@ Every error a user can meet is a :class:`HeliosError` and says what went wrong a
 HeliosError
 ├── UsageError                  bad options or environment: exit 2
 │   ├── OptionsError            an invalid RenderOptions value
+│   │   └── PropsError          props that do not match the composition's props schema
 │   ├── SourceError             the composition cannot be found or loaded
 │   └── ToolNotFoundError       Chromium or FFmpeg is missing
 └── RenderError                 the render started and failed: exit 1
@@ -56,6 +57,7 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PropsError",
     "RenderError",
     "SourceError",
     "ToolNotFoundError",
@@ -128,6 +130,11 @@ class UsageError(HeliosError):
 
 class OptionsError(UsageError, ValueError):
     """A :class:`~helios_render.RenderOptions` value is invalid."""
+
+
+class PropsError(OptionsError):
+    """Props do not match the composition's props schema (or the schema is not valid JSON
+    Schema): one line naming the row, where there is one, and the prop."""
 
 
 class SourceError(UsageError):

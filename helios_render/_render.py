@@ -26,6 +26,7 @@ from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
 from ._output.jobs import JobFolder, open_job_folder
 from ._output.stitch import stitch
+from ._props_source import check_render_props
 from ._tempdirs import sweep_stale_dirs
 from ._toolcache import recall, remember
 
@@ -164,7 +165,8 @@ async def render(
 
 async def prepare(options: RenderOptions) -> RenderPlan:
     """Everything decided before a chunk renders: stale temp folders of killed renders swept,
-    the machine's facts gathered (:func:`probe_environment`), the composition's own fps and
+    the machine's facts gathered (:func:`probe_environment`), the props checked against the
+    composition's props schema (its defaults filled in), the composition's own fps and
     length read where the user gave none, and the pure plan.
 
     Raises:
@@ -173,6 +175,7 @@ async def prepare(options: RenderOptions) -> RenderPlan:
     """
     sweep_stale_dirs()
     env = await probe_environment(options)
+    options = await check_render_props(options, env)
     return plan_render(await resolve_page_timing(options, env), env)
 
 
@@ -220,6 +223,7 @@ async def render_still(options: RenderOptions, frame: int) -> Path:
         raise OptionsError(f"frame must be 0 or more, got {frame}")
     sweep_stale_dirs()
     env = await probe_environment(options, video=False)
+    options = await check_render_props(options, env)
     job = plan_render(await resolve_page_timing(options, env), env).jobs[0]
     output = options.output_path
     temporary = output.with_name(f".{output.name}.helios-still")

@@ -109,6 +109,8 @@ def _add_page_options(parser: argparse.ArgumentParser, *, output: bool = True) -
     parser.add_argument(
         "--props", default=None, help="JSON the page reads as window.__HELIOS_PROPS__"
     )
+    parser.add_argument("--strict-props", action="store_true", default=_ABSENT,
+                        help="refuse props the composition's props schema does not declare")
     parser.add_argument("--browser", default=_ABSENT, help="path of Chromium (default: find one)")
     parser.add_argument("--timeout", type=float, default=_ABSENT,
                         help="seconds for the page to load and for each frame to become ready "

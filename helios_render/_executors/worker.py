@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -598,6 +599,16 @@ class ChunkWorker:
         try:
             page = await self._page_at(job, 0)
             return await page.composition_timing()
+        except Exception as exc:
+            error = self._error(job, exc)
+            raise error from error.__cause__
+
+    async def evaluate_loaded(self, job: ChunkJob, expression: str) -> Any:
+        """``expression``'s value (JSON) in ``job``'s page once loaded and ready at frame 0,
+        nothing rendered: what a composition declares of itself (its props schema)."""
+        try:
+            page = await self._page_at(job, 0)
+            return await page.evaluate(expression, await_promise=False)
         except Exception as exc:
             error = self._error(job, exc)
             raise error from error.__cause__

@@ -126,6 +126,8 @@ class RenderOptions:
             or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
         allow_mixed_versions: On a cluster, render even when workers have different Chromium
             or FFmpeg versions (their pixels may differ).
+        strict_props: Refuse props that the composition's props schema does not declare
+            (props are always checked against the schema, and its defaults filled in).
     """
 
     source: str | os.PathLike[str]
@@ -164,6 +166,7 @@ class RenderOptions:
     allow_missing_assets: bool = False
     cluster: str | None = None
     allow_mixed_versions: bool = False
+    strict_props: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -262,6 +265,8 @@ class RenderOptions:
         self._check_audio()
         if self.root is not None and not str(self.root).strip():
             fail("root is empty: give the folder to serve, or leave it out")
+        if not isinstance(self.strict_props, bool):
+            fail(f"strict_props must be True or False, got {self.strict_props!r}")
         try:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -1,71 +1,33 @@
-"""Props for the preview's editor: the composition's declared schema, and the check of new
-props before they are applied."""
+"""Props from the preview's editor, checked as ``render --props`` checks them.
+
+The schema and the check are the batch's (:mod:`helios_render._props`,
+:mod:`helios_render._props_source`): with a declared props schema, new props are validated
+against it and its defaults filled in (what a render's page would get); without one, any JSON
+value goes to the page, as with ``render --props``.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
-__all__ = ["check_props", "props_schema"]
+from .._exceptions import PropsError
+from .._props import validate_props
 
-logger = logging.getLogger(__name__)
-
-SCHEMA_ID = "helios-props-schema"
-
-
-class _SchemaScript(HTMLParser):
-    """Finds ``<script type="application/json" id="helios-props-schema">``'s text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inside = False
-        self.text: list[str] = []
-        self.found = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "script" and values.get("id") == SCHEMA_ID and not self.found:
-            self.inside = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script" and self.inside:
-            self.inside = False
-            self.found = True
-
-    def handle_data(self, data: str) -> None:
-        if self.inside:
-            self.text.append(data)
+__all__ = ["check_props"]
 
 
-def props_schema(page: Path) -> Any:
-    """The JSON Schema the page declares for its props, or ``None``."""
-    try:
-        html = page.read_text("utf-8", errors="replace")
-    except OSError:
-        return None
-    parser = _SchemaScript()
-    parser.feed(html)
-    if not parser.found:
-        return None
-    try:
-        return json.loads("".join(parser.text))
-    except ValueError:
-        logger.warning("preview: the props schema of %s is not JSON; props are checked as "
-                       "JSON only", page)
-        return None
+def check_props(schema: dict[str, Any] | None, props: Any, *, strict: bool = False) -> Any:
+    """``props`` as the composition's page will get them (the schema's defaults filled in).
 
-
-def check_props(schema: Any, props: Any) -> list[str]:
-    """What is wrong with ``props`` (empty when nothing is).
-
-    The editor's text is parsed as JSON by the page and again here; the schema check is the
-    batch's (issue 21), when this build has it.
+    Raises:
+        PropsError: One line naming the prop that does not match the schema, or props that
+            are not JSON.
     """
     try:
         json.dumps(props)
     except (TypeError, ValueError) as exc:
-        return [f"props are not JSON: {exc}"]
-    return []
+        raise PropsError(f"props are not JSON: {exc}") from exc
+    if schema is None and not strict:
+        return props
+    return validate_props(schema, props, strict=strict)

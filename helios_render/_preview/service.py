@@ -36,17 +36,18 @@ from typing import Any
 import trio
 
 from .._environment import probe_environment
-from .._exceptions import HeliosError, OptionsError
+from .._exceptions import HeliosError, OptionsError, PropsError
 from .._model.job import FolderSource, PageConfig
 from .._model.options import RenderOptions
 from .._model.plan import plan_render
 from .._model.progress import RenderProgress
 from .._nursery import background_nursery
 from .._output.jobs import describe_kept
+from .._props_source import check_render_props, props_schema
 from .._render import render, render_still, resolve_page_timing
 from .composition import CompositionSite
 from .http import Request, Response, serve_http, text_response
-from .props import check_props, props_schema
+from .props import check_props
 
 __all__ = ["Preview", "open_preview", "preview_sync"]
 
@@ -141,7 +142,8 @@ class Preview:
         self.host = host
         self.token = secrets.token_urlsafe(24)
         self.props: Any = options.props
-        self.schema: Any = None
+        #: The composition's props schema (``None`` when it declares none).
+        self.schema: dict[str, Any] | None = None
         #: Bumped on every change of the served folder; the page reloads the composition.
         self.version = 0
         self.control_port = 0
@@ -294,10 +296,11 @@ class Preview:
     def _set_props(self, body: dict[str, Any]) -> Response:
         if "props" not in body:
             return _json(HTTPStatus.BAD_REQUEST, {"error": "give the props as {\"props\": ...}"})
-        errors = check_props(self.schema, body["props"])
-        if errors:
-            return _json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": "; ".join(errors)})
-        self.props = body["props"]
+        try:
+            self.props = check_props(self.schema, body["props"],
+                                     strict=self.options.strict_props)
+        except PropsError as exc:
+            return _json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"props": self.props})
 
     async def _still(self, body: dict[str, Any]) -> Response:
@@ -386,17 +389,32 @@ class Preview:
             stop.set()
 
 
-async def _prepare(options: RenderOptions) -> tuple[RenderOptions, PageConfig, FolderSource]:
-    """The render settings with the composition's timing, its page settings and its folder."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    options: RenderOptions
+    page: PageConfig
+    source: FolderSource
+    schema: dict[str, Any] | None
+
+
+async def _prepare(options: RenderOptions) -> _Prepared:
+    """What ``helios-render still`` decides before it loads the page: the machine's facts,
+    the props checked against the composition's schema (defaults filled in), the timing; and
+    so the render settings, the page settings, the folder and the schema."""
+    check_preview_source(str(options.source))
     probe_output = options.output_path.with_name(f".{options.output_path.stem}.preview.png")
     still_like = replace(options, output=str(probe_output), image_format="png")
     env = await probe_environment(still_like, video=False)
     if not isinstance(env.source, FolderSource):
         raise OptionsError(_NOT_LOCAL)
-    timed = await resolve_page_timing(still_like, env)
-    resolved = replace(options, fps=timed.exact_fps, frames=timed.frame_count, duration=None)
+    ask = options.props is not None or options.strict_props
+    schema = await props_schema(still_like, env, ask_page=ask)
+    checked = await check_render_props(still_like, env)
+    timed = await resolve_page_timing(checked, env)
+    resolved = replace(options, fps=timed.exact_fps, frames=timed.frame_count, duration=None,
+                       props=checked.props)
     page = plan_render(timed, env).jobs[0].page
-    return resolved, page, env.source
+    return _Prepared(resolved, page, env.source, schema)
 
 
 @asynccontextmanager
@@ -441,9 +459,11 @@ async def open_preview(
         logger.warning(
             "preview: listening on %s: anyone who can reach this address and has the URL "
             "(with its token) can use the preview", host)
-    resolved, page, source = await _prepare(options)
-    preview = Preview(resolved, page, Path(source.root), source.entry, str(address))
-    preview.schema = props_schema(Path(source.root) / source.entry)
+    prepared = await _prepare(options)
+    source = prepared.source
+    preview = Preview(prepared.options, prepared.page, Path(source.root), source.entry,
+                      str(address))
+    preview.schema = prepared.schema
     site = CompositionSite(preview.root, lambda: preview.control_origin, preview.page_config)
     async with background_nursery() as nursery:
         preview._nursery = nursery

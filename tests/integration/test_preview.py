@@ -414,7 +414,15 @@ PROPS_PAGE = """<!doctype html>
        animation: move 2s linear both; }
 @keyframes move { from { left: 0; } to { left: 300px; } }</style>
 <div id="box"></div>
-<script>document.getElementById("box").style.background = window.__HELIOS_PROPS__.color;</script>
+<script type="application/json" id="helios-props-schema">
+{"type": "object", "required": ["color"],
+ "properties": {"color": {"type": "string"}, "size": {"type": "integer", "default": 40}}}
+</script>
+<script>
+  const box = document.getElementById("box");
+  box.style.background = window.__HELIOS_PROPS__.color;
+  box.style.height = `${window.__HELIOS_PROPS__.size}px`;
+</script>
 """
 
 
@@ -430,13 +438,23 @@ async def test_props_from_the_editor_are_applied_at_the_same_frame_and_used_by_s
     ):
         await shown(tab, 30)
         before = await iframe_pixels(tab, tmp_path / "before.png", (320, 180))
+        loads = await evaluate(tab, "document.body.dataset.loads")
+        # Props that do not match the schema: refused, with the schema's words, nothing reloaded.
+        await evaluate(tab, """(() => {
+            document.getElementById('props').value = '{"color": 12}';
+            document.getElementById('apply-props').click(); })()""")
+        note = await wait_for(tab, "document.getElementById('props-note').className === 'error'"
+                                   " && document.getElementById('props-note').textContent")
+        assert "prop 'color'" in note and "not of type 'string'" in note, note
+        assert await evaluate(tab, "document.body.dataset.loads") == loads
+        assert preview.props == {"color": "#f00", "size": 40}
         await evaluate(tab, """(() => {
             document.getElementById('props').value = '{"color": "#0a0"}';
             document.getElementById('apply-props').click(); })()""")
         await wait_for(tab, "document.getElementById('props-note').textContent === 'applied'")
         await shown(tab, 30)
         after = await iframe_pixels(tab, tmp_path / "after.png", (320, 180))
-        assert preview.props == {"color": "#0a0"}
+        assert preview.props == {"color": "#0a0", "size": 40}  # the schema's default
         await click(tab, "still")
         await wait_for(tab, "document.getElementById('status').textContent.startsWith('wrote')",
                        within=60)

@@ -25,11 +25,11 @@ NAME = "helios_render"
 
 #: Bottom to top. A module may import its own layer and the layers below it, never above.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("values", ("_version", "_exceptions", "_model")),
+    ("values", ("_version", "_exceptions", "_model", "_props")),
     ("machine", ("_process", "_tempdirs", "_toolcache", "_nursery")),
     ("one chunk", ("_source", "_chromium", "_ffmpeg")),
     ("runs and output", ("_executors", "_output")),
-    ("facts", ("_environment", "_doctor")),
+    ("facts", ("_environment", "_doctor", "_props_source")),
     ("render", ("_render",)),
     ("surface", ("", "__main__", "cli", "_cli_progress", "_preview")),
 )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from helios_render._preview.composition import inject_scripts
 from helios_render._preview.http import MAX_BODY, Request, Response, serve_http
-from helios_render._preview.props import props_schema
+from helios_render._exceptions import PropsError
+from helios_render._preview.props import check_props
 from helios_render._preview.service import _hosts
 
 SCRIPT = "<script>A</script>"
@@ -34,15 +36,17 @@ def test_a_closing_script_tag_inside_a_script_cannot_end_it() -> None:
     assert out.count(b"</script>") == 1
 
 
-def test_the_props_schema_is_read_from_the_page(tmp_path: Path) -> None:
-    page = tmp_path / "a.html"
-    page.write_text('<script type="application/json" id="helios-props-schema">'
-                    '{"type": "object", "required": ["title"]}</script><p>x</p>')
-    assert props_schema(page) == {"type": "object", "required": ["title"]}
-    page.write_text("<p>no schema</p>")
-    assert props_schema(page) is None
-    page.write_text('<script id="helios-props-schema">{not json</script>')
-    assert props_schema(page) is None
+def test_props_are_checked_against_the_schema_with_its_defaults_filled_in() -> None:
+    schema = {"type": "object", "required": ["color"],
+              "properties": {"color": {"type": "string"}, "size": {"type": "integer",
+                                                                     "default": 40}}}
+    assert check_props(schema, {"color": "red"}) == {"color": "red", "size": 40}
+    with pytest.raises(PropsError, match="color"):
+        check_props(schema, {"color": 12})
+    with pytest.raises(PropsError, match="extra"):
+        check_props(schema, {"color": "red", "extra": 1}, strict=True)
+    # Without a schema any JSON value goes to the page, as with render --props.
+    assert check_props(None, [1, "two"]) == [1, "two"]
 
 
 def test_hosts_are_the_address_and_localhost_on_loopback_only() -> None:
