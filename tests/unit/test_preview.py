@@ -3,14 +3,12 @@ schema a page declares, and the Host check (no browser)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
+from helios_render._exceptions import PropsError
 from helios_render._preview.composition import inject_scripts
 from helios_render._preview.http import MAX_BODY, Request, Response, serve_http
-from helios_render._exceptions import PropsError
 from helios_render._preview.props import check_props
 from helios_render._preview.service import _hosts
 
