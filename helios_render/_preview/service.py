@@ -44,7 +44,8 @@ from .._model.progress import RenderProgress
 from .._nursery import background_nursery
 from .._output.jobs import describe_kept
 from .._props_source import check_render_props, props_schema
-from .._render import render, render_still, resolve_page_timing
+from .._render import render, render_still
+from .._timing import resolve_page_timing
 from .composition import CompositionSite
 from .http import Request, Response, serve_http, text_response
 from .props import check_props
@@ -412,7 +413,7 @@ async def _prepare(options: RenderOptions) -> _Prepared:
     checked = await check_render_props(still_like, env)
     timed = await resolve_page_timing(checked, env)
     resolved = replace(options, fps=timed.exact_fps, frames=timed.frame_count, duration=None,
-                       props=checked.props)
+                       width=timed.width, height=timed.height, props=checked.props)
     page = plan_render(timed, env).jobs[0].page
     return _Prepared(resolved, page, env.source, schema)
 
