@@ -549,3 +549,23 @@ def test_ctrl_c_while_a_render_from_the_page_runs_exits_130_and_leaves_nothing(
         assert took < 5, f"took {took:.2f} s to exit"
     finally:
         shutil.rmtree(box.tmp, ignore_errors=True)
+
+
+async def test_the_problems_panel_names_a_frame_that_never_becomes_ready_and_a_missing_file(
+    tmp_path: Path, shared_browser: SharedBrowser
+) -> None:
+    page = tmp_path / "index.html"
+    page.write_text('<!doctype html><script src="nope.js"></script>'
+                    '<script>heliosRender.delay("waiting for godot");</script>')
+    async with (
+        open_preview(small(page, tmp_path / "out.mp4", frames=10, timeout=1), watch=False)
+        as preview,
+        control_tab(shared_browser, f"{preview.url}&frame=3") as tab,
+    ):
+        problems = await wait_for(
+            tab, "document.getElementById('problem-count')"
+                 " && document.getElementById('problem-count').textContent === '2'"
+                 " && document.getElementById('problems').textContent")
+    assert "the composition could not load the script" in problems and "nope.js" in problems
+    assert ("frame 2 was not ready within 1 s; still waiting for: waiting for godot "
+            "(raise --timeout, or resume every heliosRender.delay() handle)") in problems
