@@ -53,7 +53,10 @@ def shared_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedB
     args = chromium_args(find_browser(), profile, width=1024, height=768,
                          begin_frame_control=False, extra_args=(), as_root=os.geteuid() == 0)
     log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    # As launch_browser does: its crash database, caches and temp files in the profile.
+    env = {**os.environ, "TMPDIR": str(profile), "XDG_CONFIG_HOME": str(profile / "config"),
+           "XDG_CACHE_HOME": str(profile / "cache")}
+    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True, env=env)
     try:
         port_file = profile / "DevToolsActivePort"
         for _ in range(600):
