@@ -357,6 +357,7 @@ async def test_render_from_the_page_reaches_100_percent_and_makes_the_cli_file(
     page_frames, cli_frames = decode_frames(output), decode_frames(cli)
     assert len(page_frames) == 12
     assert [f.rgb for f in page_frames] == [f.rgb for f in cli_frames]
+    assert output.read_bytes() == cli.read_bytes()  # the same file
 
 
 async def test_cancel_from_the_page_reaps_everything_and_keeps_the_job_folder(
