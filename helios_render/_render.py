@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +19,7 @@ from ._executors import Executor, LocalExecutor, RunHooks
 from ._executors.dask import DaskExecutor
 from ._executors.worker import open_chunk_worker
 from ._inspect import preflight
+from ._model.job import ChunkResult
 from ._model.options import RenderOptions
 from ._model.plan import RenderPlan, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
@@ -49,6 +50,8 @@ class RenderResult:
     elapsed: float
     #: Frames taken from the job folder of an interrupted render instead of rendered again.
     frames_reused: int = 0
+    #: Frames whose image was the frame before's (static frames), reused without a capture.
+    frames_skipped: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -116,6 +119,7 @@ async def render(
         workers=workers,
         elapsed=time.monotonic() - started,
         frames_reused=progress.frames_reused,
+        frames_skipped=progress.frames_skipped,
     )
 
 
@@ -154,7 +158,7 @@ async def run(
     progress.announce()
     send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
     hooks = RunHooks(
-        on_result=job.record,
+        on_result=_counting_skipped(job.record, progress),
         report=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p)),
         on_retry=progress.count_retry,
         retries=plan.retries,
@@ -167,6 +171,18 @@ async def run(
         async with send:
             workers = await executor.run(job.pending_jobs(), hooks)
     return workers
+
+
+def _counting_skipped(
+    record: Callable[[ChunkResult], Awaitable[object]], progress: ProgressAggregator
+) -> Callable[[ChunkResult], Awaitable[None]]:
+    """``record``, counting each finished chunk's static frames in ``progress`` first."""
+
+    async def on_result(result: ChunkResult) -> None:
+        progress.count_skipped(result.frames_skipped)
+        await record(result)
+
+    return on_result
 
 
 async def render_still(options: RenderOptions, frame: int) -> Path:

@@ -176,6 +176,12 @@ class PageConfig:
     served_root: str | None = None
     #: Log subresources that fail to load, and media that fails to decode, instead of failing.
     allow_missing_assets: bool = False
+    #: Device scale factor: the page lays out at ``width`` x ``height`` CSS pixels and its
+    #: frames are ``scale`` times larger.
+    scale: float = 1.0
+    #: Whether the runtime reports frames that nothing can have changed since the frame before
+    #: (the worker then reuses that frame's image instead of capturing).
+    skip_static: bool = False
     #: The time zone and locale the page sees (CDP emulation), whatever the machine's.
     timezone: str = "UTC"
     locale: str = "en-US"
@@ -309,3 +315,5 @@ class ChunkResult:
     path: Path | None = None
     data: bytes | None = None
     media: tuple[MediaRecord, ...] = ()
+    #: Frames that reused the image of the frame before (static frames), not captured.
+    frames_skipped: int = 0
