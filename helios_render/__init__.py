@@ -7,7 +7,9 @@ concurrent workers under one nursery.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._exceptions import AssetError as AssetError
 from ._exceptions import BrowserError as BrowserError
+from ._exceptions import CaptureStalledError as CaptureStalledError
 from ._exceptions import CdpCommandError as CdpCommandError
 from ._exceptions import CdpConnectionClosed as CdpConnectionClosed
 from ._exceptions import CdpError as CdpError
@@ -71,7 +73,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "AssetError",
     "BrowserError",
+    "CaptureStalledError",
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
