@@ -103,7 +103,7 @@ async def evaluate(tab: CdpSession, expression: str) -> Any:
     return reply["result"].get("value")
 
 
-async def wait_for(tab: CdpSession, expression: str, within: float = 30) -> Any:
+async def wait_for(tab: CdpSession, expression: str, within: float = 90) -> Any:
     """Poll ``expression`` in the control page until it is truthy."""
     with trio.fail_after(within):
         while True:
