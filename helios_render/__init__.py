@@ -33,7 +33,10 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
     from ._props import validate_props as validate_props
+    from ._render import PoolStatistics as PoolStatistics
+    from ._render import RenderPool as RenderPool
     from ._render import RenderResult as RenderResult
+    from ._render import open_pool as open_pool
     from ._render import render as render
     from ._render import render_still as render_still
     from ._render import render_sync as render_sync
@@ -43,7 +46,10 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
 _LAZY = {
     "DaskExecutor": "._executors",
     "LocalExecutor": "._executors",
+    "PoolStatistics": "._render",
+    "RenderPool": "._render",
     "RenderResult": "._render",
+    "open_pool": "._render",
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
@@ -76,10 +82,12 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PoolStatistics",
     "ProgressAggregator",
     "PropsError",
     "RenderError",
     "RenderOptions",
+    "RenderPool",
     "RenderProgress",
     "RenderResult",
     "SourceError",
@@ -87,6 +95,7 @@ __all__ = [
     "UsageError",
     "WorkerError",
     "WorkerProgress",
+    "open_pool",
     "render",
     "render_still",
     "render_sync",
