@@ -54,7 +54,12 @@ def bench(session: nox.Session) -> None:
     """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep;
     ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps.
     ``nox -s bench -- cluster [options]``: Dask scheduling overhead and local:2 against two
-    local workers."""
+    local workers. ``nox -s bench -- batch [options]``: a 12-row batch against the same 12
+    renders as separate commands."""
+    if session.posargs[:1] == ["batch"]:
+        session.install("-e", ".")
+        session.run("python", "benchmarks/bench_batch.py", *session.posargs[1:])
+        return
     if session.posargs[:1] == ["cluster"]:
         session.install("-e", ".[dask]")
         session.run("python", "benchmarks/bench_cluster.py", *session.posargs[1:])

@@ -30,6 +30,11 @@ from ._model.progress import WorkerProgress as WorkerProgress
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
+    from ._batch import BatchError as BatchError
+    from ._batch import BatchResult as BatchResult
+    from ._batch import RowResult as RowResult
+    from ._batch import render_batch as render_batch
+    from ._batch import render_batch_sync as render_batch_sync
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
     from ._props import validate_props as validate_props
@@ -44,6 +49,11 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
 #: Public names whose modules load Trio, CDP and FFmpeg: imported when first asked for, so
 #: that ``import helios_render`` (and a Dask worker unpickling a value) stays light.
 _LAZY = {
+    "BatchError": "._batch",
+    "BatchResult": "._batch",
+    "RowResult": "._batch",
+    "render_batch": "._batch",
+    "render_batch_sync": "._batch",
     "DaskExecutor": "._executors",
     "LocalExecutor": "._executors",
     "PoolStatistics": "._render",
@@ -70,6 +80,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "BatchError",
+    "BatchResult",
     "BrowserError",
     "CdpCommandError",
     "CdpConnectionClosed",
@@ -90,6 +102,7 @@ __all__ = [
     "RenderPool",
     "RenderProgress",
     "RenderResult",
+    "RowResult",
     "SourceError",
     "ToolNotFoundError",
     "UsageError",
@@ -97,6 +110,8 @@ __all__ = [
     "WorkerProgress",
     "open_pool",
     "render",
+    "render_batch",
+    "render_batch_sync",
     "render_still",
     "render_sync",
     "validate_props",

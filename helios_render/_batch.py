@@ -530,10 +530,15 @@ class _Batch:
         )
         self.manifest = BatchManifest(path)
         self.rows_name = Path(rows).name if is_file else None  # type: ignore[arg-type]
+        self.rows_path = (
+            Path(rows).expanduser().absolute() if is_file else None  # type: ignore[arg-type]
+        )
         self.on_progress = on_progress
         self.on_event = on_event or (lambda event: None)
         self.settings = dict(settings)
         self.result = BatchResult()
+        #: With ``fail_fast``: the first row's failure, raised once every row stopped.
+        self.first_failure: HeliosError | None = None
 
     async def check(self) -> list[_Row]:
         """Read, validate, name and plan every row; report the invalid ones. Nothing renders.
@@ -555,11 +560,18 @@ class _Batch:
             assert first is not None and first.error is not None
             more = f" (and {len(invalid) - 1} more invalid rows)" if len(invalid) > 1 else ""
             raise BatchError(f"{first.error}{more}; nothing was rendered (--fail-fast)")
+        # The batch's own files are not the composition's: left out of every row's digest,
+        # so that a finished output or an edited rows file does not change the other rows.
+        exclude = frozenset(row.output for row in rows if row.output is not None)
+        if self.rows_path is not None:
+            exclude |= {self.rows_path}
         for row in rows:
             if row.result is not None or row.options is None:
                 continue
             try:
-                row.plan = await self.pool.prepare(row.options, check_props=False)
+                row.plan = await self.pool.prepare(
+                    row.options, check_props=False, exclude=exclude
+                )
             except HeliosError as exc:
                 if self.fail_fast or (isinstance(exc, UsageError) and not isinstance(
                     exc, PropsError
@@ -614,6 +626,8 @@ class _Batch:
                                        nursery.cancel_scope)
             self.result.rows.sort(key=lambda result: result.index)
             self.result.browsers_launched = self.pool.statistics().browsers_launched
+        if self.first_failure is not None:
+            raise self.first_failure
 
     async def _render_row(
         self,
@@ -643,9 +657,10 @@ class _Batch:
                 result = RowResult(index, row.output, "failed", message, row.plan.digest)
                 self.result.rows.append(result)
                 await send.send(result)
-                if self.fail_fast:
+                if self.fail_fast and self.first_failure is None:
+                    # The first failure stops every row; it is raised once they stopped.
+                    self.first_failure = exc
                     batch_scope.cancel()
-                    raise
                 return
             self.manifest.record(index, row.output, row.plan.digest)
             progress.row_ended(index, "done")

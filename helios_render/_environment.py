@@ -228,7 +228,11 @@ async def choose_capture(options: RenderOptions, browser: Path, version: str) ->
 
 
 async def probe_environment(
-    options: RenderOptions, *, video: bool = True, memo: dict[Any, Any] | None = None
+    options: RenderOptions,
+    *,
+    video: bool = True,
+    memo: dict[Any, Any] | None = None,
+    exclude: frozenset[Path] = frozenset(),
 ) -> Environment:
     """Gather what the plan needs; check the output and the tools first, so that nothing
     starts when one is wrong.
@@ -239,6 +243,8 @@ async def probe_environment(
         memo: What the tools said of themselves in earlier renders of a pool (versions,
             encoders, the capture path), filled as they are asked: each is asked once per
             pool. The composition's digest is taken for every render.
+        exclude: Files left out of the composition's digest besides the output (a batch's
+            other outputs and its rows file, so that they do not change every row's digest).
 
     Raises:
         UsageError: A bad output path, a missing tool or encoder, a missing composition.
@@ -273,7 +279,7 @@ async def probe_environment(
         if video:
             nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg), ffmpeg)
         if served is not None and video:
-            exclude = frozenset({options.output_path, options.target_path})
+            exclude = frozenset({options.output_path, options.target_path}) | exclude
             nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))
     browser_text, ffmpeg_text = facts["browser"], facts["ffmpeg"]
     encoder = choose_encoder(codec, facts["encoders"], ffmpeg) if video else None

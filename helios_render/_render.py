@@ -152,6 +152,8 @@ async def render(
         path is left as it was, and the finished chunks stay in the job folder for a resume.
     """
     async with open_pool(executor=executor, cluster=cluster) as pool:
+        # One render: its workers close as soon as its chunks are done, while it stitches.
+        pool._close_after_run = True
         return await pool.render(options, on_progress=on_progress)
 
 
@@ -200,6 +202,8 @@ class RenderPool:
         self._facts: dict[Any, Any] = {}
         self._renders = 0
         self._in_flight = 0
+        #: A pool of one render (``render()``): close the workers once its chunks are done.
+        self._close_after_run = False
 
     @property
     def concurrency(self) -> int | None:
@@ -235,7 +239,13 @@ class RenderPool:
             self._workers = executor.warm_workers(self._nursery)
         return self._workers
 
-    async def prepare(self, options: RenderOptions, *, check_props: bool = True) -> RenderPlan:
+    async def prepare(
+        self,
+        options: RenderOptions,
+        *,
+        check_props: bool = True,
+        exclude: frozenset[Path] = frozenset(),
+    ) -> RenderPlan:
         """The plan of ``options`` (as :func:`prepare`, with the tools' answers the pool
         already has): what :meth:`render` will do, and its digest, before anything renders.
 
@@ -243,12 +253,16 @@ class RenderPool:
             options: The render.
             check_props: Check the props against the composition's schema (``False`` when
                 the caller did, as a batch does for every row at once).
+            exclude: Files left out of the composition's digest besides the output (see
+                :func:`probe_environment`).
 
         Raises:
             UsageError: Bad options or environment.
             WorkerError: The page failed to load while its timing or schema was read.
         """
-        return await prepare(options, memo=self._facts, check_props=check_props)
+        return await prepare(
+            options, memo=self._facts, check_props=check_props, exclude=exclude
+        )
 
     async def render(
         self,
@@ -294,6 +308,8 @@ class RenderPool:
                 else:
                     runner = executor
                 workers = await run(plan, job, runner, progress)
+                if self._close_after_run:
+                    self._close()
                 await stitch(plan, job.chunk_files(), job.media_records(), job.partial_dir,
                              progress.set_stage)
                 progress.set_stage("done")
@@ -350,7 +366,11 @@ async def open_pool(
 
 
 async def prepare(
-    options: RenderOptions, *, memo: dict[Any, Any] | None = None, check_props: bool = True
+    options: RenderOptions,
+    *,
+    memo: dict[Any, Any] | None = None,
+    check_props: bool = True,
+    exclude: frozenset[Path] = frozenset(),
 ) -> RenderPlan:
     """Everything decided before a chunk renders: stale temp folders of killed renders swept,
     the machine's facts gathered (:func:`probe_environment`), the props checked against the
@@ -362,7 +382,7 @@ async def prepare(
         WorkerError: The page failed to load while its timing was read.
     """
     sweep_stale_dirs()
-    env = await probe_environment(options, memo=memo)
+    env = await probe_environment(options, memo=memo, exclude=exclude)
     if check_props:
         options = await check_render_props(options, env)
     return plan_render(await resolve_page_timing(options, env), env)
