@@ -17,6 +17,7 @@ from ._exceptions import HeliosError as HeliosError
 from ._exceptions import MediaError as MediaError
 from ._exceptions import OptionsError as OptionsError
 from ._exceptions import PageError as PageError
+from ._exceptions import PreflightError as PreflightError
 from ._exceptions import PropsError as PropsError
 from ._exceptions import RenderError as RenderError
 from ._exceptions import SourceError as SourceError
@@ -95,6 +96,7 @@ __all__ = [
     "OptionsError",
     "PageError",
     "PoolStatistics",
+    "PreflightError",
     "ProgressAggregator",
     "PropsError",
     "RenderError",

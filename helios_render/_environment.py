@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from ._source.server import check_page_file
 __all__ = [
     "check_output",
     "check_sequence_output",
+    "check_timezone",
     "choose_capture",
     "choose_encoder",
     "digest_folder",
@@ -177,6 +179,25 @@ def check_sequence_output(output: Path) -> Path:
     return folder
 
 
+def check_timezone(name: str) -> None:
+    """The time zone is one this machine's time zone database knows (Chromium's ICU knows
+    the same IANA names); a machine without the database is trusted to Chromium.
+
+    Raises:
+        OptionsError: An unknown time zone.
+    """
+    try:
+        zoneinfo.ZoneInfo(name)
+    except zoneinfo.ZoneInfoNotFoundError as exc:
+        if zoneinfo.available_timezones():
+            raise OptionsError(
+                f"unknown time zone {name!r}: give an IANA name such as UTC, Europe/Paris "
+                "or Asia/Tokyo"
+            ) from exc
+    except ValueError as exc:
+        raise OptionsError(f"unknown time zone {name!r}: give an IANA name such as UTC") from exc
+
+
 def soundtrack(options: RenderOptions) -> Soundtrack | None:
     """``--audio``, checked before anything starts.
 
@@ -257,6 +278,7 @@ async def probe_environment(
     track = soundtrack(options) if video else None
     if not video:
         check_output(options.output_path, (".png",))
+    check_timezone(options.timezone)
     browser = find_browser(options.browser)
     ffmpeg = find_ffmpeg(options.ffmpeg)
     ffprobe = ffprobe_for(ffmpeg) if video else None

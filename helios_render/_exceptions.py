@@ -19,6 +19,7 @@ HeliosError
     ├── FrameTimeoutError       a frame (or the page load) did not become ready in time
     ├── EncoderError            FFmpeg failed
     ├── MediaError              a media source the page plays cannot be read or decoded
+    ├── PreflightError          --strict: the preflight warned (before anything rendered)
     └── WorkerError             one chunk failed: names chunk, frames, frame and (where
                                 known) the worker; ``__cause__`` is the original error
 ```
@@ -57,6 +58,7 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PreflightError",
     "PropsError",
     "RenderError",
     "SourceError",
@@ -199,6 +201,11 @@ class EncoderError(RenderError):
 
 class MediaError(RenderError):
     """A media source the page plays (or ``--audio``) is missing or cannot be decoded."""
+
+
+class PreflightError(RenderError):
+    """``--strict``: the preflight found what may make frames differ between runs or machines;
+    nothing was rendered (``helios-render inspect`` lists every warning)."""
 
 
 class ChunkLike(Protocol):

@@ -5,14 +5,12 @@ pool of one."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,15 +23,16 @@ from ._executors import Executor, LocalExecutor, RunHooks
 from ._executors.dask import DaskExecutor
 from ._executors.local import WarmWorkers
 from ._executors.worker import open_chunk_worker
+from ._inspect import preflight
 from ._model.options import RenderOptions
-from ._model.plan import Environment, RenderPlan, plan_render
+from ._model.plan import RenderPlan, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
 from ._nursery import task_nursery
 from ._output.jobs import JobFolder, open_job_folder
 from ._output.stitch import stitch
 from ._props_source import check_render_props
 from ._tempdirs import sweep_stale_dirs
-from ._toolcache import recall, remember
+from ._timing import resolve_page_timing
 
 __all__ = [
     "PoolStatistics",
@@ -43,6 +42,7 @@ __all__ = [
     "render",
     "render_still",
     "render_sync",
+    "resolve_page_timing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,49 +69,6 @@ class RenderResult:
         """Render throughput: frames rendered in this run over wall-clock seconds."""
         rendered = self.frames - self.frames_reused
         return rendered / self.elapsed if self.elapsed > 0 else 0.0
-
-
-async def resolve_page_timing(options: RenderOptions, env: Environment) -> RenderOptions:
-    """``options`` with the fps and length the user left out read from the composition
-    (a Helios page's own ``fps`` and ``duration``), by loading it once in a browser of its
-    own; ``options`` itself when the user gave both.
-
-    Raises:
-        OptionsError: No length was given and the page declares none.
-        WorkerError: The page failed to load (``__cause__`` says why).
-    """
-    if not options.timing_from_page:
-        return options
-    provisional = replace(
-        options,
-        fps=options.exact_fps,
-        frames=1 if options.frames is None and options.duration is None else options.frames,
-    )
-    job = plan_render(provisional, env).jobs[0]
-    # The same files, props and browser declare the same timing: a second render of a local
-    # composition does not load it just to ask again.
-    key = None
-    if env.source_digest is not None:
-        facts = [env.source_digest, job.page.props, job.page.seed, job.page.width,
-                 job.page.height, env.browser_version, str(job.source)]
-        key = "timing|" + hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()
-    known = recall(key) if key else None
-    if isinstance(known, list) and len(known) == 2:
-        fps, duration = known
-    else:
-        async with open_chunk_worker() as worker:
-            fps, duration = await worker.composition_timing(job)
-        if key:
-            remember(key, [fps, duration])
-    resolved = options.with_page_timing(fps, duration)
-    taken = []
-    if options.fps is None and fps is not None:
-        taken.append(f"{resolved.exact_fps} fps")
-    if options.frames is None and options.duration is None:
-        taken.append(f"{duration:g} s ({resolved.frame_count} frames)")
-    if taken:
-        logger.info("timing from the composition: %s", ", ".join(taken))
-    return resolved
 
 
 async def render(
@@ -374,17 +331,21 @@ async def prepare(
 ) -> RenderPlan:
     """Everything decided before a chunk renders: stale temp folders of killed renders swept,
     the machine's facts gathered (:func:`probe_environment`), the props checked against the
-    composition's props schema (its defaults filled in), the composition's own fps and
-    length read where the user gave none, and the pure plan.
+    composition's props schema (its defaults filled in), the composition's own size, fps and
+    length read where the user gave none (with the preflight's inspection when it runs), and
+    the pure plan.
 
     Raises:
         UsageError: Bad options or environment (nothing was started).
         WorkerError: The page failed to load while its timing was read.
+        PreflightError: ``options.strict`` and the preflight warned.
     """
     sweep_stale_dirs()
     env = await probe_environment(options, memo=memo, exclude=exclude)
     if check_props:
         options = await check_render_props(options, env)
+    if options.runs_preflight:
+        return plan_render(await preflight(options, env), env)
     return plan_render(await resolve_page_timing(options, env), env)
 
 

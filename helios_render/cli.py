@@ -25,7 +25,7 @@ from ._cli_batch import add_batch_parser
 from ._cli_progress import ProgressPrinter, _silence
 from ._exceptions import HeliosError, OptionsError, UsageError
 from ._model.codecs import CODECS, PRORES_PROFILES
-from ._model.options import RenderOptions
+from ._model.options import DEFAULT_HEIGHT, DEFAULT_WIDTH, RenderOptions
 from ._nursery import collapse_group, leaves, task_nursery
 from ._output.jobs import describe_kept
 from ._render import RenderResult, render, render_still
@@ -95,14 +95,17 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RenderOptions) if f.i
 _ABSENT = argparse.SUPPRESS
 
 
-def _add_page_options(parser: argparse.ArgumentParser) -> None:
+def _add_page_options(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
     d = _DEFAULTS
     parser.add_argument("source", help="composition: an HTML file or an http(s) URL")
-    parser.add_argument("output", help="file to write")
+    if output:
+        parser.add_argument("output", help="file to write")
     parser.add_argument("--width", type=int, default=_ABSENT,
-                        help=f"frame width (default {d['width']})")
+                        help=f"frame width (default: the page's helios:size, else "
+                        f"{DEFAULT_WIDTH})")
     parser.add_argument("--height", type=int, default=_ABSENT,
-                        help=f"frame height (default {d['height']})")
+                        help=f"frame height (default: the page's helios:size, else "
+                        f"{DEFAULT_HEIGHT})")
     parser.add_argument("--fps", default=_ABSENT,
                         help="frames per second, e.g. 30 or 30000/1001 (default: a Helios "
                         "composition's own fps, else 30)")
@@ -130,6 +133,11 @@ def _add_page_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-missing-assets", action="store_true", default=_ABSENT,
                         help="render even when a script, stylesheet, font, image or media "
                         "fails to load (each failure is logged)")
+    parser.add_argument("--timezone", default=_ABSENT, metavar="ZONE",
+                        help=f"IANA time zone the page sees, on every machine (default "
+                        f"{d['timezone']})")
+    parser.add_argument("--locale", default=_ABSENT, metavar="TAG",
+                        help=f"locale the page sees, on every machine (default {d['locale']})")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-vv: DevTools traffic)")
 
@@ -169,8 +177,9 @@ def build_parser() -> CommandLineParser:
     _add_page_options(run)
     length = run.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, default=_ABSENT,
-                        help="number of frames to render (default: a Helios composition's "
-                        "own duration; other pages need --frames or --duration)")
+                        help="number of frames to render (default: the page's own length: a "
+                        "Helios composition's duration, a helios:duration meta, or the end of "
+                        "its last finite animation; see docs/inspect.md)")
     length.add_argument("--duration", default=_ABSENT,
                         help="seconds to render (rounded to whole frames)")
     run.add_argument("--start-frame", type=int, default=_ABSENT, help="first frame (default 0)")
@@ -227,11 +236,31 @@ def build_parser() -> CommandLineParser:
                      "FFmpeg versions")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
+    preflight = run.add_mutually_exclusive_group()
+    preflight.add_argument("--preflight", dest="preflight", action="store_true", default=_ABSENT,
+                           help="inspect the page first and print what may make frames differ "
+                           "between runs or machines (default: on for --cluster)")
+    preflight.add_argument("--no-preflight", dest="preflight", action="store_false",
+                           default=_ABSENT, help="do not inspect the page first")
+    run.add_argument("--strict", action="store_true", default=_ABSENT,
+                     help="fail (exit 1) before rendering when the preflight warns")
     add_batch_parser(commands, run)
 
     still = commands.add_parser("still", help="render one frame to a PNG")
     _add_page_options(still)
     still.add_argument("--frame", type=int, required=True, help="the frame to render")
+
+    inspect = commands.add_parser(
+        "inspect", help="load a composition once and report its size, fps, length, props "
+        "schema, media, fonts and what may make its frames differ between machines"
+    )
+    _add_page_options(inspect, output=False)
+    inspect.add_argument("--frames", type=int, default=_ABSENT,
+                         help="the length to report instead of the page's own")
+    inspect.add_argument("--json", action="store_true",
+                         help="print one JSON object (documented in docs/inspect.md)")
+    inspect.add_argument("--strict", action="store_true",
+                         help="exit 1 when there is anything to warn about (for CI)")
 
     doctor = commands.add_parser("doctor", help="check Chromium and FFmpeg and say what is missing")
     doctor.add_argument("--cluster", default=None, metavar="ADDRESS",
@@ -254,7 +283,7 @@ def _parse_props(text: str | None) -> Any:
 
 
 #: Command-line names that are not RenderOptions fields.
-_NOT_OPTIONS = frozenset({"command", "verbose", "progress", "frame", "props"})
+_NOT_OPTIONS = frozenset({"command", "verbose", "progress", "frame", "props", "json"})
 
 
 def _options_from(args: argparse.Namespace) -> RenderOptions:
@@ -262,7 +291,37 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
     given["props"] = _parse_props(args.props)
     if args.command == "still":
         return RenderOptions(frames=1, image_format="png", **given)
+    if args.command == "inspect":
+        given.pop("strict", None)
+        return RenderOptions(output=_INSPECT_OUTPUT, **given)
     return RenderOptions(**given)
+
+
+#: ``inspect`` writes nothing; its options need an output all the same.
+_INSPECT_OUTPUT = "inspect.mp4"
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    """``helios-render inspect``: 0 nothing to warn about (or warnings without --strict), 1
+    warnings with --strict, 2 bad usage or a page that cannot load."""
+    from ._inspect import inspect_composition
+
+    printer = ProgressPrinter("none", sys.stderr, sys.stdout)
+    try:
+        options = _options_from(args)
+        inspection, terminated = trio.run(_run_cancellable, lambda: inspect_composition(options))
+    except BaseException as exc:
+        code = _report_failure(exc, printer)
+        # A page that cannot load is not a failed inspection: it is what to fix first.
+        return EXIT_USAGE if code == EXIT_FAILED else code
+    if terminated:
+        printer.error("terminated; the browser was stopped", EXIT_TERMINATED)
+        return EXIT_TERMINATED
+    if args.json:
+        print(json.dumps(inspection.to_json(), indent=2, sort_keys=False))
+    else:
+        print("\n".join(inspection.describe()))
+    return EXIT_FAILED if args.strict and inspection.warnings else EXIT_OK
 
 
 @dataclasses.dataclass(slots=True)
@@ -362,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    if command in ("render", "still", "doctor", "batch"):
+    if command in ("render", "still", "doctor", "batch", "inspect"):
         parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -372,6 +431,8 @@ def _main(argv: list[str]) -> int:
             return run_cluster_doctor(args.cluster, sys.stdout, sys.stderr)
         return run_doctor(sys.stdout)
     _configure_logging(args.verbose)
+    if args.command == "inspect":
+        return _run_inspect(args)
     printer = ProgressPrinter(getattr(args, "progress", "none"), sys.stderr, sys.stdout)
     if args.command == "batch":
         return _run_batch(args, printer)

@@ -15,7 +15,14 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-from .._exceptions import BrowserError, CdpCommandError, FrameTimeoutError, PageError, SourceError
+from .._exceptions import (
+    BrowserError,
+    CdpCommandError,
+    FrameTimeoutError,
+    OptionsError,
+    PageError,
+    SourceError,
+)
 from .._model.job import MediaRecord, PageConfig
 from .._nursery import background_nursery, collapse_group
 from .._source.server import PAGE_TYPES
@@ -27,6 +34,7 @@ __all__ = [
     "EPOCH_MS",
     "URL_LIMIT",
     "Page",
+    "inspect_source",
     "open_page",
     "runtime_source",
     "shorten_url",
@@ -146,6 +154,11 @@ def runtime_source(config: PageConfig) -> str:
     return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
 
 
+def inspect_source() -> str:
+    """The inspection hooks (``js/inspect.js``), loaded only into a page being inspected."""
+    return resources.files("helios_render").joinpath("js/inspect.js").read_text("utf-8")
+
+
 def _exception_text(details: dict[str, Any]) -> str:
     exception = details.get("exception") or {}
     text = exception.get("description") or details.get("text") or "unknown error"
@@ -199,6 +212,8 @@ class Page:
         #: Captures that seeked their frame themselves, and armed seeks that fell back.
         self.armed_captures = 0
         self.armed_fallbacks = 0
+        #: ``(type, url)`` of every request the page made (only when ``config.inspect``).
+        self.requests: list[tuple[str, str]] = []
 
     def fail(self, error: BaseException) -> BaseException:
         """Record why the page failed (from its watcher) and return the error to raise."""
@@ -374,6 +389,17 @@ class Page:
             float(duration) if isinstance(duration, int | float) else None,
         )
 
+    async def composition_length(self) -> Any:
+        """What the runtime finds of the page's length (``__helios.length()``: declarations,
+        the ends of its animations, those that never end), as JSON values."""
+        with trio.move_on_after(self.config.timeout) as scope:
+            return await self.evaluate("window.__helios.length()")
+        if scope.cancelled_caught:
+            raise FrameTimeoutError(
+                f"the page's animations could not be measured within {self.config.timeout:g} s"
+            )
+        return None
+
     async def needs_replay(self) -> bool:
         """Whether state built frame by frame (rAF loops) needs frames 0..S-1 run before S."""
         info = await self.evaluate("window.__helios.info()", await_promise=False)
@@ -422,6 +448,10 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
         if page.closing:
             return
         if event.method.startswith("Network."):
+            if config.inspect and event.method == "Network.requestWillBeSent":
+                page.requests.append(
+                    (str(event.params.get("type", "Other")), event.params["request"]["url"])
+                )
             failure = _network_failure(event, requests, config)
             if failure is not None:
                 if config.allow_missing_assets:
@@ -605,6 +635,50 @@ async def open_page(
         raise chosen from None
 
 
+#: What ``navigator.hardwareConcurrency`` says on every machine (it sizes worker pools and
+#: chunked work in some libraries, so it can change what a frame shows).
+PINNED_HARDWARE_CONCURRENCY = 4
+#: What ``navigator.platform`` and the user agent's platform say on every machine.
+PINNED_PLATFORM = "Linux x86_64"
+
+
+async def pin_machine(browser: Browser, session: CdpSession, config: PageConfig) -> None:
+    """Pin what the machine would leak into the page's frames, the same on every machine:
+    the time zone and locale (``config.timezone``, ``config.locale``: ``Date``, ``Intl``,
+    ``toLocaleString``, ``navigator.language``), the accept-language header, the platform,
+    and ``navigator.hardwareConcurrency``. (The device pixel ratio is pinned by the device
+    metrics.)
+
+    Raises:
+        OptionsError: Chromium does not know the time zone or the locale.
+    """
+    try:
+        await session.execute("Emulation.setTimezoneOverride", {"timezoneId": config.timezone})
+    except CdpCommandError as exc:
+        raise OptionsError(
+            f"unknown time zone {config.timezone!r} ({exc.detail}): give an IANA name such as "
+            "UTC, Europe/Paris or Asia/Tokyo"
+        ) from exc
+    try:
+        await session.execute("Emulation.setLocaleOverride", {"locale": config.locale})
+    except CdpCommandError as exc:
+        raise OptionsError(
+            f"unknown locale {config.locale!r} ({exc.detail}): give a language tag such as "
+            "en-US or fr-FR"
+        ) from exc
+    version = await browser.cdp.execute("Browser.getVersion")
+    agent = str(version.get("userAgent") or "")
+    await session.execute(
+        "Emulation.setUserAgentOverride",
+        {"userAgent": agent, "acceptLanguage": config.locale, "platform": PINNED_PLATFORM},
+    )
+    with suppress(CdpCommandError):  # experimental: older builds lack it
+        await session.execute(
+            "Emulation.setHardwareConcurrencyOverride",
+            {"hardwareConcurrency": PINNED_HARDWARE_CONCURRENCY},
+        )
+
+
 async def _check_document(page: Page) -> None:
     """Refuse an HTTP error page, and a document that is not a page (an image, text).
 
@@ -666,10 +740,16 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                     "mobile": False,
                 },
             )
+            await pin_machine(browser, session, config)
             if config.transparent:
                 await session.execute(
                     "Emulation.setDefaultBackgroundColorOverride",
                     {"color": {"r": 0, "g": 0, "b": 0, "a": 0}},
+                )
+            if config.inspect:
+                # Before the runtime: the hooks keep the real timer, and see the page's calls.
+                await session.execute(
+                    "Page.addScriptToEvaluateOnNewDocument", {"source": inspect_source()}
                 )
             if page.begin_frame:
                 # Before the runtime, which takes it for its reports of armed seeks.

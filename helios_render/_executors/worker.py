@@ -31,6 +31,7 @@ from typing import Any
 import trio
 
 from .._chromium.browser import Browser, find_browser, launch_browser
+from .._chromium.inspection import PageReport, read_page_report
 from .._chromium.page import Page, open_page
 from .._exceptions import WorkerError
 from .._ffmpeg.ffmpeg import (
@@ -51,6 +52,7 @@ from .._model.job import (
     Report,
     UrlSource,
 )
+from .._model.length import PageFacts
 from .._nursery import task_nursery
 from .._source.bundle import unpack_bundle
 from .._source.server import serve_directory
@@ -667,12 +669,25 @@ class ChunkWorker:
         finishing.media = tuple(media)
         return finishing
 
-    async def composition_timing(self, job: ChunkJob) -> tuple[float | None, float | None]:
-        """The loaded page's own ``(fps, duration in seconds)`` (a Helios composition's;
-        each ``None`` when the page does not say)."""
+    async def page_facts(self, job: ChunkJob) -> PageFacts:
+        """What the loaded page says of its own timing: a Helios composition's fps and
+        duration, its ``helios:*`` declarations, and where its animations end."""
         try:
             page = await self._page_at(job, 0)
-            return await page.composition_timing()
+            fps, duration = await page.composition_timing()
+            return PageFacts.from_page(await page.composition_length(), fps, duration)
+        except Exception as exc:
+            error = self._error(job, exc)
+            raise error from error.__cause__
+
+    async def inspect(self, job: ChunkJob) -> tuple[PageFacts, PageReport]:
+        """Load the page with the inspection hooks (``job.page.inspect`` must be set) and
+        return what it says of its timing and what the hooks and CDP saw."""
+        try:
+            page = await self._page_at(job, 0)
+            fps, duration = await page.composition_timing()
+            facts = PageFacts.from_page(await page.composition_length(), fps, duration)
+            return facts, await read_page_report(page)
         except Exception as exc:
             error = self._error(job, exc)
             raise error from error.__cause__

@@ -176,6 +176,11 @@ class PageConfig:
     served_root: str | None = None
     #: Log subresources that fail to load, and media that fails to decode, instead of failing.
     allow_missing_assets: bool = False
+    #: The time zone and locale the page sees (CDP emulation), whatever the machine's.
+    timezone: str = "UTC"
+    locale: str = "en-US"
+    #: Load the inspection hooks too (``helios-render inspect``, ``--preflight``; never a render).
+    inspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

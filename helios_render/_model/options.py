@@ -29,6 +29,10 @@ from .job import DEFAULT_SEED
 from .time import frames_for_duration, parse_fps
 
 __all__ = [
+    "DEFAULT_HEIGHT",
+    "DEFAULT_LOCALE",
+    "DEFAULT_TIMEZONE",
+    "DEFAULT_WIDTH",
     "MAX_CONCURRENCY",
     "MAX_FPS",
     "MAX_FRAMES",
@@ -53,6 +57,14 @@ DEFAULT_FPS = Fraction(30)
 MAX_FRAMES = 10_000_000
 #: Most workers: each one is a Chromium and an FFmpeg.
 MAX_CONCURRENCY = 64
+#: Frame size when neither the user nor the page (``helios:size``) gives one.
+DEFAULT_WIDTH = 1920
+DEFAULT_HEIGHT = 1080
+#: What every page sees, on every machine, unless told otherwise.
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LOCALE = "en-US"
+_TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,4}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,12 +78,16 @@ class RenderOptions:
             ``.mkv``, ``.m4v`` for H.264; ``.webm`` for VP9; ``.gif``; ...; see
             ``docs/formats.md``); for ``codec="png"`` a folder that does not exist yet, or a
             pattern like ``frames/f-%05d.png``; for a still, a ``.png``.
-        width: Frame width in pixels (even, except for GIF and PNG).
-        height: Frame height in pixels (even, except for GIF and PNG).
+        width: Frame width in pixels (even, except for GIF and PNG); ``None`` takes the
+            page's ``<meta name="helios:size">``, else 1920 (see :attr:`frame_width`).
+        height: Frame height in pixels (even, except for GIF and PNG); ``None`` as for
+            ``width``, else 1080.
         fps: Frames per second, exact: ``30``, ``"30000/1001"`` or a ``Fraction``; ``None``
             takes a Helios composition's own fps, else 30.
-        frames: How many frames to render; or give ``duration``. With neither, a Helios
-            composition's own duration is rendered (any other page needs one of them).
+        frames: How many frames to render; or give ``duration``. With neither, the length
+            comes from the page: a Helios composition's own duration, a
+            ``<meta name="helios:duration">``, or the end of its last finite animation
+            (see ``docs/inspect.md``).
         duration: Seconds to render; becomes ``round(duration * fps)`` frames (halves up).
         start_frame: First frame of the composition to render.
         concurrency: Workers (browser + encoder pairs); ``None`` picks a default from the
@@ -126,14 +142,22 @@ class RenderOptions:
             or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
         allow_mixed_versions: On a cluster, render even when workers have different Chromium
             or FFmpeg versions (their pixels may differ).
+        timezone: The IANA time zone the page sees (``Date``, ``Intl``), the same on every
+            machine: ``UTC`` by default.
+        locale: The locale the page sees (``toLocaleString``, ``Intl``, ``navigator.language``):
+            ``en-US`` by default.
+        preflight: Inspect the page before rendering and log what may make frames differ
+            between runs or machines; ``None`` does for a cluster render only.
+        strict: Fail before rendering when the preflight finds anything to warn about
+            (implies ``preflight``).
         strict_props: Refuse props that the composition's props schema does not declare
             (props are always checked against the schema, and its defaults filled in).
     """
 
     source: str | os.PathLike[str]
     output: str | os.PathLike[str]
-    width: int = 1920
-    height: int = 1080
+    width: int | None = None
+    height: int | None = None
     fps: Fraction | int | float | str | None = None
     frames: int | None = None
     duration: float | str | Fraction | None = None
@@ -166,6 +190,10 @@ class RenderOptions:
     allow_missing_assets: bool = False
     cluster: str | None = None
     allow_mixed_versions: bool = False
+    timezone: str = DEFAULT_TIMEZONE
+    locale: str = DEFAULT_LOCALE
+    preflight: bool | None = None
+    strict: bool = False
     strict_props: bool = False
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
@@ -178,6 +206,8 @@ class RenderOptions:
             fail("output is empty: give the path of the video to write")
         for name in ("width", "height"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
                 fail(f"{name} must be a whole number of pixels of at least 2, got {value!r}")
             if value > MAX_SIDE:
@@ -271,6 +301,42 @@ class RenderOptions:
             json.dumps(self.props, allow_nan=False)
         except (TypeError, ValueError) as exc:
             fail(f"props must be JSON-serializable: {exc}")
+        self._check_pinning()
+
+    def _check_pinning(self) -> None:
+        """The time zone and locale the page is pinned to (their shape; Chromium says whether
+        it knows them when the page is opened)."""
+        if not isinstance(self.timezone, str) or not _TIMEZONE.fullmatch(self.timezone):
+            _fail(
+                f"timezone must be an IANA time zone such as UTC or Europe/Paris, got "
+                f"{self.timezone!r}"
+            )
+        if not isinstance(self.locale, str) or not _LOCALE.fullmatch(self.locale):
+            _fail(f"locale must be a language tag such as en-US or fr-FR, got {self.locale!r}")
+        for name in ("strict",):
+            if not isinstance(getattr(self, name), bool):
+                _fail(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.preflight not in (None, True, False):
+            _fail(f"preflight must be True, False or None, got {self.preflight!r}")
+
+    @property
+    def frame_width(self) -> int:
+        """The frame width: ``width``, else :data:`DEFAULT_WIDTH` (a page's declared size is
+        filled in by :func:`~helios_render._model.length.with_timing`)."""
+        return DEFAULT_WIDTH if self.width is None else self.width
+
+    @property
+    def frame_height(self) -> int:
+        """The frame height: ``height``, else :data:`DEFAULT_HEIGHT`."""
+        return DEFAULT_HEIGHT if self.height is None else self.height
+
+    @property
+    def runs_preflight(self) -> bool:
+        """Whether the page is inspected before the render: asked for, strict, or a cluster
+        render that did not say."""
+        if self.strict:
+            return True
+        return self.cluster is not None if self.preflight is None else self.preflight
 
     def _check_audio(self) -> None:
         if self.audio is not None and not str(self.audio).strip():

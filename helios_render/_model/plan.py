@@ -56,7 +56,7 @@ WORKER_MEMORY_BYTES = 1536 * 1024 * 1024
 #: Never start more workers than this by default.
 MAX_DEFAULT_CONCURRENCY = 8
 #: Bumped when the chunk files or the digest's inputs change meaning.
-DIGEST_FORMAT = 2
+DIGEST_FORMAT = 3
 
 
 def default_chunk_frames(frames: int) -> int:
@@ -194,8 +194,8 @@ def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
         "helios_render": __version__,
         "source": source,
         "source_digest": env.source_digest,
-        "width": options.width,
-        "height": options.height,
+        "width": options.frame_width,
+        "height": options.frame_height,
         "fps": str(options.exact_fps),
         "start_frame": options.start_frame,
         "frames": options.frame_count,
@@ -210,6 +210,8 @@ def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
         "quality": options.quality,
         "props": options.props,
         "seed": options.seed,
+        "timezone": options.timezone,
+        "locale": options.locale,
         "begin_frame": env.begin_frame,
         "browser": env.browser_version,
         "ffmpeg": env.ffmpeg_version,
@@ -228,8 +230,8 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
     digest = _digest(options, env, chunk_frames)
     page = PageConfig(
         url="",
-        width=options.width,
-        height=options.height,
+        width=options.frame_width,
+        height=options.frame_height,
         fps=options.exact_fps,
         props=options.props,
         seed=options.seed,
@@ -237,12 +239,14 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         ignore_page_errors=options.ignore_page_errors,
         transparent=options.transparent,
         allow_missing_assets=options.allow_missing_assets,
+        timezone=options.timezone,
+        locale=options.locale,
     )
     codec = options.codec_entry
     encoder = EncoderSettings(
         fps=options.exact_fps,
-        width=options.width,
-        height=options.height,
+        width=options.frame_width,
+        height=options.frame_height,
         codec=codec.name,
         crf=options.effective_crf,
         preset=options.effective_preset,
@@ -287,8 +291,8 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         retries=options.retries,
         digest=digest,
         resumable=env.source_digest is not None,
-        width=options.width,
-        height=options.height,
+        width=options.frame_width,
+        height=options.frame_height,
         ffmpeg=env.ffmpeg,
         ffprobe=env.ffprobe,
         audio=audio,

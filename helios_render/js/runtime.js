@@ -1033,6 +1033,153 @@
     return labels;
   }
 
+  // ---- Length: where the page's finite animations end (issue 22) ---------------------------
+  // `__helios.length()`, after ready(): what the page declares (<meta name="helios:duration">,
+  // "helios:fps", "helios:size"), and every animation started by the end of the load with the
+  // virtual time (ms) at which it ends: CSS animations and transitions and Web Animations
+  // (delays, iterations and endDelay included), SVG SMIL, GSAP's global timeline, Lottie,
+  // and media elements that play. One that never ends is listed in `unbounded`. The renderer
+  // decides what the length is (helios_render/_model/length.py).
+  const LENGTH_WAIT_MS = 2000; // real ms the metadata of media and Lottie files get at most
+  const LENGTH_LIST = 20; // most entries of each list returned
+  function declaredMeta(name) {
+    const meta = document.querySelector(`meta[name="helios:${name}"]`);
+    return meta ? String(meta.getAttribute("content") || "") : null;
+  }
+  function animationLabel(animation) {
+    const target = animation.effect && animation.effect.target;
+    const where = target && target.tagName ? describeElement(target) : "";
+    if (typeof CSSAnimation !== "undefined" && animation instanceof CSSAnimation) {
+      return { kind: "css-animation", name: `CSS animation '${animation.animationName}'${where ? ` on ${where}` : ""}` };
+    }
+    if (typeof CSSTransition !== "undefined" && animation instanceof CSSTransition) {
+      return { kind: "css-transition", name: `CSS transition of ${animation.transitionProperty}${where ? ` on ${where}` : ""}` };
+    }
+    const id = animation.id ? ` '${animation.id}'` : "";
+    return { kind: "waapi", name: `Web Animation${id}${where ? ` on ${where}` : ""}` };
+  }
+  function clockSeconds(text) {
+    const value = String(text || "").trim();
+    let match = /^(\d+(?:\.\d+)?)(h|min|s|ms)?$/.exec(value);
+    if (match) {
+      const unit = { h: 3600, min: 60, s: 1, ms: 0.001 }[match[2] || "s"];
+      return Number(match[1]) * unit;
+    }
+    match = /^(?:(\d+):)?(\d{1,2}):(\d{2}(?:\.\d+)?)$/.exec(value);
+    if (match) return Number(match[1] || 0) * 3600 + Number(match[2]) * 60 + Number(match[3]);
+    return NaN;
+  }
+  function smilEnd(element, start, found, unbounded) {
+    const name = `SVG <${element.localName}>${element.id ? `#${element.id}` : ""}${element.getAttribute("attributeName") ? ` of ${element.getAttribute("attributeName")}` : ""}`;
+    let begin;
+    try { begin = element.getStartTime(); } catch (error) { return; } // no interval started by time
+    const repeatCount = element.getAttribute("repeatCount");
+    const repeatDur = element.getAttribute("repeatDur");
+    if (repeatCount === "indefinite" || repeatDur === "indefinite") {
+      unbounded.push({ kind: "smil", name: `${name} (repeatCount indefinite)` });
+      return;
+    }
+    let simple = NaN;
+    try { simple = element.getSimpleDuration(); } catch (error) { /* indefinite: a <set> */ }
+    let active = Number.isFinite(simple) ? simple : 0;
+    if (repeatCount !== null && Number.isFinite(Number(repeatCount))) active = active * Number(repeatCount);
+    if (repeatDur !== null && Number.isFinite(clockSeconds(repeatDur))) {
+      active = repeatCount !== null ? Math.min(active, clockSeconds(repeatDur)) : clockSeconds(repeatDur);
+    }
+    let end = begin + active;
+    const endAttribute = clockSeconds(element.getAttribute("end"));
+    if (Number.isFinite(endAttribute)) end = Math.min(end, endAttribute);
+    found.push({ kind: "smil", name, end: start + end * 1000 });
+  }
+  function gsapEnds(found, unbounded) {
+    const gsap = window.gsap;
+    const global = gsap && gsap.globalTimeline;
+    if (!global || typeof global.getChildren !== "function") return;
+    const origin = now - global.time() * 1000;
+    for (const child of global.getChildren(false, true, true)) {
+      if (child.paused()) continue;
+      const targets = typeof child.targets === "function" ? child.targets().filter((t) => t && t.tagName).slice(0, 1) : [];
+      const kind = typeof child.getChildren === "function" ? "GSAP timeline" : "GSAP tween";
+      const name = `${kind}${targets.length ? ` of ${describeElement(targets[0])}` : ""}`;
+      const total = child.totalDuration();
+      if ((typeof child.repeat === "function" && child.repeat() < 0) || !(total < 1e8)) {
+        unbounded.push({ kind: "gsap", name: `${name} (repeat: -1)` });
+        continue;
+      }
+      found.push({ kind: "gsap", name, end: origin + (child.startTime() + total / (child.timeScale() || 1)) * 1000 });
+    }
+  }
+  async function lottieEnds(found, unbounded) {
+    const lottie = window.lottie || window.bodymovin;
+    if (!lottie || typeof lottie.getRegisteredAnimations !== "function") return;
+    const items = lottie.getRegisteredAnimations();
+    const deadline = realNow() + LENGTH_WAIT_MS;
+    while (items.some((item) => !item.isLoaded) && realNow() < deadline) await new Promise((resolve) => realSetTimeout(resolve, 20));
+    for (const item of items) {
+      if (item.isPaused && !item.autoplay) continue;
+      const where = item.wrapper && item.wrapper.tagName ? ` in ${describeElement(item.wrapper)}` : "";
+      const name = `Lottie animation${item.name ? ` '${item.name}'` : ""}${where}`;
+      if (item.loop === true) {
+        unbounded.push({ kind: "lottie", name: `${name} (loop: true)` });
+        continue;
+      }
+      if (!(item.totalFrames > 0) || !(item.frameRate > 0)) continue;
+      const plays = typeof item.loop === "number" && item.loop > 0 ? item.loop + 1 : 1;
+      const speed = Math.abs(item.playSpeed || 1);
+      found.push({ kind: "lottie", name, end: now + ((item.totalFrames / item.frameRate) * plays * 1000) / speed });
+    }
+  }
+  async function mediaEnds(found, unbounded) {
+    noticeMutations(mediaObserver.takeRecords());
+    const waits = [];
+    for (const media of mediaStates.keys()) {
+      const wait = whenMetadata(media);
+      if (wait) waits.push(wait);
+    }
+    if (waits.length > 0) {
+      await Promise.race([Promise.all(waits), new Promise((resolve) => realSetTimeout(resolve, LENGTH_WAIT_MS))]);
+    }
+    for (const [media, clock] of mediaStates) {
+      if (!clock.playing || !(clock.rate > 0)) continue;
+      const name = `${describeElement(media)} ${shortUrl(media.currentSrc || media.src)}`;
+      if (media.loop) {
+        unbounded.push({ kind: "media", name: `${name} (loop)` });
+        continue;
+      }
+      const duration = media.duration;
+      if (!Number.isFinite(duration) || !(duration > 0)) continue;
+      found.push({ kind: "media", name, end: clock.startAt + (Math.max(0, duration - clock.anchor) / clock.rate) * 1000 });
+    }
+  }
+  async function measureLength() {
+    trackAnimations();
+    const found = [];
+    const unbounded = [];
+    for (const [animation, start] of tracked) {
+      const effect = animation.effect;
+      const rate = animation.playbackRate;
+      if (!effect || !(rate > 0)) continue;
+      const label = animationLabel(animation);
+      const end = effect.getComputedTiming().endTime;
+      if (!Number.isFinite(end)) unbounded.push({ kind: label.kind, name: `${label.name} (iterations: infinite)` });
+      else found.push({ kind: label.kind, name: label.name, end: start + end / rate });
+    }
+    for (const [svg, start] of svgTimelines) {
+      for (const element of svg.querySelectorAll("animate, set, animateTransform, animateMotion, animateColor")) smilEnd(element, start, found, unbounded);
+    }
+    try { gsapEnds(found, unbounded); } catch (error) { /* not the GSAP we know */ }
+    try { await lottieEnds(found, unbounded); } catch (error) { /* not the Lottie we know */ }
+    await mediaEnds(found, unbounded);
+    found.sort((a, b) => b.end - a.end);
+    return {
+      declared: { duration: declaredMeta("duration"), fps: declaredMeta("fps"), size: declaredMeta("size") },
+      found: found.slice(0, LENGTH_LIST),
+      count: found.length,
+      unbounded: unbounded.slice(0, LENGTH_LIST),
+      raf: rafQueue.size > 0,
+    };
+  }
+
   // ---- The page-facing API -------------------------------------------------------------------
   const api = Object.freeze({
     /** Hold capture of the current frame until `resume(handle)` is called. */
@@ -1061,6 +1208,7 @@
       ready,
       pending,
       describeError,
+      length: measureLength,
       info: () => ({
         usedClock: state.usedClock,
         usedRaf: state.usedRaf,

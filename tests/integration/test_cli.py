@@ -121,8 +121,10 @@ def test_render_help_shows_the_library_defaults() -> None:
     result = run_cli("render", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for name in ("width", "height", "quality", "retries"):
+    for name in ("quality", "retries", "timezone", "locale"):
         assert f"(default {defaults[name]})" in text, name
+    assert "(default: the page's helios:size, else 1920)" in text
+    assert "(default: the page's helios:size, else 1080)" in text
     from helios_render._model.codecs import CODECS
 
     for codec in CODECS.values():  # crf and preset defaults are the codec table's
@@ -132,11 +134,12 @@ def test_render_help_shows_the_library_defaults() -> None:
             assert f"{codec.name} {codec.speed.default}" in text, codec.name
 
 
-def test_the_readme_example_renders_90_frames_of_1080p_h264(tmp_path: Path) -> None:
-    output = tmp_path / "hello.mp4"
+def test_the_readme_example_renders_a_plain_css_page_to_its_end(tmp_path: Path) -> None:
+    # No --frames: the length is where the page's last CSS animation ends (3 s).
+    output = tmp_path / "title.mp4"
     result = run_cli(
-        "render", str(EXAMPLES / "hello" / "index.html"), str(output),
-        "--frames", "90", "--fps", "30", "--progress", "none", timeout=300,
+        "render", str(EXAMPLES / "title" / "index.html"), str(output),
+        "--progress", "none", timeout=300,
     )
     assert result.returncode == 0, result.stderr
     info = probe(output)

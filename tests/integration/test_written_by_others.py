@@ -458,7 +458,7 @@ def test_a_page_without_a_duration_asks_for_frames_on_one_line(tmp_path: Path) -
     assert failed.returncode == 2, failed
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1, failed.stderr
-    assert "declares no duration" in lines[0] and "--frames N" in lines[0], lines[0]
+    assert "has no length of its own" in lines[0] and "--frames N" in lines[0], lines[0]
     assert not output.exists()
     assert not list(tmp_path.glob(".*helios-job*"))
 

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("machine", ("_process", "_tempdirs", "_toolcache", "_nursery")),
     ("one chunk", ("_source", "_chromium", "_ffmpeg")),
     ("runs and output", ("_executors", "_output")),
-    ("facts", ("_environment", "_doctor", "_props_source")),
+    ("facts", ("_environment", "_doctor", "_props_source", "_timing", "_inspect")),
     ("render", ("_render", "_batch")),
     ("surface", ("", "__main__", "cli", "_cli_progress", "_cli_batch")),
 )

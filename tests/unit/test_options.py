@@ -41,6 +41,10 @@ from ..factories import make_options
         ({"capture": "magic"}, "capture must be"),
         ({"props": {"x": object()}}, "JSON-serializable"),
         ({"source": " "}, "source is empty"),
+        ({"timezone": "Not a zone!"}, "timezone must be an IANA time zone"),
+        ({"timezone": ""}, "timezone must be"),
+        ({"locale": "english please"}, "locale must be a language tag"),
+        ({"preflight": "yes"}, "preflight must be"),
     ],
 )
 def test_invalid_options_say_what_to_do(kwargs: dict[str, object], message: str) -> None:

@@ -89,7 +89,7 @@ def test_chunk_boundaries_and_digest_do_not_depend_on_concurrency(concurrency: i
     [{"width": 640}, {"height": 360}, {"fps": 60}, {"frames": 301}, {"start_frame": 1},
      {"codec": "h265"}, {"crf": 0}, {"preset": "ultrafast"}, {"image_format": "png"},
      {"quality": 80}, {"props": {"a": 1}}, {"seed": 1}, {"chunk_frames": 10},
-     {"output": "/tmp/out.mkv"}],
+     {"output": "/tmp/out.mkv"}, {"timezone": "Asia/Tokyo"}, {"locale": "fr-FR"}],
 )
 def test_every_setting_that_changes_pixels_changes_the_digest(change: dict[str, object]) -> None:
     assert plan_render(_options(**change), ENV).digest != plan_render(_options(), ENV).digest
