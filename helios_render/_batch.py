@@ -577,7 +577,9 @@ class _Batch:
                     exc, PropsError
                 )):
                     raise
-                row.result = RowResult(row.source.index, row.output, "failed", _one_line(exc))
+                row.result = RowResult(
+                    row.source.index, row.output, "failed", f"{row.label}: {_one_line(exc)}"
+                )
                 self._event("row-error", row, message=row.result.error, invalid=False)
         return rows
 
@@ -651,7 +653,7 @@ class _Batch:
                 rendered = await self.pool.render(row.options, on_progress=on_render,
                                                   plan=row.plan)
             except HeliosError as exc:
-                message = _one_line(exc)
+                message = f"{row.label}: {_one_line(exc)}"
                 progress.row_ended(index, "failed")
                 self._event("row-error", row, message=message, invalid=False)
                 result = RowResult(index, row.output, "failed", message, row.plan.digest)
