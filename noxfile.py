@@ -55,10 +55,15 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps.
     ``nox -s bench -- cluster [options]``: Dask scheduling overhead and local:2 against two
     local workers. ``nox -s bench -- batch [options]``: a 12-row batch against the same 12
-    renders as separate commands."""
+    renders as separate commands. ``nox -s bench -- static [options]``: static frames skipped
+    against not, on a page still for 60 % of its frames and on one that always moves."""
     if session.posargs[:1] == ["batch"]:
         session.install("-e", ".")
         session.run("python", "benchmarks/bench_batch.py", *session.posargs[1:])
+        return
+    if session.posargs[:1] == ["static"]:
+        session.install("-e", ".")
+        session.run("python", "benchmarks/bench_static.py", *session.posargs[1:])
         return
     if session.posargs[:1] == ["cluster"]:
         session.install("-e", ".[dask]")
@@ -70,6 +75,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def soak(session: nox.Session) -> None:
-    """20 renders in a row: open file descriptors, threads and child processes must not grow."""
+    """20 renders in a row: open file descriptors, threads and child processes must not grow.
+    ``nox -s soak -- --long`` (20,000 frames at 640x360) and ``-- --big`` (300 frames at 4K):
+    the memory of every process, the descriptors and the job folder, sampled over time."""
     session.install("-e", ".")
     session.run("python", "benchmarks/soak.py", *session.posargs)

@@ -115,6 +115,7 @@ class ProgressPrinter:
                 "elapsed": round(result.elapsed, 3),
                 "render_fps": round(result.frames_per_second, 2),
                 "workers": result.workers,
+                "frames_skipped": result.frames_skipped,
             }
             self._write(self._json, json.dumps(event) + "\n")
         elif self.mode != "none":

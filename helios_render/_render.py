@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +24,7 @@ from ._executors.dask import DaskExecutor
 from ._executors.local import WarmWorkers
 from ._executors.worker import open_chunk_worker
 from ._inspect import preflight
+from ._model.job import ChunkResult
 from ._model.options import RenderOptions
 from ._model.plan import RenderPlan, plan_render
 from ._model.progress import ProgressAggregator, RenderProgress, WorkerProgress
@@ -63,6 +64,8 @@ class RenderResult:
     elapsed: float
     #: Frames taken from the job folder of an interrupted render instead of rendered again.
     frames_reused: int = 0
+    #: Frames whose image was the frame before's (static frames), reused without a capture.
+    frames_skipped: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -281,6 +284,7 @@ class RenderPool:
             workers=workers,
             elapsed=time.monotonic() - started,
             frames_reused=progress.frames_reused,
+            frames_skipped=progress.frames_skipped,
         )
 
 
@@ -345,7 +349,8 @@ async def prepare(
     if check_props:
         options = await check_render_props(options, env)
     if options.runs_preflight:
-        return plan_render(await preflight(options, env), env)
+        options, env = await preflight(options, env)
+        return plan_render(options, env)
     return plan_render(await resolve_page_timing(options, env), env)
 
 
@@ -364,7 +369,7 @@ async def run(
     progress.announce()
     send, receive = trio.open_memory_channel[WorkerProgress](math.inf)
     hooks = RunHooks(
-        on_result=job.record,
+        on_result=_counting_skipped(job.record, progress),
         report=lambda chunk, p: send.send_nowait(WorkerProgress(chunk, p)),
         on_retry=progress.count_retry,
         retries=plan.retries,
@@ -377,6 +382,18 @@ async def run(
         async with send:
             workers = await executor.run(job.pending_jobs(), hooks)
     return workers
+
+
+def _counting_skipped(
+    record: Callable[[ChunkResult], Awaitable[object]], progress: ProgressAggregator
+) -> Callable[[ChunkResult], Awaitable[None]]:
+    """``record``, counting each finished chunk's static frames in ``progress`` first."""
+
+    async def on_result(result: ChunkResult) -> None:
+        progress.count_skipped(result.frames_skipped)
+        await record(result)
+
+    return on_result
 
 
 async def render_still(options: RenderOptions, frame: int) -> Path:

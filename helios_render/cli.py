@@ -133,6 +133,9 @@ def _add_page_options(parser: argparse.ArgumentParser, *, output: bool = True) -
     parser.add_argument("--allow-missing-assets", action="store_true", default=_ABSENT,
                         help="render even when a script, stylesheet, font, image or media "
                         "fails to load (each failure is logged)")
+    parser.add_argument("--scale", type=float, default=_ABSENT, metavar="F",
+                        help="device scale factor, 1 to 4: the page lays out at --width x "
+                        "--height CSS pixels and the frames are F times larger (default 1)")
     parser.add_argument("--timezone", default=_ABSENT, metavar="ZONE",
                         help=f"IANA time zone the page sees, on every machine (default "
                         f"{d['timezone']})")
@@ -234,6 +237,10 @@ def build_parser() -> CommandLineParser:
     run.add_argument("--allow-mixed-versions", action="store_true", default=_ABSENT,
                      help="on a cluster, render even when workers have different Chromium or "
                      "FFmpeg versions")
+    run.add_argument("--no-skip-static", dest="skip_static", action="store_false",
+                     default=_ABSENT,
+                     help="capture every frame, even those that nothing on the page can have "
+                     "changed (by default their image is reused: the same frames, faster)")
     run.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "json", "none"),
                      help="progress display (default auto: a bar on a terminal)")
     preflight = run.add_mutually_exclusive_group()

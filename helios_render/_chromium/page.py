@@ -150,8 +150,18 @@ def runtime_source(config: PageConfig) -> str:
         "epoch": EPOCH_MS,
         "ignorePageErrors": config.ignore_page_errors,
         "allowMissingAssets": config.allow_missing_assets,
+        "skipStatic": config.skip_static,
     }
     return template.replace("__HELIOS_CONFIG__", json.dumps(settings))
+
+
+def _device_scale(config: PageConfig, begin_frame: bool) -> float:
+    """The ``deviceScaleFactor`` to emulate. A beginFrame screenshot is drawn at the scale the
+    browser was started with (``--force-device-scale-factor``, see the worker): emulating it
+    too would draw the page at the square of it and shrink it back; 0 leaves the browser's."""
+    if begin_frame and config.scale != 1:
+        return 0
+    return config.scale
 
 
 def inspect_source() -> str:
@@ -212,6 +222,10 @@ class Page:
         #: Captures that seeked their frame themselves, and armed seeks that fell back.
         self.armed_captures = 0
         self.armed_fallbacks = 0
+        #: Whether the last :meth:`seek` (with ``reuse``) found nothing changed since the
+        #: frame before: the caller reuses that frame's image instead of capturing.
+        self.unchanged = False
+        self._armed_frame_same = False
         #: ``(type, url)`` of every request the page made (only when ``config.inspect``).
         self.requests: list[tuple[str, str]] = []
 
@@ -281,7 +295,7 @@ class Page:
         return []
 
     async def seek(
-        self, frame: int, *, capture: bool = True, last: int | None = None
+        self, frame: int, *, capture: bool = True, last: int | None = None, reuse: bool = False
     ) -> list[MediaRecord]:
         """Show ``frame``: move the virtual clock to ``frame / fps`` and wait until ready.
 
@@ -294,6 +308,11 @@ class Page:
         inside their captures, and the seek of an armed frame sends nothing (its
         :meth:`capture` checks the runtime's report and falls back when it must).
 
+        ``reuse`` says that the caller holds the image of ``frame - 1`` and will reuse it when
+        the runtime finds nothing changed since that seek (a static frame, with
+        ``config.skip_static``): :attr:`unchanged` then says so, and such a frame is neither
+        painted nor armed (it needs no capture).
+
         Returns:
             What media the page plays audibly at this frame (empty when none), for the mix.
 
@@ -301,6 +320,7 @@ class Page:
             FrameTimeoutError: Not ready within ``config.timeout``; names what is still open.
             PageError: A callback of the composition threw.
         """
+        self.unchanged = False
         if self._armed is not None:
             if capture and frame == self._armed:
                 self._seeked_by_capture = frame
@@ -315,13 +335,18 @@ class Page:
         with trio.move_on_after(self.config.timeout) as scope:
             paint = "true" if capture and not self.begin_frame else "false"
             until = f", {last}" if arm else ""
+            if reuse and capture and self.config.skip_static:
+                until = f", {last if arm else 'null'}, true"
             media = await self.evaluate(
                 f"window.__helios.seek({frame}, {time_ms!r}, {paint}{until})"
             )
         if scope.cancelled_caught:
             raise await self._not_ready(frame)
         self.position = frame
-        if arm:
+        if isinstance(media, dict) and media.get("same") is True:
+            self.unchanged = True  # not armed either: the next frame is seeked on its own
+            media = media.get("media")
+        elif arm:
             self._armed, self._armed_last = frame + 1, last
         if not isinstance(media, list):
             return []
@@ -360,7 +385,9 @@ class Page:
                     self.frame_reports.receive_nowait()
 
     async def _frame_report(self, frame: int) -> bool:
-        """Whether the runtime reports that the capture just taken drew ``frame``."""
+        """Whether the runtime reports that the capture just taken drew ``frame`` (and, in
+        :attr:`_armed_frame_same`, whether it found it unchanged: it then stops arming)."""
+        self._armed_frame_same = False
         reports = self.frame_reports
         if reports is None:
             return False
@@ -374,6 +401,7 @@ class Page:
                 if shown < frame and report.get("again") is True:
                     return False  # the capture drew the frame before again: no seek ran
                 if shown == frame:
+                    self._armed_frame_same = report.get("same") is True
                     return report.get("ok") is True
         logger.debug("no report of armed frame %d within %g s", frame, FRAME_REPORT_GRACE)
         return False
@@ -424,6 +452,8 @@ class Page:
             self.position = armed
             last = self._armed_last
             self._armed = armed + 1 if last is not None and armed < last else None
+            if self._armed_frame_same:
+                self._armed = None  # the runtime stopped arming at an unchanged frame
             return image
         # The seek did not finish inside the capture (the frame had to wait, a callback threw,
         # no report came): drop the image, let the seek finish, and capture the frame again.
@@ -736,7 +766,7 @@ async def _run_page(browser: Browser, session: CdpSession, page: Page) -> AsyncI
                 {
                     "width": config.width,
                     "height": config.height,
-                    "deviceScaleFactor": 1,
+                    "deviceScaleFactor": _device_scale(config, page.begin_frame),
                     "mobile": False,
                 },
             )

@@ -226,17 +226,39 @@ def check_versions(facts: dict[str, dict[str, Any]], allow_mixed: bool) -> list[
             f"which would render different pixels ({listing}): install the same versions on "
             "every worker, or pass --allow-mixed-versions"
         )
+    if not allow_mixed:
+        check_fonts(facts, addresses)
     return addresses
 
 
+def check_fonts(facts: dict[str, dict[str, Any]], addresses: list[str]) -> None:
+    """Refuse workers that draw one of the composition's font families from other files.
+
+    Raises:
+        UsageError: Names the first such family and each worker's file.
+    """
+    first = facts[addresses[0]].get("fonts") or {}
+    for family in sorted(first):
+        files = {a: (facts[a].get("fonts") or {}).get(family) for a in addresses}
+        if len(set(files.values())) > 1:
+            listing = "; ".join(f"{a}: {files[a] or 'none'}" for a in addresses)
+            raise UsageError(
+                f"the cluster's workers draw the font family '{family}' from different files "
+                f"({listing}), which would render different pixels: install the same fonts on "
+                "every worker, or pass --allow-mixed-versions"
+            )
+
+
 def gather_facts(client: distributed.Client, browser: str | None, ffmpeg: str | None,
-                  begin_frame: bool = False) -> dict[str, dict[str, Any]]:
-    """Every worker's facts, each from a task pinned to it."""
+                  begin_frame: bool = False,
+                  fonts: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Every worker's facts, each from a task pinned to it (with ``fonts``, the file each of
+    those font families is drawn from)."""
     from ._dask_worker import worker_facts
 
     addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
     futures = [
-        client.submit(worker_facts, browser, ffmpeg, begin_frame, workers=[address],
+        client.submit(worker_facts, browser, ffmpeg, begin_frame, fonts, workers=[address],
                       allow_other_workers=False, pure=False, key=f"helios-facts-{uuid.uuid4().hex}")
         for address in addresses
     ]

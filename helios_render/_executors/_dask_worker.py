@@ -37,6 +37,7 @@ import distributed
 import trio
 
 from .._chromium.browser import browser_version, find_browser, probe_begin_frame
+from .._chromium.fonts import font_files
 from .._exceptions import HeliosError, RenderError, WorkerError
 from .._ffmpeg.ffmpeg import ffmpeg_version, find_ffmpeg
 from .._model.job import BundleSource, ChunkJob, ChunkResult, Report
@@ -300,11 +301,15 @@ def release_worker() -> int:
     return closed
 
 
-def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = False) -> dict[
-    str, Any
-]:
+def worker_facts(
+    browser: str | None,
+    ffmpeg: str | None,
+    begin_frame: bool = False,
+    fonts: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """What a client checks before it renders on this worker: helios-render's, Chromium's and
-    FFmpeg's versions (and with ``begin_frame``, whether the browser has beginFrame)."""
+    FFmpeg's versions (and with ``begin_frame``, whether the browser has beginFrame; with
+    ``fonts``, the file each of those font families is drawn from)."""
     from .._version import __version__
 
     facts: dict[str, Any] = {
@@ -328,6 +333,8 @@ def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = Fa
             facts["begin_frame"] = trio.run(probe_begin_frame, executable, facts["chromium"])
     except HeliosError as exc:
         facts["chromium_error"] = str(exc)
+    if fonts:
+        facts["fonts"] = font_files(fonts)
     try:
         found = find_ffmpeg(ffmpeg)
         facts["ffmpeg"] = ffmpeg_version(found)

@@ -189,7 +189,8 @@ class _ClusterRun:
         first = jobs[0]
         facts = await trio.to_thread.run_sync(
             gather_facts, client, first.browser if local else None,
-            first.ffmpeg if local else None, first.begin_frame, abandon_on_cancel=True,
+            first.ffmpeg if local else None, first.begin_frame, first.page.font_families,
+            abandon_on_cancel=True,
         )
         workers = check_versions(facts, self._executor._allow_mixed)
         lacking = [a for a in workers if first.begin_frame and not facts[a].get("begin_frame")]

@@ -223,15 +223,51 @@ class WorkerTimings(WorkerInstrument):
             self.settle.append(settle / 1000)
 
 
+@dataclass(slots=True)
+class HeldFrame:
+    """The image of the last frame a worker captured (or reused) on its page: the image a
+    static frame reuses. A frame may reuse it when it is the next frame on the same page, in
+    the same image format, and the page's runtime finds nothing changed since (see
+    :meth:`~helios_render._chromium.page.Page.seek`, ``reuse``)."""
+
+    page: object = None
+    frame: int = -1
+    settings: tuple[str, int] = ("", 0)
+    image: bytes = b""
+
+    def offers(self, page: Page, frame: int, settings: tuple[str, int]) -> bool:
+        """Whether ``frame`` of ``page`` could reuse the held image (if it is unchanged)."""
+        return (
+            self.page is page and self.frame == frame - 1 and page.position == frame - 1
+            and self.settings == settings and bool(self.image)
+        )
+
+    def keep(self, page: Page, frame: int, settings: tuple[str, int], image: bytes) -> None:
+        """Hold ``image`` as ``frame`` of ``page``."""
+        self.page, self.frame, self.settings, self.image = page, frame, settings, image
+
+
 def _session_key(job: ChunkJob) -> tuple[object, ...]:
     """Jobs with the same key can share a browser and a page."""
     return (job.source, job.page, job.begin_frame, job.browser, job.browser_args)
 
 
+def _scale_args(job: ChunkJob) -> tuple[str, ...]:
+    """Chromium flags for the page's device scale factor. The screenshot path follows
+    ``Emulation.setDeviceMetricsOverride`` alone; a beginFrame screenshot is taken at the
+    browser's own scale, so the browser is started at it."""
+    if job.page.scale == 1 or not job.begin_frame:
+        return ()
+    return (f"--force-device-scale-factor={job.page.scale!r}",)
+
+
 def _browser_key(job: ChunkJob) -> tuple[object, ...]:
     """Jobs with the same key can share a browser (each with a page of its own): other props,
     another composition, other page settings only need a new page."""
-    return (job.browser, job.begin_frame, job.browser_args, job.page.width, job.page.height)
+    return (
+        job.browser, job.begin_frame, job.browser_args, _scale_args(job), job.page.width,
+        job.page.height,
+    )
 
 
 class FinishingChunk:
@@ -259,6 +295,8 @@ class FinishingChunk:
         self.pad = True
         #: What the page played at this chunk's frames.
         self.media: tuple[MediaRecord, ...] = ()
+        #: Frames whose image was the frame before's, reused without a capture.
+        self.skipped = 0
         #: The encoder this chunk is a segment of, shared with its neighbours; ``None`` when
         #: the chunk has an encoder of its own (in :attr:`encoder`).
         self.segments: SegmentEncoder | None = None
@@ -290,7 +328,8 @@ class FinishingChunk:
         self._done = True
         self._report(job.index, 1.0)
         return ChunkResult(
-            index=job.index, frames=job.frames, path=self.output, media=self.media
+            index=job.index, frames=job.frames, path=self.output, media=self.media,
+            frames_skipped=self.skipped,
         )
 
     @property
@@ -357,6 +396,8 @@ class ChunkWorker:
         self.frame: int | None = None
         #: The encoder writing the current run of chunks as segments, until its last chunk.
         self._segments: SegmentEncoder | None = None
+        #: The last image sent to an encoder, for static frames to reuse.
+        self._held = HeldFrame()
 
     def holds_session_for(self, job: ChunkJob) -> bool:
         """Whether this worker's browser and page can render ``job`` without a new launch."""
@@ -465,7 +506,7 @@ class ChunkWorker:
                 width=job.page.width,
                 height=job.page.height,
                 begin_frame_control=job.begin_frame,
-                extra_args=job.browser_args,
+                extra_args=(*job.browser_args, *_scale_args(job)),
             )
         )
         self._browser_key = _browser_key(job)
@@ -634,15 +675,23 @@ class ChunkWorker:
                         await encoder.write(image)
 
             last = job.end - 1  # the frames of the chunk go in order: arm their seeks
+            held, shot = self._held, (settings.image_format, job.quality)
+            skip = job.page.skip_static
             async with task_nursery() as nursery:
                 nursery.start_soon(feed)
                 async with send:
                     for done, frame in enumerate(range(job.start, job.end), start=1):
                         self.frame = frame
                         instrument.before_seek()
-                        media += await page.seek(frame, last=last)
+                        reuse = skip and held.offers(page, frame, shot)
+                        media += await page.seek(frame, last=last, reuse=reuse)
                         instrument.after_seek()
-                        image = await page.capture(settings.image_format, job.quality)
+                        if reuse and page.unchanged:
+                            image = held.image  # a static frame: the frame before's image
+                            finishing.skipped += 1
+                        else:
+                            image = await page.capture(settings.image_format, job.quality)
+                        held.keep(page, frame, shot, image)
                         instrument.after_capture()
                         await send.send(image)
                         instrument.after_send()

@@ -176,11 +176,20 @@ class PageConfig:
     served_root: str | None = None
     #: Log subresources that fail to load, and media that fails to decode, instead of failing.
     allow_missing_assets: bool = False
+    #: Device scale factor: the page lays out at ``width`` x ``height`` CSS pixels and its
+    #: frames are ``scale`` times larger.
+    scale: float = 1.0
+    #: Whether the runtime reports frames that nothing can have changed since the frame before
+    #: (the worker then reuses that frame's image instead of capturing).
+    skip_static: bool = False
     #: The time zone and locale the page sees (CDP emulation), whatever the machine's.
     timezone: str = "UTC"
     locale: str = "en-US"
     #: Load the inspection hooks too (``helios-render inspect``, ``--preflight``; never a render).
     inspect: bool = False
+    #: The font families the composition's text asks for (not its web fonts), as the
+    #: preflight found them: a cluster checks that every worker draws them from the same files.
+    font_families: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,3 +318,5 @@ class ChunkResult:
     path: Path | None = None
     data: bytes | None = None
     media: tuple[MediaRecord, ...] = ()
+    #: Frames that reused the image of the frame before (static frames), not captured.
+    frames_skipped: int = 0

@@ -142,6 +142,12 @@ class RenderOptions:
             or a scheduler address ``tcp://HOST:PORT``; needs ``helios-render[dask]``.
         allow_mixed_versions: On a cluster, render even when workers have different Chromium
             or FFmpeg versions (their pixels may differ).
+        scale: Device scale factor, 1 to 4 (fractional allowed): the page lays out at
+            ``width`` x ``height`` CSS pixels and the frames are ``scale`` times larger
+            (supersampling: sharper text and vector art). ``width * scale`` and
+            ``height * scale`` must be whole numbers (even, except for GIF and PNG).
+        skip_static: Reuse the previous frame's image when nothing on the page can have
+            changed since it was captured (exact; ``False`` captures every frame).
         timezone: The IANA time zone the page sees (``Date``, ``Intl``), the same on every
             machine: ``UTC`` by default.
         locale: The locale the page sees (``toLocaleString``, ``Intl``, ``navigator.language``):
@@ -190,6 +196,8 @@ class RenderOptions:
     allow_missing_assets: bool = False
     cluster: str | None = None
     allow_mixed_versions: bool = False
+    scale: float | int | str | Fraction = 1
+    skip_static: bool = True
     timezone: str = DEFAULT_TIMEZONE
     locale: str = DEFAULT_LOCALE
     preflight: bool | None = None
@@ -293,6 +301,7 @@ class RenderOptions:
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         self._check_audio()
+        self._check_scale()
         if self.root is not None and not str(self.root).strip():
             fail("root is empty: give the folder to serve, or leave it out")
         if not isinstance(self.strict_props, bool):
@@ -337,6 +346,49 @@ class RenderOptions:
         if self.strict:
             return True
         return self.cluster is not None if self.preflight is None else self.preflight
+
+    def _check_scale(self) -> None:
+        """``scale`` within 1..4, and frames of whole (even where the codec needs it) pixels."""
+        exact = _exact_scale(self.scale)
+        if exact is None or not MIN_SCALE <= exact <= MAX_SCALE:
+            _fail(f"scale must be a number from {MIN_SCALE} to {MAX_SCALE}, got {self.scale!r}")
+        codec = codec_named(self.codec)
+        for name in ("width", "height"):
+            side = getattr(self, f"frame_{name}") * exact
+            if side.denominator != 1:
+                _fail(
+                    f"--scale {self.scale} makes the frame {float(side):g} pixels on its {name}: "
+                    f"choose a --{name} that it scales to whole pixels"
+                )
+            if side > MAX_SIDE:
+                _fail(f"--scale {self.scale} makes the frame {side} pixels on its {name}: "
+                      f"at most {MAX_SIDE}")
+            if side % 2 and codec is not None and not codec.copies_png:
+                _fail(
+                    f"--scale {self.scale} makes the frame {side} pixels on its {name}, odd: "
+                    f"{codec.name} needs even sides (chroma subsampling)"
+                )
+        if not isinstance(self.skip_static, bool):
+            _fail(f"skip_static must be True or False, got {self.skip_static!r}")
+
+    @property
+    def exact_scale(self) -> Fraction:
+        """``scale`` as an exact Fraction (``1.1`` is 11/10)."""
+        exact = _exact_scale(self.scale)
+        assert exact is not None
+        return exact
+
+    @property
+    def output_width(self) -> int:
+        """Width of the captured frames (and the output) in pixels: :attr:`frame_width`
+        (CSS pixels) times ``scale``."""
+        return int(self.frame_width * self.exact_scale)
+
+    @property
+    def output_height(self) -> int:
+        """Height of the captured frames (and the output) in pixels: :attr:`frame_height`
+        (CSS pixels) times ``scale``."""
+        return int(self.frame_height * self.exact_scale)
 
     def _check_audio(self) -> None:
         if self.audio is not None and not str(self.audio).strip():
@@ -528,6 +580,28 @@ def parse_duration_from_page(seconds: float) -> Fraction:
     """A page's duration (a float of seconds) as exact seconds, to the microsecond: 2.1 s
     is 21/10, not the binary float nearest to it."""
     return Fraction(seconds).limit_denominator(1_000_000)
+
+
+#: Device scale factors accepted by ``scale``.
+MIN_SCALE = 1
+MAX_SCALE = 4
+
+
+def _exact_scale(value: object) -> Fraction | None:
+    """``value`` as an exact Fraction (through its decimal text, so ``1.1`` is 11/10), or
+    ``None`` when it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not isinstance(value, int | float | str):
+        return None
+    try:
+        return Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _fail(message: str) -> NoReturn:

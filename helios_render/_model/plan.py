@@ -143,6 +143,8 @@ class Environment:
     ffprobe: Path | None = None
     #: ``--audio``, its file found (``None`` without one).
     soundtrack: Soundtrack | None = None
+    #: The font families the composition's text asks for, when the preflight ran (else none).
+    font_families: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,8 @@ def _digest(options: RenderOptions, env: Environment, chunk_frames: int) -> str:
         "ffmpeg": env.ffmpeg_version,
         "output_suffix": options.target_path.suffix.lower(),
     }
+    if options.exact_scale != 1:
+        settings["scale"] = str(options.exact_scale)
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -239,14 +243,17 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         ignore_page_errors=options.ignore_page_errors,
         transparent=options.transparent,
         allow_missing_assets=options.allow_missing_assets,
+        scale=float(options.exact_scale),
+        skip_static=options.skip_static,
         timezone=options.timezone,
         locale=options.locale,
+        font_families=env.font_families,
     )
     codec = options.codec_entry
     encoder = EncoderSettings(
         fps=options.exact_fps,
-        width=options.frame_width,
-        height=options.frame_height,
+        width=options.output_width,
+        height=options.output_height,
         codec=codec.name,
         crf=options.effective_crf,
         preset=options.effective_preset,
@@ -291,8 +298,8 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         retries=options.retries,
         digest=digest,
         resumable=env.source_digest is not None,
-        width=options.frame_width,
-        height=options.frame_height,
+        width=options.output_width,
+        height=options.output_height,
         ffmpeg=env.ffmpeg,
         ffprobe=env.ffprobe,
         audio=audio,

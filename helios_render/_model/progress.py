@@ -96,6 +96,9 @@ class RenderProgress:
             index; ``None`` where not known (every chunk of a local render).
         replaying: While workers replay the frames before their chunks, the fraction of those
             frames run so far (the slowest worker's); ``None`` when nobody replays.
+        frames_skipped: Frames of the finished chunks whose image was the frame before's
+            (static frames: nothing on the page could have changed), reused without a
+            capture; counted in ``frames_done`` too.
     """
 
     progress: float
@@ -110,6 +113,7 @@ class RenderProgress:
     frames_reused: int = 0
     machines: tuple[str | None, ...] = ()
     replaying: float | None = None
+    frames_skipped: int = 0
 
     @property
     def workers(self) -> tuple[float, ...]:
@@ -135,6 +139,7 @@ class RenderProgress:
             "frames_reused": self.frames_reused,
             "machines": list(self.machines),
             "replaying": None if self.replaying is None else round(self.replaying, 4),
+            "frames_skipped": self.frames_skipped,
         }
 
 
@@ -192,6 +197,8 @@ class ProgressAggregator:
         self._last_published: RenderProgress | None = None
         self.retries = 0
         self._machines: dict[int, str] = {}
+        #: Static frames of the finished chunks (see :meth:`count_skipped`).
+        self.frames_skipped = 0
 
     @property
     def progress(self) -> float:
@@ -246,6 +253,7 @@ class ProgressAggregator:
             frames_reused=self.frames_reused,
             machines=tuple(self._machines.get(i) for i in self._ids),
             replaying=min(self._replaying.values()) if self._replaying else None,
+            frames_skipped=self.frames_skipped,
         )
 
     def update(self, worker_id: int, p: float) -> RenderProgress | None:
@@ -307,6 +315,11 @@ class ProgressAggregator:
         publication)."""
         if worker_id in self._best:
             self._machines[worker_id] = machine
+
+    def count_skipped(self, frames: int) -> None:
+        """Add the static frames of a finished chunk (shown from the next publication)."""
+        if frames > 0:
+            self.frames_skipped += frames
 
     def count_retry(self) -> RenderProgress | None:
         """Record that a chunk is being retried on a fresh browser, and publish it."""

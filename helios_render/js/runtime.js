@@ -869,10 +869,10 @@
     plan.drawnAt = timestamp;
     const frame = currentFrame + 1;
     let reported = false;
-    const report = (ok) => {
+    const report = (ok, same = false) => {
       if (reported) return;
       reported = true;
-      reportFrame(JSON.stringify({ frame, ok }));
+      reportFrame(JSON.stringify(same ? { frame, ok, same } : { frame, ok }));
     };
     if (frame > plan.last || mediaStates.size > 0) { // media records go with a seek's answer
       armed = null;
@@ -891,9 +891,12 @@
       diverted = null;
       if (reported) return;
       armedSeek = null;
-      if (armed === plan && frame < plan.last) realRequestAnimationFrame(armedFrame);
+      // A frame the static-frame detector found unchanged ends the armed run: the frames
+      // after it are seeked on their own, so that an unchanged one needs no capture.
+      const same = frameUnchanged;
+      if (armed === plan && frame < plan.last && !same) realRequestAnimationFrame(armedFrame);
       else if (armed === plan) armed = null;
-      report(true);
+      report(true, same);
     }, () => {
       diverted = null;
       armed = null;
@@ -909,11 +912,22 @@
     return currentFrame;
   }
 
-  async function seek(frame, t, paint = false, last = null) {
+  // `reuse`: the renderer holds the image of the frame before and reuses it for this one
+  // when nothing changed (see "Static frames"): such a frame is neither painted nor armed,
+  // and its answer says so ({same: true, media}).
+  async function seek(frame, t, paint = false, last = null, reuse = false) {
     armed = null;
-    const shown = await seekNow(frame, t, paint);
-    if (last !== null) arm(frame, last);
-    return shown;
+    frameUnchanged = false;
+    reuseOffered = reuse === true;
+    let shown;
+    try {
+      shown = await seekNow(frame, t, paint);
+    } finally {
+      reuseOffered = false;
+    }
+    const same = reuse === true && frameUnchanged;
+    if (last !== null && !same) arm(frame, last);
+    return same ? { same: true, media: shown } : shown;
   }
 
   async function seekNow(frame, t, paint) {
@@ -940,7 +954,7 @@
     seekSvgTimelines(t);
     if (profile) profile.push(realNow() - started, 0);
     if (errors.length > 0) throw errors[0];
-    if (paint) await painted();
+    await paintUnlessUnchanged(t, paint);
     return mediaRecords(t); // null when nothing is heard: the common case stays cheap
   }
 
@@ -978,7 +992,7 @@
     seekSvgTimelines(t);
     await seekAnimatedImages(t);
     if (errors.length > 0) throw errors[0];
-    if (paint) await painted();
+    await paintUnlessUnchanged(t, paint);
     return mediaRecords(t);
   }
 
@@ -1031,6 +1045,331 @@
     if (document.fonts && document.fonts.status !== "loaded") labels.push("fonts");
     for (const child of sameOriginChildren()) labels.push(...child.pending());
     return labels;
+  }
+
+  // ---- Static frames: whether anything on screen can have changed since the last seek -------
+  // With config.skipStatic, every seek ends with a verdict (`frameUnchanged`): true when
+  // nothing the runtime controls or watches can have changed the picture since the seek
+  // before, so the renderer may reuse that frame's image instead of capturing (see
+  // docs/architecture.md, "Static frames"). When in doubt the verdict is "changed". It is
+  // "changed" when, since the last verdict:
+  // * a timer, an animation-frame callback or a message task of the page ran;
+  // * the DOM changed (a MutationObserver on the document and every known shadow root), an
+  //   element or font finished loading, a stylesheet, selection, form control, scroll
+  //   position, focus, canvas (2D, WebGL, WebGPU), animation or keyframe effect was changed
+  //   through its API;
+  // * an animation (CSS animation or transition, WAAPI) appeared, went away, is not held by
+  //   the runtime, runs on another timeline, or its output moved: its effect's computed
+  //   progress (after easing, so a steps() hold does not move) or iteration changed. An
+  //   animation in its delay, or filling after its end, does not move;
+  // and always while the page has what plays on its own: a <video>, an <audio controls>,
+  // SMIL animations, an iframe, a plugin or <marquee>, an image that may animate and could
+  // not be decoded into stills, an image or font still loading, a focused text field (its
+  // caret blinks), a canvas handed to a worker, a Helios-core seek hook, or a setter on
+  // window.__HELIOS_VIRTUAL_TIME__.
+  let frameUnchanged = false; // the verdict of the last seek
+  let reuseOffered = false; // the renderer holds the previous frame's image (see seek)
+  let pageChanged = true; // something changed since the last verdict (nothing seen yet)
+  let playsOnItsOwn = false; // a canvas went to a worker: frames may change at any time
+  function noteChange() { pageChanged = true; }
+  const staticWatch = config.skipStatic ? watchForChanges() : null;
+
+  function watchForChanges() {
+    const markingCall = (fn) => function (...args) { pageChanged = true; return fn.apply(this, args); };
+    const hookMethods = (proto, names) => {
+      if (!proto) return;
+      for (const name of names) {
+        const found = Object.getOwnPropertyDescriptor(proto, name);
+        if (!found || typeof found.value !== "function") continue;
+        Object.defineProperty(proto, name, { ...found, value: markingCall(found.value) });
+      }
+    };
+    const hookSetters = (proto, names) => {
+      if (!proto) return;
+      for (const name of names) {
+        const found = Object.getOwnPropertyDescriptor(proto, name);
+        if (!found || typeof found.set !== "function") continue;
+        const set = found.set;
+        Object.defineProperty(proto, name, { ...found, set(value) { pageChanged = true; set.call(this, value); } });
+      }
+    };
+    // The page's callbacks: timers, animation frames, message tasks.
+    const runs = (fn) => (typeof fn === "function" ? markingCall(fn) : fn);
+    for (const name of ["setTimeout", "setInterval"]) {
+      const schedule = window[name];
+      window[name] = function (fn, delay, ...args) {
+        if (typeof fn !== "function") {
+          const code = String(fn);
+          fn = () => (0, eval)(code);
+        }
+        return schedule(runs(fn), delay, ...args);
+      };
+    }
+    const requestFrame = window.requestAnimationFrame;
+    window.requestAnimationFrame = (callback) => requestFrame(runs(callback));
+    const Channel = window.MessageChannel;
+    if (Channel) {
+      const listen = EventTarget.prototype.addEventListener;
+      const WatchedChannel = function MessageChannel() {
+        if (!new.target) throw new TypeError("Failed to construct 'MessageChannel': Please use the 'new' operator");
+        const channel = Reflect.construct(Channel, [], new.target);
+        listen.call(channel.port1, "message", noteChange);
+        listen.call(channel.port2, "message", noteChange);
+        return channel;
+      };
+      WatchedChannel.prototype = Channel.prototype;
+      window.MessageChannel = WatchedChannel;
+    }
+    window.addEventListener("message", noteChange, true);
+    // Loads, fonts, scrolling.
+    document.addEventListener("load", noteChange, true);
+    document.addEventListener("error", noteChange, true);
+    document.addEventListener("scroll", noteChange, true);
+    if (document.fonts) {
+      document.fonts.addEventListener("loadingdone", noteChange);
+      document.fonts.addEventListener("loadingerror", noteChange);
+    }
+    hookMethods(window.FontFaceSet && FontFaceSet.prototype, ["add", "delete", "clear"]);
+    // Stylesheets, selection, highlights, form controls, scrolling, focus, popovers.
+    for (const proto of [window.CSSStyleSheet && CSSStyleSheet.prototype, window.CSSGroupingRule && CSSGroupingRule.prototype]) {
+      hookMethods(proto, ["insertRule", "deleteRule", "addRule", "removeRule", "replace", "replaceSync"]);
+    }
+    hookMethods(CSSStyleDeclaration.prototype, ["setProperty", "removeProperty"]);
+    hookSetters(CSSStyleDeclaration.prototype, ["cssText"]);
+    hookSetters(window.CSSStyleRule && CSSStyleRule.prototype, ["selectorText"]);
+    hookMethods(window.CSSKeyframesRule && CSSKeyframesRule.prototype, ["appendRule", "deleteRule"]);
+    hookSetters(window.CSSKeyframesRule && CSSKeyframesRule.prototype, ["name"]);
+    hookSetters(window.CSSKeyframeRule && CSSKeyframeRule.prototype, ["keyText"]);
+    hookMethods(window.MediaList && MediaList.prototype, ["appendMedium", "deleteMedium"]);
+    hookSetters(window.MediaList && MediaList.prototype, ["mediaText"]);
+    hookSetters(window.StyleSheet && StyleSheet.prototype, ["disabled"]);
+    hookSetters(Document.prototype, ["adoptedStyleSheets"]);
+    hookSetters(window.ShadowRoot && ShadowRoot.prototype, ["adoptedStyleSheets"]);
+    if (window.CSS && typeof CSS.registerProperty === "function") CSS.registerProperty = markingCall(CSS.registerProperty);
+    hookMethods(window.Selection && Selection.prototype, [
+      "addRange", "removeRange", "removeAllRanges", "empty", "collapse", "setPosition", "collapseToStart",
+      "collapseToEnd", "extend", "selectAllChildren", "setBaseAndExtent", "modify", "deleteFromDocument"]);
+    hookMethods(window.HighlightRegistry && HighlightRegistry.prototype, ["set", "delete", "clear"]);
+    hookMethods(window.Highlight && Highlight.prototype, ["add", "delete", "clear"]);
+    hookMethods(Document.prototype, ["execCommand", "startViewTransition"]);
+    for (const proto of [HTMLInputElement.prototype, HTMLTextAreaElement.prototype]) {
+      hookSetters(proto, ["value", "checked", "indeterminate", "valueAsNumber", "valueAsDate", "selectionStart", "selectionEnd", "selectionDirection"]);
+      hookMethods(proto, ["setRangeText", "setSelectionRange", "select", "stepUp", "stepDown"]);
+    }
+    hookSetters(HTMLSelectElement.prototype, ["value", "selectedIndex"]);
+    hookSetters(HTMLOptionElement.prototype, ["selected"]);
+    hookSetters(Element.prototype, ["scrollTop", "scrollLeft"]);
+    hookMethods(Element.prototype, ["scroll", "scrollTo", "scrollBy", "scrollIntoView", "showPopover", "hidePopover", "togglePopover"]);
+    for (const name of ["scroll", "scrollTo", "scrollBy"]) if (typeof window[name] === "function") window[name] = markingCall(window[name]);
+    hookMethods(HTMLElement.prototype, ["focus", "blur"]);
+    hookMethods(window.SVGElement && SVGElement.prototype, ["focus", "blur"]);
+    hookMethods(window.HTMLDialogElement && HTMLDialogElement.prototype, ["show", "showModal", "close"]);
+    // Drawing: every call that draws or clears, on every kind of canvas context.
+    const drawing = (proto) => proto ? Object.getOwnPropertyNames(proto).filter((name) => {
+      if (name === "constructor" || /^(get|is|create|measure|check)/.test(name)) return false;
+      const found = Object.getOwnPropertyDescriptor(proto, name);
+      return found && typeof found.value === "function";
+    }) : [];
+    for (const Context of [window.CanvasRenderingContext2D, window.OffscreenCanvasRenderingContext2D]) {
+      if (Context) hookMethods(Context.prototype, drawing(Context.prototype));
+    }
+    for (const Context of [window.WebGLRenderingContext, window.WebGL2RenderingContext]) {
+      if (Context) hookMethods(Context.prototype, ["drawArrays", "drawElements", "drawArraysInstanced", "drawElementsInstanced", "drawRangeElements", "drawBuffers", "clear", "clearBufferfv", "clearBufferiv", "clearBufferuiv", "clearBufferfi", "blitFramebuffer"]);
+    }
+    hookMethods(window.ImageBitmapRenderingContext && ImageBitmapRenderingContext.prototype, ["transferFromImageBitmap"]);
+    hookMethods(window.GPUQueue && GPUQueue.prototype, ["submit", "copyExternalImageToTexture", "writeTexture"]);
+    const handOver = HTMLCanvasElement.prototype.transferControlToOffscreen;
+    if (handOver) {
+      HTMLCanvasElement.prototype.transferControlToOffscreen = function transferControlToOffscreen() {
+        playsOnItsOwn = true;
+        return handOver.call(this);
+      };
+    }
+    // Animations changed by the page through their API (the runtime itself only pauses them
+    // and sets their current time, which the verdict compares by their output).
+    hookMethods(Animation.prototype, ["play", "cancel", "finish", "reverse", "updatePlaybackRate", "persist", "commitStyles"]);
+    hookSetters(Animation.prototype, ["playbackRate", "startTime", "effect", "timeline"]);
+    hookMethods(window.AnimationEffect && AnimationEffect.prototype, ["updateTiming"]);
+    hookMethods(window.KeyframeEffect && KeyframeEffect.prototype, ["setKeyframes"]);
+    hookSetters(window.KeyframeEffect && KeyframeEffect.prototype, ["target", "pseudoElement", "composite", "iterationComposite"]);
+    // The DOM, in the document and in every shadow root the runtime knows of.
+    const observer = new MutationObserver(noteChange);
+    const options = { subtree: true, childList: true, attributes: true, characterData: true };
+    observer.observe(document, options);
+    const observed = new WeakSet();
+    return {
+      /** Whether the DOM changed (and watch shadow roots found since). */
+      takeMutations() {
+        for (const root of shadowRoots) {
+          if (observed.has(root)) continue;
+          observed.add(root);
+          observer.observe(root, options);
+        }
+        return observer.takeRecords().length > 0;
+      },
+      animations: new Map(), // Animation -> its output at the last verdict
+      keyframes: new WeakMap(), // effect -> keyframeSteps(), until the page changes anything
+      smilChecked: new WeakMap(), // outermost <svg> -> whether it holds SMIL animations
+      marquees: document.getElementsByTagName("marquee"),
+      objects: document.getElementsByTagName("object"),
+    };
+  }
+
+  /** Whether an animation's output (or its being there) changed since the last verdict. */
+  function animationsMoved() {
+    const known = staticWatch.animations;
+    let moved = false;
+    let kept = 0;
+    const outputs = new Map();
+    for (const animation of tracked.keys()) {
+      let output;
+      try {
+        output = animationOutput(animation);
+      } catch (error) {
+        output = NaN;
+      }
+      outputs.set(animation, output);
+      if (!known.has(animation)) {
+        moved = true;
+        continue;
+      }
+      kept++;
+      if (!(known.get(animation) === output)) moved = true; // NaN: never equal
+    }
+    if (kept !== known.size) moved = true; // one went away
+    staticWatch.animations = outputs;
+    return moved;
+  }
+  /** A value that is the same at two times only if the animation shows the same there: its
+   * state, the effect's progress after the effect's easing, and its iteration; within a
+   * steps() interval of keyframes, the step instead of the progress. NaN when it moves on
+   * its own (not held by the runtime, or on a scroll or view timeline). */
+  function animationOutput(animation) {
+    const timeline = animation.timeline;
+    if (animation.playState === "running") return NaN;
+    if (timeline && RealDocumentTimeline && !(timeline instanceof RealDocumentTimeline)) return NaN;
+    const effect = animation.effect;
+    if (!effect) return animation.playState;
+    const timing = effect.getComputedTiming();
+    if (timing.progress === null) return `${animation.playState}:-`;
+    const step = keyframeStep(effect, timing.progress);
+    return `${animation.playState}:${step === null ? timing.progress : step}:${timing.currentIteration}`;
+  }
+  // steps(n[, position]), step-start, step-end: the number of steps; 0 for any other easing.
+  function stepCount(easing) {
+    if (easing === "step-start" || easing === "step-end") return 1;
+    const match = /^steps\(\s*(\d+)/.exec(easing || "");
+    return match ? Number(match[1]) : 0;
+  }
+  const KEYFRAME_FIELDS = new Set(["offset", "computedOffset", "easing", "composite"]);
+  // An effect's keyframes reduced to what keyframeStep needs, or null when steps cannot be
+  // told apart safely (a keyframe with properties of its own: per-property intervals).
+  function keyframeSteps(effect) {
+    const cache = staticWatch.keyframes;
+    if (cache.has(effect)) return cache.get(effect);
+    let found = null;
+    if (typeof effect.getKeyframes === "function") {
+      const frames = effect.getKeyframes();
+      const names = (frame) => Object.keys(frame).filter((key) => !KEYFRAME_FIELDS.has(key)).sort().join(",");
+      const first = frames.length > 1 ? names(frames[0]) : null;
+      if (first !== null && frames.every((frame) => names(frame) === first)) {
+        found = frames.map((frame) => ({ offset: frame.computedOffset, steps: stepCount(frame.easing) }));
+      }
+    }
+    cache.set(effect, found);
+    return found;
+  }
+  // Within an interval of keyframes whose easing is steps(n): which step shows (the same
+  // through a hold); null elsewhere, or within a millionth of a step's edge.
+  function keyframeStep(effect, progress) {
+    const frames = keyframeSteps(effect);
+    if (!frames || !(progress >= 0 && progress <= 1)) return null;
+    let index = -1;
+    for (let i = 0; i < frames.length; i++) if (frames[i].offset <= progress) index = i;
+    if (index < 0 || index >= frames.length - 1) return null;
+    const { offset, steps } = frames[index];
+    const span = frames[index + 1].offset - offset;
+    if (!(steps > 0) || !(span > 0)) return null;
+    const position = ((progress - offset) / span) * steps;
+    if (Math.abs(position - Math.round(position)) < 1e-6) return null;
+    return `s${index}.${Math.floor(position)}`;
+  }
+
+  const SMIL = "animate, set, animateTransform, animateMotion, animateColor, discard";
+  /** Whether something on the page plays on its own clock, or may still change by itself. */
+  function changesOnItsOwn(mutated) {
+    if (playsOnItsOwn || videos.length > 0 || window.frames.length > 0) return true;
+    if (staticWatch.marquees.length > 0 || staticWatch.objects.length > 0 || document.embeds.length > 0) return true;
+    for (const audio of audios) if (audio.controls) return true;
+    const helios = window.helios;
+    if (helios && typeof helios.seek === "function") return true;
+    const hook = Object.getOwnPropertyDescriptor(window, "__HELIOS_VIRTUAL_TIME__");
+    if (hook && hook.set) return true;
+    if (document.fonts && document.fonts.status !== "loaded") return true;
+    const active = document.activeElement;
+    if (active && (active.isContentEditable || active.localName === "input" || active.localName === "textarea")) return true;
+    for (const svg of svgTimelines.keys()) {
+      if (!svg.isConnected) continue;
+      let smil = mutated ? undefined : staticWatch.smilChecked.get(svg);
+      if (smil === undefined) {
+        smil = svg.querySelector(SMIL) !== null;
+        staticWatch.smilChecked.set(svg, smil);
+      }
+      if (smil) return true;
+    }
+    for (const image of document.images) if (!image.complete) return true;
+    for (const [image, known] of animatedImgs) {
+      if (image.isConnected && mayAnimateUnseen(known.url)) return true;
+    }
+    for (const [element, known] of animatedBackgrounds) {
+      if (!element.isConnected) continue;
+      for (const url of known.urls) if (mayAnimateUnseen(url)) return true;
+    }
+    return false;
+  }
+  /** Whether an image may animate on the browser's clock: not decoded into stills yet, or
+   * not decodable here (cross-origin) and not of a kind that never animates, or an SVG image
+   * with SMIL or CSS animations of its own. (A decoded animation shows the runtime's stills:
+   * changing one is a DOM change.) */
+  function mayAnimateUnseen(url) {
+    if (!settledAnimations.has(url)) return true;
+    if (settledAnimations.get(url)) return false;
+    if (/\.(jpe?g|bmp|ico)(?:[?#]|$)/i.test(url) || /^data:image\/(jpeg|bmp)/i.test(url)) return false;
+    if (/\.svg(?:[?#]|$)/i.test(url) || /^data:image\/svg/i.test(url)) return svgAnimates(url);
+    if (typeof ImageDecoder === "undefined") return true;
+    if (url.startsWith("data:") || url.startsWith("blob:")) return false;
+    try {
+      return new URL(url, location.href).origin !== location.origin;
+    } catch (error) {
+      return true;
+    }
+  }
+  const svgImages = new Map(); // SVG image URL -> whether it animates (undefined: not known yet)
+  function svgAnimates(url) {
+    if (svgImages.has(url)) return svgImages.get(url) !== false;
+    svgImages.set(url, undefined);
+    realFetch(url).then((response) => (response.ok ? response.text() : null)).then((text) => {
+      svgImages.set(url, text === null || /<(animate|set|animateTransform|animateMotion|animateColor)\b|@keyframes|animation|transition/i.test(text));
+    }, () => svgImages.set(url, true));
+    return true;
+  }
+
+  /** The verdict of this seek (see above); resets what was noted. Called once per seek. */
+  function judgeFrame() {
+    if (staticWatch === null) return false;
+    let changed = pageChanged;
+    pageChanged = false;
+    const mutated = staticWatch.takeMutations();
+    if (changed || mutated) staticWatch.keyframes = new WeakMap(); // keyframes may have changed
+    if (animationsMoved() || mutated) changed = true;
+    if (!changed && changesOnItsOwn(mutated)) changed = true;
+    return !changed;
+  }
+  // Every seek ends here, before the screenshot path's wait for a painted frame: a frame
+  // that the renderer reuses (unchanged, and it holds the one before) is not painted.
+  async function paintUnlessUnchanged(t, paint) {
+    frameUnchanged = judgeFrame();
+    if (paint && !(frameUnchanged && reuseOffered)) await painted();
   }
 
   // ---- Length: where the page's finite animations end (issue 22) ---------------------------

@@ -5,9 +5,12 @@ tests/integration/test_cli.py and test_hostile.py.)"""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+
+from helios_render.cli import _options_from, build_parser
 
 from ..cli_sandbox import Sandbox, assert_one_error_line, open_sandbox
 from ..conftest import COMPOSITIONS
@@ -50,3 +53,16 @@ def test_a_misspelt_command_gets_a_close_match(sandbox: Sandbox) -> None:
     run = sandbox.run("rendr", "a.html", "out.mp4")
     assert_one_error_line(run, 2, "invalid choice: 'rendr'", "did you mean render?")
     sandbox.check_left_as_found()
+
+
+def test_scale_and_no_skip_static_reach_the_options() -> None:
+    args = build_parser().parse_args(
+        ["render", "a.html", "o.mp4", "--frames", "3", "--scale", "1.5", "--no-skip-static"]
+    )
+    options = _options_from(args)
+    assert (options.exact_scale, options.skip_static) == (Fraction(3, 2), False)
+    still = _options_from(build_parser().parse_args(
+        ["still", "a.html", "o.png", "--frame", "2", "--scale", "2"]))
+    assert still.output_width == 2 * still.frame_width
+    assert _options_from(build_parser().parse_args(
+        ["render", "a.html", "o.mp4", "--frames", "3"])).skip_static

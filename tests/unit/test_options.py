@@ -86,3 +86,22 @@ def test_cluster_specs_are_parsed_or_refused_with_a_clear_message() -> None:
             parse_cluster(bad)
     with pytest.raises(OptionsError, match="local:N"):
         make_options(cluster="local:")
+
+
+def test_scale_is_1_to_4_and_makes_whole_even_frames() -> None:
+    assert make_options(scale=2).output_width == 640
+    assert make_options(scale="1.5").output_height == 270
+    assert make_options(scale=1.1, width=1000, height=500).exact_scale == Fraction(11, 10)
+    assert (make_options(scale=Fraction(4, 3), width=960, height=540).output_width) == 1280
+    for bad in (0.5, 4.5, 0, -1, float("nan"), float("inf"), "x", True, None):
+        with pytest.raises(OptionsError, match="scale must be a number from 1 to 4"):
+            make_options(scale=bad)
+    with pytest.raises(OptionsError, match=r"--scale 1.3 makes the frame 429 pixels.*odd"):
+        make_options(scale=1.3, width=330)
+    with pytest.raises(OptionsError, match=r"whole pixels"):
+        make_options(scale=1.25, width=322)
+    assert make_options(scale=1.3, width=330, codec="png", output="f/").output_width == 429
+    with pytest.raises(OptionsError, match="at most 7680"):
+        make_options(scale=4, width=2000, height=1000)
+    with pytest.raises(OptionsError, match="skip_static must be True or False"):
+        make_options(skip_static="no")

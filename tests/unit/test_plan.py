@@ -173,3 +173,26 @@ def test_each_encoder_gets_its_share_of_the_cpus() -> None:
     assert encoder_threads(3, 16) == 5
     assert encoder_threads(8, 2) == 1  # more workers than CPUs: still one thread each
     assert encoder_threads(1, 1) == 1
+
+
+def test_the_preflight_s_font_families_reach_every_job() -> None:
+    from dataclasses import replace
+
+    plan = plan_render(_options(), replace(ENV, font_families=("Inter", "serif")))
+    assert {job.page.font_families for job in plan.jobs} == {("Inter", "serif")}
+    assert plan.digest == plan_render(_options(), ENV).digest
+
+
+def test_scale_enlarges_the_frames_and_is_in_the_digest_skip_static_is_not() -> None:
+    scaled = plan_render(_options(scale=1.5, width=320, height=180), ENV)
+    plain = plan_render(_options(width=320, height=180), ENV)
+    assert scaled.digest != plain.digest
+    assert (scaled.width, scaled.height) == (480, 270)
+    job = scaled.jobs[0]
+    assert (job.encoder.width, job.encoder.height) == (480, 270)
+    assert (job.page.width, job.page.height, job.page.scale) == (320, 180, 1.5)
+    assert plan_render(_options(scale=1), ENV).digest == plan_render(_options(), ENV).digest
+    unskipped = plan_render(_options(skip_static=False), ENV)
+    assert unskipped.digest == plan_render(_options(), ENV).digest
+    assert plan_render(_options(), ENV).jobs[0].page.skip_static
+    assert not unskipped.jobs[0].page.skip_static

@@ -207,3 +207,15 @@ def test_progress_says_which_machine_renders_which_chunk() -> None:
     assert state.machines == (None, "tcp://10.0.0.5:4000", None)
     assert state.as_json()["machines"] == [None, "tcp://10.0.0.5:4000", None]
     assert {"progress", "workers", "retries", "frames_reused"} <= set(state.as_json())
+
+
+def test_static_frames_of_finished_chunks_are_counted_in_every_publication() -> None:
+    published: list[RenderProgress] = []
+    aggregator = ProgressAggregator([10, 10], published.append, min_interval=0.0)
+    aggregator.update(0, 0.5)
+    aggregator.count_skipped(4)
+    aggregator.count_skipped(0)
+    aggregator.update(0, 1.0)
+    assert published[-1].frames_skipped == 4
+    assert published[-1].as_json()["frames_skipped"] == 4
+    assert published[0].frames_skipped == 0
