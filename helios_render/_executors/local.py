@@ -30,7 +30,7 @@ from .._model.plan import encoder_threads
 from .._nursery import task_nursery
 from .._tempdirs import make_private_dir
 from ._base import RunHooks, Supervision
-from .worker import open_chunk_worker
+from .worker import ChunkWorker, open_chunk_worker
 
 __all__ = [
     "ChunkRunner",
@@ -334,7 +334,9 @@ class WarmWorkers:
         return self._queue.popleft()
 
     async def _serve(self, slot: _Slot, first: _Item) -> None:
-        """A worker's life: its first item, then queued items until the workers are closed."""
+        """A worker's life: its first item, then queued items until the workers are closed
+        (its browser closed politely), or until it is cancelled (its browser stopped at
+        once)."""
         item: _Item | None = first
         try:
             while item is not None:
@@ -344,8 +346,10 @@ class WarmWorkers:
                     item = await self._next_item()
                 finally:
                     self._idle -= 1
-        finally:
-            await slot.aclose()
+        except BaseException:
+            await slot.aclose(abort=True)
+            raise
+        await slot.aclose(abort=False)
 
 
 class _Slot:
@@ -369,20 +373,28 @@ class _Slot:
                 self.launched += 1  # a worker that launches its browser as it opens
         return self.worker
 
-    async def discard(self) -> None:
+    async def discard(self, *, abort: bool = True) -> None:
         """Close the worker (its browser stopped and reaped); the next item opens a new one.
-        Errors of its resources (a page that crashed surfaces when its watcher is closed)
-        are logged: every chunk it rendered is already recorded or failed."""
-        held, self._held, self.worker = self._held, None, None
-        if held is not None:
+        ``abort`` (after a failure, or when cancelled) stops the browser at once; otherwise
+        it is closed politely. Errors of its resources (a page that crashed surfaces when its
+        watcher is closed) are logged: every chunk it rendered is already recorded or
+        failed."""
+        held, worker = self._held, self.worker
+        self._held = self.worker = None
+        if held is None:
+            return
+        try:
             try:
+                if abort and isinstance(worker, ChunkWorker):
+                    await worker.aclose(abort=True)
+            finally:
                 await held.aclose()
-            except Exception as exc:
-                logger.debug("worker %d failed as it closed: %r", self.index, exc)
+        except Exception as exc:
+            logger.debug("worker %d failed as it closed: %r", self.index, exc)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, abort: bool) -> None:
         with trio.CancelScope(shield=True):
-            await self.discard()
+            await self.discard(abort=abort)
 
     async def render(self, item: _Item) -> None:
         """Render one item (a run of consecutive chunks of one render), retrying as its

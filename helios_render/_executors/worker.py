@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from .._chromium.browser import Browser, find_browser, launch_browser
+from .._chromium.browser import ABORT_GRACE, Browser, find_browser, launch_browser
 from .._chromium.inspection import PageReport, read_page_report
 from .._chromium.page import Page, open_page
 from .._exceptions import WorkerError
@@ -434,10 +434,20 @@ class ChunkWorker:
         if stack is not None:
             await stack.aclose()
 
-    async def aclose(self) -> None:
-        """Close the page, the browser and the server (idempotent)."""
+    async def aclose(self, *, abort: bool = False) -> None:
+        """Close the page, the browser and the server (idempotent).
+
+        Args:
+            abort: The worker is failing or being cancelled: the browser is stopped at once
+                (no polite ``Browser.close``, the short grace), as when an error leaves it.
+        """
         stack, self._stack = self._stack, None
+        browser = self._browser
         try:
+            if abort and browser is not None:
+                # Stopped first: the polite close that follows finds it gone at once.
+                with trio.CancelScope(shield=True):
+                    await browser.process.terminate(ABORT_GRACE)
             await self._close_segments()
             await self._close_page()
         finally:

@@ -208,15 +208,19 @@ def test_fail_fast_stops_every_browser_at_the_first_failure(tmp_path: Path) -> N
     )
     assert process.stdout is not None
     failed_at = None
-    for line in process.stdout:
-        event = json.loads(line)
-        if event["event"] == "row-error":
-            failed_at = event
-            break
-    assert failed_at is not None and failed_at["row"] == 2
-    # Every browser and encoder of the batch is gone within 2 s of the first failure.
-    assert not wait_no_processes(timeout=2.0, owner=process.pid)
-    rest, _ = process.communicate(timeout=60)
+    try:
+        for line in process.stdout:
+            event = json.loads(line)
+            if event["event"] == "row-error":
+                failed_at = event
+                break
+        assert failed_at is not None and failed_at["row"] == 2
+        # Every browser and encoder of the batch is gone within 2 s of the first failure.
+        assert not wait_no_processes(timeout=2.0, owner=process.pid)
+    finally:
+        if process.poll() is None and failed_at is None:
+            process.kill()
+        rest, _ = process.communicate(timeout=60)
     assert process.returncode == 1
     final = events_of(rest)[-1]
     assert final["event"] == "error" and "this row asked to fail" in final["message"]
