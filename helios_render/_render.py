@@ -255,7 +255,7 @@ class RenderPool:
             executor = self._executor
             spec = self._cluster or options.cluster
             if executor is None and spec is not None:
-                executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
+                executor = DaskExecutor.from_options(spec, options)
             if plan is None:
                 plan = await prepare(options, memo=self._facts)
             job = open_job_folder(plan, options.resume)
