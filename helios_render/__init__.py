@@ -7,7 +7,9 @@ concurrent workers under one nursery.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._exceptions import AssetError as AssetError
 from ._exceptions import BrowserError as BrowserError
+from ._exceptions import CaptureStalledError as CaptureStalledError
 from ._exceptions import CdpCommandError as CdpCommandError
 from ._exceptions import CdpConnectionClosed as CdpConnectionClosed
 from ._exceptions import CdpError as CdpError
@@ -38,6 +40,9 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
     from ._batch import render_batch_sync as render_batch_sync
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
+    from ._preview import Preview as Preview
+    from ._preview import open_preview as open_preview
+    from ._preview import preview_sync as preview_sync
     from ._props import validate_props as validate_props
     from ._render import PoolStatistics as PoolStatistics
     from ._render import RenderPool as RenderPool
@@ -61,6 +66,9 @@ _LAZY = {
     "RenderPool": "._render",
     "RenderResult": "._render",
     "open_pool": "._render",
+    "Preview": "._preview",
+    "open_preview": "._preview",
+    "preview_sync": "._preview",
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
@@ -81,9 +89,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "AssetError",
     "BatchError",
     "BatchResult",
     "BrowserError",
+    "CaptureStalledError",
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
@@ -97,6 +107,7 @@ __all__ = [
     "PageError",
     "PoolStatistics",
     "PreflightError",
+    "Preview",
     "ProgressAggregator",
     "PropsError",
     "RenderError",
@@ -111,6 +122,8 @@ __all__ = [
     "WorkerError",
     "WorkerProgress",
     "open_pool",
+    "open_preview",
+    "preview_sync",
     "render",
     "render_batch",
     "render_batch_sync",
