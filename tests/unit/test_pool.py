@@ -46,6 +46,11 @@ class Machine:
     pages_open: int = 0
     running: set[tuple[int, int]] = field(default_factory=set)
     crashed: set[tuple[int, int]] = field(default_factory=set)
+    #: Set when a chunk of the row starts rendering.
+    row_started: dict[int, trio.Event] = field(default_factory=dict)
+
+    def started(self, row: int) -> trio.Event:
+        return self.row_started.setdefault(row, trio.Event())
 
 
 @dataclass
@@ -87,6 +92,7 @@ class FakeBrowserWorker:
             self.machine.pages_open += 1
         key = (int(job.digest.removeprefix("row-")), job.index)
         self.machine.running.add(key)
+        self.machine.started(key[0]).set()
         try:
             for done, frame in enumerate(range(job.start, job.end), start=1):
                 await trio.sleep(self.machine.frame_time)
@@ -235,9 +241,12 @@ async def test_cancelling_one_render_cancels_only_its_chunks() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(slow_row)
+            with trio.fail_after(10):
+                await machine.started(0).wait()  # both workers on the slow render
             nursery.start_soon(render_row, workers, 1, row_jobs(1, 2, 10), quick)
-            await trio.sleep(0.15)
+            await trio.sleep(0.05)
             assert any(key[0] == 0 for key in machine.running)
+            assert not machine.started(1).is_set()  # queued behind it
             cancelled.cancel()
             # The cancelled render's chunks stop at once; the other render goes on.
         assert not any(key[0] == 0 for key in machine.running)
