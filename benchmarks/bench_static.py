@@ -90,6 +90,9 @@ async def render_once(
         "seconds": seconds,
         "skipped": result.frames_skipped,
         "seek_ms": statistics.median(every("seek")) * 1000,
+        # The runtime's own work per seek, measured inside the page (its static-frame verdict
+        # included): what skipping adds to a frame that moves.
+        "work_ms": statistics.median(every("seek_work") or [0.0]) * 1000,
         "capture_ms": statistics.median(every("capture")) * 1000,
         "encoder_wait_ms": statistics.median(every("encoder_wait")) * 1000,
         "encoder_finish_ms": statistics.median(every("encoder_finish") or [0.0]) * 1000,
@@ -121,7 +124,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     times[skip].append(row)
                     print(f"  {page_name} {capture} skip={'on ' if skip else 'off'} "
                           f"{row['seconds']:.2f} s, skipped {row['skipped']}/{frames}, seek "
-                          f"{row['seek_ms']:.1f} ms, capture {row['capture_ms']:.1f} ms, "
+                          f"{row['seek_ms']:.1f} ms (runtime work {row['work_ms']:.2f} ms), "
+                          f"capture {row['capture_ms']:.1f} ms, "
                           f"encoder wait {row['encoder_wait_ms']:.1f} ms, CPU s chromium "
                           f"{row['cpu_chromium_s']:.1f} ffmpeg {row['cpu_ffmpeg_s']:.1f} python "
                           f"{row['cpu_python_s']:.1f}, load {_load()}",
