@@ -5,9 +5,12 @@
   placement, results, progress); reported per chunk.
 * end to end: the example at 1080p rendered with ``--cluster local:2`` and with the local
   executor with 2 workers (same chunks), in frames per second.
+* ``--raf``: an rAF page of 600 frames in 60 chunks at 320x180 on ``local:1`` against the
+  local executor with one worker: seconds, frames the worker replayed (0 when it goes through
+  its chunks in order), and the order in which the chunks started.
 
 Usage: python benchmarks/bench_cluster.py [--chunks 1000] [--workers 4] [--frames 60]
-       [--width 1920] [--height 1080] [--skip-render] [--json PATH]
+       [--width 1920] [--height 1080] [--skip-render] [--raf] [--json PATH]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from helios_render._model.job import (
 )
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "index.html"
+RAF = Path(__file__).resolve().parent.parent / "tests" / "compositions" / "raf_canvas.html"
 
 
 def fake_chunk(job: ChunkJob, bundle: BundleSource | None, render_id: str) -> ChunkResult:
@@ -93,6 +97,29 @@ def end_to_end(frames: int, width: int, height: int) -> dict[str, float]:
     return results
 
 
+def raf_runs(frames: int = 600, chunk_frames: int = 10) -> dict[str, Any]:
+    """An rAF page on ``local:1`` against one local worker: the replay a cluster adds."""
+    report: dict[str, Any] = {"frames": frames, "chunks": -(-frames // chunk_frames)}
+    with tempfile.TemporaryDirectory() as folder:
+        def options(name: str, **kwargs: Any) -> helios_render.RenderOptions:
+            return helios_render.RenderOptions(
+                source=RAF, output=Path(folder) / name, width=320, height=180, fps=30,
+                frames=frames, chunk_frames=chunk_frames, resume=False, **kwargs,
+            )
+
+        started = time.perf_counter()
+        helios_render.render_sync(options("local.mp4", concurrency=1))
+        report["local_1_worker_seconds"] = round(time.perf_counter() - started, 1)
+        executor = DaskExecutor("local:1")
+        started = time.perf_counter()
+        helios_render.render_sync(options("cluster.mp4"), executor=executor)
+        report["cluster_local_1_seconds"] = round(time.perf_counter() - started, 1)
+        stats = executor.statistics()
+        report["cluster_replayed_frames"] = stats.replayed_frames
+        report["cluster_start_order"] = [chunk for chunk, _ in stats.starts]
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=1000)
@@ -101,9 +128,15 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--raf", action="store_true",
+                        help="only the rAF page of 600 frames in 60 chunks on local:1")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     report: dict[str, Any] = {}
+    if args.raf:
+        report["raf"] = raf_runs()
+        print(json.dumps(report["raf"]), flush=True)
+        return 0
     with local_cluster(args.workers) as client:
         client.wait_for_workers(args.workers)
         report["scheduling"] = trio.run(scheduling_overhead, client, args.chunks, args.workers)

@@ -59,18 +59,39 @@ def run_doctor(out: TextIO) -> int:
     return 0 if ok else 2
 
 
-def run_cluster_doctor(address: str, out: TextIO, err: TextIO) -> int:
+def run_cluster_doctor(
+    address: str, out: TextIO, err: TextIO,
+    tls: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> int:
     """Print each Dask worker's helios-render, Chromium, FFmpeg, beginFrame and resources;
-    0 when every worker can render with the same versions, 2 otherwise."""
-    from ._executors._dask_cluster import check_versions, cluster_facts
+    0 when every worker can render with the same versions, 2 otherwise. ``tls`` is
+    ``(ca_file, cert, key)`` for a ``tls://`` scheduler."""
+    from ._executors._dask_cluster import (
+        ClusterTLS,
+        check_versions,
+        cluster_report,
+        require_tls_settings,
+    )
 
+    ca_file, cert, key = tls
+    if (ca_file is None) != (cert is None):
+        print("helios-render: error: TLS needs --tls-ca-file and --tls-cert together",
+              file=err)
+        return 2
     try:
-        facts = cluster_facts(address)
+        certificates = ClusterTLS(ca_file, cert, key) if ca_file and cert else None
+        require_tls_settings(address, certificates)
+        facts, scheduler = cluster_report(address, certificates)
     except (HeliosError, ValueError) as exc:
         print(f"helios-render: error: {exc}", file=err)
         return 2
+    problems = []
     for worker in sorted(facts):
         item = facts[worker]
+        if "unreachable" in item:
+            print(f"worker {worker}: NOT ANSWERING - {item['unreachable']}", file=out)
+            problems.append(f"worker {worker} {item['unreachable']}")
+            continue
         resources = ", ".join(f"{k}={v:g}" for k, v in sorted(item["resources"].items()))
         print(f"worker {worker} on {item['host']} (python {item['python']}):", file=out)
         print(f"  helios-render: {item['helios_render']}", file=out)
@@ -82,10 +103,29 @@ def run_cluster_doctor(address: str, out: TextIO, err: TextIO) -> int:
         print(f"  ffmpeg:     {ffmpeg}", file=out)
         print(f"  resources:  {resources or 'none (start workers with --resources chromium=1)'}",
               file=out)
+        delivery = item.get("delivery")
+        arrived = "ok (a bundle sent to it arrives)"
+        print(f"  delivery:   {'FAILED - ' + str(delivery) if delivery else arrived}", file=out)
+        if delivery:
+            problems.append(f"worker {worker}: a bundle sent to it did not arrive ({delivery})")
+    _print_ports(scheduler, facts, out)
     try:
         check_versions(facts, allow_mixed=False)
     except HeliosError as exc:
-        print(f"not ready: {exc}", file=out)
+        problems.append(str(exc))
+    if problems:
+        print(f"not ready: {'; '.join(problems)}", file=out)
         return 2
     print(f"ready to render on {len(facts)} workers", file=out)
     return 0
+
+
+def _print_ports(scheduler: str, facts: dict[str, dict[str, object]], out: TextIO) -> None:
+    """Which connections a render makes, so that a firewall can let them through."""
+    print("ports a render needs open:", file=out)
+    print(f"  this machine and every worker -> the scheduler {scheduler}", file=out)
+    for worker in sorted(facts):
+        nanny = facts[worker].get("nanny")
+        extra = f" and its nanny {nanny} (--nanny-port)" if nanny else ""
+        print(f"  the scheduler -> worker {worker} (--worker-port){extra}", file=out)
+    print("  (workers never connect to each other; see 'Ports' in docs/cluster.md)", file=out)

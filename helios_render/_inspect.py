@@ -271,9 +271,11 @@ def inspection_from(options: RenderOptions, facts: PageFacts, report: PageReport
     )
 
 
-async def preflight(options: RenderOptions, env: Environment) -> RenderOptions:
+async def preflight(options: RenderOptions, env: Environment) -> tuple[RenderOptions, Environment]:
     """``render --preflight``: inspect the page, log each warning, and return ``options``
-    with what the user left out (size, fps, length) taken from the same page load.
+    with what the user left out (size, fps, length) taken from the same page load, and
+    ``env`` with the font families the page's text asks for (a cluster compares the files
+    its workers draw them from).
 
     Raises:
         PreflightError: ``options.strict`` and there is something to warn about.
@@ -293,4 +295,5 @@ async def preflight(options: RenderOptions, env: Environment) -> RenderOptions:
             f"frames differ between runs or machines, first [{first['kind']}] {first['message']} "
             f"(at {first['where']}); see them all with helios-render inspect {options.source}"
         )
-    return with_timing(options, inspection.timing)
+    families = tuple(sorted({use.family for use in inspection.fonts if not use.web_font}))
+    return with_timing(options, inspection.timing), replace(env, font_families=families)

@@ -99,7 +99,7 @@ async def render(
     started = time.monotonic()
     spec = cluster or options.cluster
     if executor is None and spec is not None:
-        executor = DaskExecutor(spec, allow_mixed_versions=options.allow_mixed_versions)
+        executor = DaskExecutor.from_options(spec, options)
     plan = await prepare(options)
     job = open_job_folder(plan, options.resume)
     with job.in_use():
@@ -139,7 +139,8 @@ async def prepare(options: RenderOptions) -> RenderPlan:
     env = await probe_environment(options)
     options = await check_render_props(options, env)
     if options.runs_preflight:
-        return plan_render(await preflight(options, env), env)
+        options, env = await preflight(options, env)
+        return plan_render(options, env)
     return plan_render(await resolve_page_timing(options, env), env)
 
 

@@ -236,6 +236,10 @@ def build_parser() -> CommandLineParser:
     run.add_argument("--allow-mixed-versions", action="store_true", default=_ABSENT,
                      help="on a cluster, render even when workers have different Chromium or "
                      "FFmpeg versions")
+    run.add_argument("--stall-timeout", type=float, default=_ABSENT, metavar="SECONDS",
+                     help="on a cluster, seconds a worker may go without progress before its "
+                     "chunks go to the others (default 4 times --timeout)")
+    _add_tls_options(run)
     run.add_argument("--no-skip-static", dest="skip_static", action="store_false",
                      default=_ABSENT,
                      help="capture every frame, even those that nothing on the page can have "
@@ -270,7 +274,20 @@ def build_parser() -> CommandLineParser:
     doctor = commands.add_parser("doctor", help="check Chromium and FFmpeg and say what is missing")
     doctor.add_argument("--cluster", default=None, metavar="ADDRESS",
                         help="check every worker of a Dask cluster instead (tcp://HOST:PORT)")
+    _add_tls_options(doctor, default=None)
     return parser
+
+
+def _add_tls_options(parser: argparse.ArgumentParser, default: Any = _ABSENT) -> None:
+    """``--tls-ca-file``, ``--tls-cert``, ``--tls-key``: certificates for a ``tls://``
+    cluster."""
+    tls = parser.add_argument_group("TLS for a tls:// cluster (see docs/cluster.md)")
+    tls.add_argument("--tls-ca-file", default=default, metavar="PEM",
+                     help="the CA certificate that signed the scheduler's and workers'")
+    tls.add_argument("--tls-cert", default=default, metavar="PEM",
+                     help="this client's certificate")
+    tls.add_argument("--tls-key", default=default, metavar="PEM",
+                     help="this client's private key (unless --tls-cert holds it)")
 
 
 def _parse_props(text: str | None) -> Any:
@@ -433,7 +450,10 @@ def _main(argv: list[str]) -> int:
         from ._doctor import run_cluster_doctor, run_doctor
 
         if args.cluster is not None:
-            return run_cluster_doctor(args.cluster, sys.stdout, sys.stderr)
+            return run_cluster_doctor(
+                args.cluster, sys.stdout, sys.stderr,
+                tls=(args.tls_ca_file, args.tls_cert, args.tls_key),
+            )
         return run_doctor(sys.stdout)
     _configure_logging(args.verbose)
     if args.command == "inspect":

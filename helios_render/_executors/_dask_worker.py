@@ -20,6 +20,7 @@ a second, and raises :class:`ChunkStopped`; a task that starts after it does not
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -37,16 +38,18 @@ import distributed
 import trio
 
 from .._chromium.browser import browser_version, find_browser, probe_begin_frame
+from .._chromium.fonts import font_files
 from .._exceptions import HeliosError, RenderError, WorkerError
 from .._ffmpeg.ffmpeg import ffmpeg_version, find_ffmpeg
 from .._model.job import BundleSource, ChunkJob, ChunkResult, Report
 from .._source.bundle import release_bundles
 from .._tempdirs import make_private_dir, sweep_stale_dirs
-from .worker import ChunkWorker, open_chunk_worker
+from .worker import ChunkWorker, WorkerInstrument, open_chunk_worker
 
 __all__ = [
     "ChunkStopped",
     "LocalWorkerSetup",
+    "StoppedChunk",
     "WorkerHost",
     "cancel_event_name",
     "progress_topic",
@@ -61,6 +64,9 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL = 0.1
 #: Least seconds between two progress events of one chunk.
 REPORT_INTERVAL = 0.2
+#: Seconds between two heartbeats of a running chunk task (its worker still answers, even
+#: while Chromium launches or a page loads: for the client's stall watchdog).
+HEARTBEAT = 1.0
 #: An idle browser is closed after this many seconds without a chunk.
 IDLE_SECONDS = 30.0
 #: Seconds a browser gets to close when its chunk failed or was cancelled.
@@ -69,6 +75,16 @@ CLOSE_GRACE = 10.0
 
 class ChunkStopped(RenderError):
     """A chunk task stopped because its render was cancelled (never shown to a user)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoppedChunk:
+    """What a chunk task returns when its render was cancelled: a cancelled chunk is not an
+    error, so it is not raised (Dask would log "Compute Failed" with a traceback)."""
+
+    index: int
+    reason: str
+    machine: str | None = None
 
 
 def cancel_event_name(render_id: str) -> str:
@@ -87,6 +103,26 @@ class _Request:
     report: Report
     future: concurrent.futures.Future[ChunkResult]
     slot: _Slot | None = None
+    render_id: str = ""
+    replay: Report | None = None
+
+
+#: Frames each render's chunks ran without capture on this process (an rAF page going back),
+#: by render id: told to the client by :func:`release_worker`.
+_replayed: collections.Counter[str] = collections.Counter()
+
+
+class _SlotInstrument(WorkerInstrument):
+    """Counts the frames a slot's worker replays, for the render of its current chunk."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: _Slot) -> None:
+        self.slot = slot
+
+    def frame_replayed(self, seconds: float) -> None:
+        current = self.slot.current
+        _replayed[current.render_id if current else ""] += 1
 
 
 @dataclass(eq=False, slots=True)
@@ -140,11 +176,14 @@ class WorkerHost:
         assert self._token is not None
         return trio.from_thread.run(self._close_idle, trio_token=self._token)
 
-    def start(self, job: ChunkJob, report: Report) -> _Request:
+    def start(
+        self, job: ChunkJob, report: Report, render_id: str = "", replay: Report | None = None
+    ) -> _Request:
         """Start rendering ``job`` (from any thread but this host's); its ``future`` tells
-        the outcome."""
+        the outcome. ``replay(i, p)`` hears how far an rAF page's replay is."""
         assert self._token is not None
-        request = _Request(job, report, concurrent.futures.Future())
+        request = _Request(job, report, concurrent.futures.Future(), render_id=render_id,
+                           replay=replay)
         trio.from_thread.run_sync(self._dispatch, request, trio_token=self._token)
         return request
 
@@ -178,7 +217,7 @@ class WorkerHost:
         failure: Exception | None = None
         try:
             with slot.scope:
-                async with open_chunk_worker() as worker:
+                async with open_chunk_worker(_SlotInstrument(slot)) as worker:
                     slot.worker = worker
                     while True:
                         with trio.move_on_after(IDLE_SECONDS) as idle:
@@ -206,6 +245,7 @@ class WorkerHost:
     async def _render(self, worker: ChunkWorker, request: _Request) -> ChunkResult | Exception:
         job = request.job
         scratch = make_private_dir("dask-chunk")
+        worker.on_replay = request.replay
         try:
             rendered = await worker.render(job, request.report, scratch)
             assert rendered.path is not None
@@ -247,18 +287,43 @@ class _Reporter:
         self._last = now
         self.send(index, p)
 
-    def send(self, index: int, p: float) -> None:
+    def replay(self, index: int, p: float) -> None:
+        """How far the frames before chunk ``index`` have been run (an rAF page): progress
+        too, for the client's stall watchdog."""
+        now = time.monotonic()
+        if p < 1.0 and now - self._last < REPORT_INTERVAL:
+            return
+        self._last = now
+        self.send(index, p, replay=True)
+
+    def send(self, index: int, p: float, **flags: bool) -> None:
         with contextlib.suppress(Exception):  # progress must never fail a chunk
-            message = {"chunk": index, "p": p, "machine": self._worker.address}
+            message = {"chunk": index, "p": p, "machine": self._worker.address, **flags}
             self._worker.log_event(self._topic, message)
 
 
-def run_chunk_task(job: ChunkJob, bundle: BundleSource | None, render_id: str) -> ChunkResult:
-    """The Dask task of one chunk: render ``job`` on this worker and return its bytes.
+def _task_cancelled(worker: distributed.Worker) -> bool:
+    """Whether the scheduler cancelled the task running in this thread (the client took its
+    worker out of the render, or released it)."""
+    from dask.context import thread_state
+
+    key = getattr(thread_state, "key", None)
+    if key is None:
+        return False
+    with contextlib.suppress(Exception):
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+    return False
+
+
+def run_chunk_task(
+    job: ChunkJob, bundle: BundleSource | None, render_id: str
+) -> ChunkResult | StoppedChunk:
+    """The Dask task of one chunk: render ``job`` on this worker and return its bytes, or a
+    :class:`StoppedChunk` when the render was cancelled (or the client cancelled this task).
 
     Raises:
         WorkerError: The chunk failed (as with a local worker).
-        ChunkStopped: The render was cancelled.
     """
     worker = distributed.get_worker()
     if bundle is not None:
@@ -266,22 +331,33 @@ def run_chunk_task(job: ChunkJob, bundle: BundleSource | None, render_id: str) -
     cancel = distributed.Event(cancel_event_name(render_id))
     if render_id in _stopped or cancel.is_set():
         _stopped.add(render_id)
-        raise ChunkStopped(f"chunk {job.index} not started: render cancelled")
+        return _stopped_chunk(job, "not started: render cancelled", worker)
     reporter = _Reporter(worker, progress_topic(render_id))
-    reporter.send(job.index, 0.0)
+    reporter.send(job.index, 0.0, start=True)
     host = worker_host()
-    request = host.start(job, reporter)
+    request = host.start(job, reporter, render_id, reporter.replay)
     portable: HeliosError | None = None
+    reason = "stopped"
+    beat = time.monotonic()
     try:
         while True:
             try:
                 return request.future.result(timeout=CANCEL_POLL)
             except concurrent.futures.TimeoutError:
                 pass
-            if render_id in _stopped or cancel.is_set():
-                _stopped.add(render_id)
+            if time.monotonic() - beat >= HEARTBEAT:
+                beat = time.monotonic()
+                reporter.send(job.index, 0.0, beat=True)
+            if render_id in _stopped or cancel.is_set() or _task_cancelled(worker):
+                if render_id not in _stopped and not cancel.is_set():
+                    reason = "stopped: the client took it back"
+                else:
+                    _stopped.add(render_id)
+                    reason = "stopped: render cancelled"
                 host.cancel(request)
                 return request.future.result()
+    except ChunkStopped:
+        return _stopped_chunk(job, reason, worker)
     except HeliosError as exc:
         # Dask pickles the exception with its __context__ chain, which may hold Trio's
         # (unpicklable) Cancelled; our own pickling keeps message, attributes and cause.
@@ -292,19 +368,30 @@ def run_chunk_task(job: ChunkJob, bundle: BundleSource | None, render_id: str) -
     raise portable
 
 
-def release_worker() -> int:
+def _stopped_chunk(job: ChunkJob, reason: str, worker: distributed.Worker) -> StoppedChunk:
+    logger.info("chunk %d %s", job.index, reason)
+    return StoppedChunk(job.index, f"chunk {job.index} {reason}", worker.address)
+
+
+def release_worker(render_id: str | None = None) -> dict[str, int]:
     """Close this process's idle browsers and remove its unpacked bundles (run by the client
-    at the end of a render)."""
+    at the end of a render); return how many browsers it closed and how many frames the
+    render's chunks replayed here."""
     closed = _host.release() if _host is not None else 0
     release_bundles()
-    return closed
+    replayed = _replayed.pop(render_id, 0) if render_id is not None else 0
+    return {"closed": closed, "replayed": replayed}
 
 
-def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = False) -> dict[
-    str, Any
-]:
+def worker_facts(
+    browser: str | None,
+    ffmpeg: str | None,
+    begin_frame: bool = False,
+    fonts: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """What a client checks before it renders on this worker: helios-render's, Chromium's and
-    FFmpeg's versions (and with ``begin_frame``, whether the browser has beginFrame)."""
+    FFmpeg's versions (and with ``begin_frame``, whether the browser has beginFrame; with
+    ``fonts``, the file each of those font families is drawn from)."""
     from .._version import __version__
 
     facts: dict[str, Any] = {
@@ -328,6 +415,8 @@ def worker_facts(browser: str | None, ffmpeg: str | None, begin_frame: bool = Fa
             facts["begin_frame"] = trio.run(probe_begin_frame, executable, facts["chromium"])
     except HeliosError as exc:
         facts["chromium_error"] = str(exc)
+    if fonts:
+        facts["fonts"] = font_files(fonts)
     try:
         found = find_ffmpeg(ffmpeg)
         facts["ffmpeg"] = ffmpeg_version(found)

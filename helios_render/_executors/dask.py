@@ -36,19 +36,24 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._exceptions import BrowserError, HeliosError, RenderError, UsageError, WorkerError
-from .._model.job import BundleSource, ChunkJob, ChunkResult, FolderSource, assign_runs
+from .._model.job import BundleSource, ChunkJob, ChunkResult, FolderSource
 from .._model.options import parse_cluster
 from ._base import RunHooks, Supervision
 from ._dask_cluster import (
     CLOSE_TIMEOUT,
+    ClusterTLS,
     check_versions,
     connect,
     gather_facts,
     require_distributed,
+    require_tls_settings,
 )
+from ._dask_runs import RunBook
 
 if TYPE_CHECKING:  # distributed is an optional extra, imported where it is used
     import distributed
+
+    from .._model.options import RenderOptions
 
 __all__ = ["STOP_GRACE", "DaskExecutor", "DaskStatistics"]
 
@@ -56,6 +61,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the remote tasks get to stop after the cancel signal, before they are abandoned.
 STOP_GRACE = 10.0
+#: Seconds between two looks at stalled and removed workers.
+WATCH_INTERVAL = 1.0
+#: The default stall timeout, in page timeouts (``--timeout``).
+STALL_TIMEOUTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +76,21 @@ class DaskStatistics:
         placements: Chunk index to the worker address that rendered (or last ran) it.
         stop_seconds: Seconds from the cancel signal until every task had ended, if stopped.
         retries: Chunks submitted again after a crash or a lost worker.
+        starts: ``(chunk, worker)`` in the order the chunk tasks started.
+        replayed_frames: Frames the workers ran without capture to reach a chunk's first
+            (an rAF page whose worker had to go back); 0 when every worker went in order.
+        stalls: Workers taken out because they reported no progress for the stall timeout.
+        dropped: Each worker taken out of the render, and why.
     """
 
     workers: tuple[str, ...] = ()
     placements: dict[int, str] = field(default_factory=dict)
     stop_seconds: float | None = None
     retries: int = 0
+    starts: tuple[tuple[int, str], ...] = ()
+    replayed_frames: int = 0
+    stalls: int = 0
+    dropped: dict[str, str] = field(default_factory=dict)
 
 
 class DaskExecutor:
@@ -85,6 +103,11 @@ class DaskExecutor:
         allow_mixed_versions: Render even when workers have different Chromium or FFmpeg.
         chunk_task: For benchmarks: a module-level function to run instead of the chunk
             function, ``(job, bundle, render_id) -> ChunkResult``.
+        stall_timeout: Seconds a worker holding a chunk may go without reporting progress
+            before it is taken out and its chunks go elsewhere (the chunk it was rendering
+            counts as a crash); default :data:`STALL_TIMEOUTS` times the page ``--timeout``.
+        tls: Certificates for a ``tls://`` scheduler; without them, Dask's own configuration
+            (``distributed.comm.tls``) must have them.
 
     Raises:
         UsageError: ``distributed`` is not installed, or ``cluster`` is neither form.
@@ -97,8 +120,16 @@ class DaskExecutor:
         client: Any = None,
         allow_mixed_versions: bool = False,
         chunk_task: Callable[..., ChunkResult] | None = None,
+        stall_timeout: float | None = None,
+        tls: ClusterTLS | None = None,
     ) -> None:
+        if cluster is not None:  # tls:// without certificates: say so at once
+            require_tls_settings(cluster, tls)
         require_distributed()
+        self._tls = tls
+        if stall_timeout is not None and not stall_timeout > 0:
+            raise UsageError(f"the stall timeout must be more than 0 seconds, got {stall_timeout}")
+        self.stall_timeout = stall_timeout
         #: What each task runs: :func:`~._dask_worker.run_chunk_task` (a benchmark passes a
         #: fake with the same signature to measure scheduling alone).
         self.chunk_task = chunk_task
@@ -119,10 +150,29 @@ class DaskExecutor:
         self._allow_mixed = allow_mixed_versions
         self._stats = DaskStatistics()
 
+    @classmethod
+    def from_options(cls, cluster: str, options: RenderOptions) -> DaskExecutor:
+        """The executor ``render`` makes for ``--cluster``, with the options' cluster settings
+        (mixed versions, TLS certificates, stall timeout)."""
+        tls = None
+        if options.tls_ca_file is not None and options.tls_cert is not None:
+            tls = ClusterTLS(
+                str(options.tls_ca_file), str(options.tls_cert),
+                None if options.tls_key is None else str(options.tls_key),
+            )
+        return cls(
+            cluster, allow_mixed_versions=options.allow_mixed_versions,
+            stall_timeout=options.stall_timeout, tls=tls,
+        )
+
     @property
     def is_local(self) -> bool:
         """Whether the workers run on this machine (``local:N``)."""
         return self._local_workers is not None
+
+    def stall_timeout_for(self, job: ChunkJob) -> float:
+        """The stall timeout of a render of ``job`` s."""
+        return self.stall_timeout or STALL_TIMEOUTS * job.page.timeout
 
     def statistics(self) -> DaskStatistics:
         """What the last :meth:`run` did."""
@@ -146,7 +196,7 @@ class DaskExecutor:
             return 0
         # Not abandoned on cancel: a cluster half started must still be closed.
         connection = await trio.to_thread.run_sync(
-            connect, self._spec, self._client, self._local_workers
+            connect, self._spec, self._client, self._local_workers, self._tls
         )
         try:
             return await _ClusterRun(self, connection.client, hooks).run(jobs)
@@ -156,7 +206,8 @@ class DaskExecutor:
 
 
 class _ClusterRun:
-    """One render on one client: submission, results, retries, stopping."""
+    """One render on one client: submission in runs, results, retries, the stall watchdog,
+    stopping."""
 
     def __init__(
         self, executor: DaskExecutor, client: distributed.Client, hooks: RunHooks
@@ -169,15 +220,27 @@ class _ClusterRun:
         self._attempt: dict[int, int] = {}
         self._done: set[int] = set()
         self._placements: dict[int, str] = {}
+        self._pinned: dict[int, str] = {}
         self._closed = False
-        self._bundle: Any = None
+        #: The composition's bundle, scattered to each worker on its own (so that no worker
+        #: ever fetches it from another: workers need not reach each other).
+        self._bundles: dict[str, Any] = {}
         self._resources: dict[str, float] | None = None
-        self._preferred: dict[int, str] = {}
         self._retries = 0
         self._stop_seconds: float | None = None
         self._fetched: dict[str, Any] = {}
+        self._book: RunBook | None = None
+        #: Chunks whose task has started (since their last submission), and the order in
+        #: which chunk tasks started on each worker.
+        self._started: set[int] = set()
+        self._starts: list[tuple[int, str]] = []
+        #: Workers the scheduler removed, not yet taken out of the run book.
+        self._removed: list[str] = []
+        self._replayed = 0
+        self._stalls = 0
         #: Hands a finished future to the run loop (set by run()).
         self._deliver: Callable[[Any], None] = lambda future: None
+        self._wake: Callable[[], None] = lambda: None
 
     async def run(self, jobs: Sequence[ChunkJob]) -> int:
         import distributed
@@ -189,7 +252,8 @@ class _ClusterRun:
         first = jobs[0]
         facts = await trio.to_thread.run_sync(
             gather_facts, client, first.browser if local else None,
-            first.ffmpeg if local else None, first.begin_frame, abandon_on_cancel=True,
+            first.ffmpeg if local else None, first.begin_frame, first.page.font_families,
+            abandon_on_cancel=True,
         )
         workers = check_versions(facts, self._executor._allow_mixed)
         lacking = [a for a in workers if first.begin_frame and not facts[a].get("begin_frame")]
@@ -206,21 +270,20 @@ class _ClusterRun:
             jobs = [replace(job, browser=None, ffmpeg=None) for job in jobs]
         if isinstance(first.source, FolderSource):
             bundle = await trio.to_thread.run_sync(_make_bundle, first.source)
-            [self._bundle] = await trio.to_thread.run_sync(
-                lambda: client.scatter([bundle], hash=False)
+            self._bundles = await trio.to_thread.run_sync(
+                _scatter_to_each, client, bundle, workers, abandon_on_cancel=True
             )
             light = BundleSource(bundle.digest, bundle.entry)
             jobs = [replace(job, source=light) for job in jobs]
-        for worker, run in zip(workers, assign_runs(jobs, len(workers)), strict=False):
-            for job in run:
-                self._preferred[job.index] = worker
+        self._book = RunBook(jobs, workers, time.monotonic())
+        stall = self._executor.stall_timeout_for(first)
 
         token = trio.lowlevel.current_trio_token()
         send, receive = trio.open_memory_channel[Any](math.inf)
 
-        def arrived(future: Any) -> None:  # in trio, via run_sync_soon
+        def arrived(item: Any) -> None:  # in trio, via run_sync_soon
             if not self._closed:
-                send.send_nowait(future)
+                send.send_nowait(item)
 
         def deliver(future: Any) -> None:  # in a Dask callback thread
             with contextlib.suppress(trio.RunFinishedError):
@@ -230,45 +293,121 @@ class _ClusterRun:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._on_event, item[1])
 
+        def cluster_event(item: tuple[float, dict[str, Any]]) -> None:  # in the client's loop
+            message = item[1]
+            if isinstance(message, dict) and message.get("action") == "remove-worker":
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(self._on_removed, str(message.get("worker")))
+
         self._deliver = deliver
+        self._wake = lambda: arrived(None)
         topic = progress_topic(self._render_id)
         cancel = distributed.Event(cancel_event_name(self._render_id), client=client)
         await trio.to_thread.run_sync(client.subscribe_topic, topic, event)
+        theirs = getattr(client, "_event_handlers", {}).get("all")
+        await trio.to_thread.run_sync(client.subscribe_topic, "all", cluster_event)
         supervision: Supervision | None = None
         try:
             with trio.CancelScope() as scope:
                 supervision = Supervision(scope, self._hooks.retries, self._hooks.on_retry)
-                for job in jobs:
-                    self._submit(job)
-                while self._pending:
-                    batch = [await receive.receive()]
+                self._fill()
+                while self._pending or self._book.waiting:
+                    batch: list[Any] = []
+                    with trio.move_on_after(WATCH_INTERVAL):
+                        batch.append(await receive.receive())
                     while True:
                         try:
                             batch.append(receive.receive_nowait())
                         except trio.WouldBlock:
                             break
-                    await self._prefetch(batch)
-                    for future in batch:
+                    futures = [item for item in batch if item is not None]
+                    await self._prefetch(futures)
+                    for future in futures:
                         entry = self._pending.pop(str(future.key), None)
                         if entry is not None:
                             await self._settle(entry[0], future, supervision)
+                    await self._watch(supervision, stall)
+                    self._fill()
         finally:
             with trio.CancelScope(shield=True):
                 await self._stop(cancel, receive)
                 self._closed = True
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     await trio.to_thread.run_sync(
-                        self._cleanup, topic, cancel, abandon_on_cancel=True
+                        self._cleanup, topic, theirs, cancel, abandon_on_cancel=True
                     )
                 self._executor._stats = DaskStatistics(
                     workers=tuple(workers), placements=dict(self._placements),
                     stop_seconds=self._stop_seconds, retries=self._retries,
+                    starts=tuple(self._starts), replayed_frames=self._replayed,
+                    stalls=self._stalls, dropped=dict(self._book.gone),
                 )
         assert supervision is not None
         if supervision.first_failure is not None:
             failure = supervision.first_failure
             raise failure from failure.__cause__
         return len(workers)
+
+    def _fill(self) -> None:
+        """Submit what the run book gives each worker now."""
+        assert self._book is not None
+        for worker, job in self._book.take(time.monotonic()):
+            self._submit(job, worker)
+
+    async def _watch(self, supervision: Supervision, stall: float) -> None:
+        """Take out the workers the scheduler removed and those that stalled; fail when no
+        worker is left for the chunks still to render."""
+        book = self._book
+        assert book is not None
+        removed, self._removed = self._removed, []
+        for worker in removed:
+            await self._drop(worker, "left the cluster", supervision)
+        for worker in book.stalled(time.monotonic(), stall):
+            self._stalls += 1
+            reason = (
+                f"did not report progress for {stall:g} s (--stall-timeout): the machine "
+                "stopped answering, or the worker cannot reach what its chunk needs (see "
+                "'Deployment' in docs/cluster.md)"
+            )
+            await self._drop(worker, reason, supervision)
+        if not book.live and book.waiting and not supervision.stopping:
+            job = book.first_waiting()
+            why = "; ".join(f"{w} {reason}" for w, reason in book.gone.items())
+            error = RenderError(f"no Dask worker is left to render it: {why}")
+            supervision.failed(job, WorkerError.for_job(job, error))
+
+    async def _drop(self, worker: str, reason: str, supervision: Supervision) -> None:
+        """Take ``worker`` out of the render: cancel its chunk tasks, give its chunks to the
+        others; the chunk it was rendering counts as a crash (retried, up to --retries)."""
+        assert self._book is not None
+        dropped = self._book.drop(worker, reason)
+        if dropped is None:
+            return
+        logger.warning("Dask worker %s %s; its chunks go to the other workers", worker, reason)
+        futures = []
+        for index in dropped.held:
+            key = next((k for k, (job, _) in self._pending.items() if job.index == index), None)
+            if key is None:
+                continue
+            job, future = self._pending.pop(key)
+            futures.append(future)
+            if index in self._started or index == dropped.held[0]:
+                lost = BrowserError(f"the Dask worker rendering it ({worker}) {reason}")
+                error = WorkerError.for_job(job, lost, worker=worker)
+                if supervision.failed(job, error):
+                    self._retries += 1
+        if futures:
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await trio.to_thread.run_sync(
+                    lambda: self._client.cancel(futures, reason=f"worker {reason}"),
+                    abandon_on_cancel=True,
+                )
+
+    def _on_removed(self, worker: str) -> None:
+        """The scheduler removed a worker (in Trio's thread)."""
+        if not self._closed and self._book is not None and worker in self._book.live:
+            self._removed.append(worker)
+            self._wake()
 
     async def _prefetch(self, batch: list[Any]) -> None:
         """Fetch the results of the finished futures of ``batch`` in one round trip."""
@@ -287,6 +426,9 @@ class _ClusterRun:
 
     async def _settle(self, job: ChunkJob, future: Any, supervision: Supervision) -> None:
         """Record a finished chunk, or decide about its failure (retry or stop)."""
+        assert self._book is not None
+        self._book.settled(job.index, time.monotonic())
+        self._started.discard(job.index)
         try:
             result = await self._outcome(job, future)
             self._done.add(job.index)
@@ -296,24 +438,28 @@ class _ClusterRun:
         except WorkerError as error:
             if supervision.failed(job, error):
                 self._retries += 1
-                self._submit(job)
+                self._book.retry(job.index)
         except Exception as exc:
-            machine = self._placements.get(job.index)
+            machine = self._machine(job.index)
             supervision.failed(job, WorkerError.for_job(job, exc, worker=machine))
 
-    def _submit(self, job: ChunkJob) -> None:
+    def _machine(self, index: int) -> str | None:
+        """The worker that rendered (or was given) chunk ``index``."""
+        return self._placements.get(index) or self._pinned.get(index)
+
+    def _submit(self, job: ChunkJob, worker: str) -> None:
         from ._dask_worker import run_chunk_task
 
+        self._pinned[job.index] = worker
         attempt = self._attempt.get(job.index, -1) + 1
         self._attempt[job.index] = attempt
-        preferred = self._preferred.get(job.index)
         future = self._client.submit(
-            self._executor.chunk_task or run_chunk_task, job, self._bundle, self._render_id,
+            self._executor.chunk_task or run_chunk_task, job, self._bundles.get(worker),
+            self._render_id,
             key=f"helios-chunk-{self._render_id[:12]}-{job.index:05d}-{attempt}",
             resources=self._resources, pure=False, retries=0,
-            # Consecutive chunks to one worker (it keeps its page); a retry goes anywhere.
-            **({"workers": [preferred], "allow_other_workers": True}
-               if preferred and attempt == 0 else {}),
+            # Pinned: the run book decides the order, never Dask (see _dask_runs).
+            workers=[worker], allow_other_workers=False, priority=-job.index,
         )
         self._pending[str(future.key)] = (job, future)
         future.add_done_callback(self._deliver)
@@ -330,24 +476,29 @@ class _ClusterRun:
         except WorkerError:
             raise
         except KilledWorker as exc:
-            machine = self._placements.get(job.index)
+            machine = self._machine(job.index)
             logger.debug("chunk %d: %s", job.index, exc)
             where = f" ({machine})" if machine else ""
             lost = BrowserError(f"the Dask worker process that held it{where} died")
             raise WorkerError.for_job(job, lost, worker=machine) from lost
         except (OSError, TimeoutError) as exc:
             lost = BrowserError(f"lost the connection to the Dask worker rendering it: {exc}")
-            raise WorkerError.for_job(job, lost, worker=self._placements.get(job.index)) from lost
+            raise WorkerError.for_job(job, lost, worker=self._machine(job.index)) from lost
         except HeliosError as exc:
-            raise WorkerError.for_job(job, exc, worker=self._placements.get(job.index)) from exc
+            raise WorkerError.for_job(job, exc, worker=self._machine(job.index)) from exc
         except Exception as exc:
             error = RenderError(f"{type(exc).__name__}: {exc}")
-            raise WorkerError.for_job(job, error, worker=self._placements.get(job.index)) from error
+            raise WorkerError.for_job(job, error, worker=self._machine(job.index)) from error
         finally:
             future.release()
+        from ._dask_worker import ChunkStopped, StoppedChunk
+
+        if isinstance(result, StoppedChunk):
+            stopped = ChunkStopped(result.reason)
+            raise WorkerError.for_job(job, stopped, worker=result.machine) from stopped
         if not isinstance(result, ChunkResult) or result.data is None:
             error = RenderError("the Dask task returned no chunk")
-            raise WorkerError.for_job(job, error, worker=self._placements.get(job.index)) from error
+            raise WorkerError.for_job(job, error, worker=self._machine(job.index)) from error
         return result
 
     def _on_event(self, message: dict[str, Any]) -> None:
@@ -358,13 +509,23 @@ class _ClusterRun:
             index, p, machine = int(message["chunk"]), float(message["p"]), str(message["machine"])
         except (KeyError, TypeError, ValueError):
             return
-        if index in self._done:
+        if self._book is not None:
+            self._book.heard(machine, time.monotonic())
+            if self._book.worker_of(index) not in (None, machine):
+                return  # a worker taken out still talks of a chunk that went elsewhere
+        if index in self._done or message.get("beat"):
             return
         try:  # called by Trio's run_sync_soon: must never raise
+            if message.get("start"):
+                self._started.add(index)
+                self._starts.append((index, machine))
             if self._placements.get(index) != machine:
                 self._placements[index] = machine
                 self._hooks.on_placement(index, machine)
-            self._hooks.report(index, p)
+            if message.get("replay"):
+                self._hooks.on_replay(index, p)
+            else:
+                self._hooks.report(index, p)
         except Exception as exc:  # the progress consumer is gone (the render is stopping)
             logger.debug("progress of chunk %d dropped: %r", index, exc)
 
@@ -377,13 +538,14 @@ class _ClusterRun:
             await trio.to_thread.run_sync(cancel.set, abandon_on_cancel=True)
             while self._pending:
                 future = await receive.receive()
-                self._pending.pop(str(future.key), None)
+                if future is not None:
+                    self._pending.pop(str(future.key), None)
         self._stop_seconds = time.monotonic() - started
         if self._pending:
             logger.warning("%d chunk tasks did not stop within %.0f s; abandoning them",
                            len(self._pending), STOP_GRACE)
 
-    def _cleanup(self, topic: str, cancel: Any) -> None:
+    def _cleanup(self, topic: str, theirs: Any, cancel: Any) -> None:
         """Blocking: drop what this render left on the scheduler and the workers."""
         from ._dask_worker import release_worker
 
@@ -394,12 +556,37 @@ class _ClusterRun:
                 client.cancel(futures)
             self._pending.clear()
             client.unsubscribe_topic(topic)
-            if self._bundle is not None:
-                self._bundle.release()
-            client.run(release_worker)
+            _unsubscribe(client, "all", theirs)
+            for bundle in self._bundles.values():
+                bundle.release()
+            # Not the workers taken out: one that stopped answering would hold this up.
+            live = self._book.live if self._book is not None else None
+            released = client.run(release_worker, self._render_id, workers=live) if live else {}
+            self._replayed = sum(
+                int(item.get("replayed", 0)) if isinstance(item, dict) else 0
+                for item in released.values()
+            )
             cancel.clear()
         except Exception as exc:
             logger.debug("cleaning up after the cluster render: %r", exc)
+
+
+def _unsubscribe(client: Any, topic: str, theirs: Any) -> None:
+    """Stop hearing ``topic``; a handler the caller's own client had for it is put back."""
+    with contextlib.suppress(Exception):
+        if theirs is not None:
+            client.subscribe_topic(topic, theirs)
+        else:
+            client.unsubscribe_topic(topic)
+
+
+def _scatter_to_each(client: Any, bundle: BundleSource, workers: Sequence[str]) -> dict[str, Any]:
+    """Blocking: the bundle sent to each worker on its own (from the client, through the
+    scheduler), one future per worker: a worker never needs to reach another for it."""
+    scattered: dict[str, Any] = {}
+    for worker in workers:
+        [scattered[worker]] = client.scatter([bundle], workers=[worker], hash=False)
+    return scattered
 
 
 def _make_bundle(source: FolderSource) -> BundleSource:

@@ -187,6 +187,9 @@ class PageConfig:
     locale: str = "en-US"
     #: Load the inspection hooks too (``helios-render inspect``, ``--preflight``; never a render).
     inspect: bool = False
+    #: The font families the composition's text asks for (not its web fonts), as the
+    #: preflight found them: a cluster checks that every worker draws them from the same files.
+    font_families: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,14 @@ class RenderOptions:
             (implies ``preflight``).
         strict_props: Refuse props that the composition's props schema does not declare
             (props are always checked against the schema, and its defaults filled in).
+        tls_ca_file: For a ``tls://`` cluster: the CA certificate (PEM) that signed the
+            scheduler's and the workers' certificates.
+        tls_cert: For a ``tls://`` cluster: this client's certificate (PEM).
+        tls_key: For a ``tls://`` cluster: this client's private key (PEM), unless
+            ``tls_cert`` holds it.
+        stall_timeout: On a cluster, seconds a worker holding a chunk may go without
+            reporting progress before its chunks go to the other workers; ``None``: 4 times
+            ``timeout``.
     """
 
     source: str | os.PathLike[str]
@@ -203,6 +211,10 @@ class RenderOptions:
     preflight: bool | None = None
     strict: bool = False
     strict_props: bool = False
+    tls_ca_file: str | os.PathLike[str] | None = None
+    tls_cert: str | os.PathLike[str] | None = None
+    tls_key: str | os.PathLike[str] | None = None
+    stall_timeout: float | None = None
     _fps: Fraction = field(init=False, repr=False, compare=False)
     _frames: int = field(init=False, repr=False, compare=False)
 
@@ -298,6 +310,7 @@ class RenderOptions:
                 parse_cluster(str(self.cluster))
             except ValueError as exc:
                 fail(str(exc))
+        self._check_cluster_settings()
         if self.capture not in ("auto", "screenshot", "beginframe"):
             fail(f"capture must be auto, screenshot or beginframe, got {self.capture!r}")
         self._check_audio()
@@ -346,6 +359,9 @@ class RenderOptions:
         if self.strict:
             return True
         return self.cluster is not None if self.preflight is None else self.preflight
+
+    def _check_cluster_settings(self) -> None:
+        _check_cluster_settings(self)
 
     def _check_scale(self) -> None:
         """``scale`` within 1..4, and frames of whole (even where the codec needs it) pixels."""
@@ -580,6 +596,20 @@ def parse_duration_from_page(seconds: float) -> Fraction:
     """A page's duration (a float of seconds) as exact seconds, to the microsecond: 2.1 s
     is 21/10, not the binary float nearest to it."""
     return Fraction(seconds).limit_denominator(1_000_000)
+
+
+def _check_cluster_settings(options: RenderOptions) -> None:
+    """The TLS certificates come together; the stall timeout is a positive number."""
+    stall = options.stall_timeout
+    if stall is not None and (
+        isinstance(stall, bool) or not isinstance(stall, int | float) or not stall > 0
+    ):
+        _fail(f"stall_timeout must be more than 0 seconds, got {stall!r}")
+    given = [name for name in ("tls_ca_file", "tls_cert", "tls_key")
+             if getattr(options, name) is not None]
+    if given and not {"tls_ca_file", "tls_cert"} <= set(given):
+        _fail("TLS needs --tls-ca-file and --tls-cert together (and --tls-key unless the "
+              "certificate file holds the key)")
 
 
 #: Device scale factors accepted by ``scale``.

@@ -143,6 +143,8 @@ class Environment:
     ffprobe: Path | None = None
     #: ``--audio``, its file found (``None`` without one).
     soundtrack: Soundtrack | None = None
+    #: The font families the composition's text asks for, when the preflight ran (else none).
+    font_families: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,7 @@ def plan_render(options: RenderOptions, env: Environment) -> RenderPlan:
         skip_static=options.skip_static,
         timezone=options.timezone,
         locale=options.locale,
+        font_families=env.font_families,
     )
     codec = options.codec_entry
     encoder = EncoderSettings(

@@ -17,7 +17,8 @@ Contracts:
 * A folder for the same output with another digest (a setting or the composition changed) is
   removed, and the render starts over saying why; so is any folder with ``resume=False``.
 * A URL source (whose contents are not in the digest) is resumed only with ``resume=True``.
-* A folder owned by a live process (another render of the same output) is never touched.
+* A folder whose lock a live render holds (another render of the same output, in any PID
+  namespace or container sharing the folder) is never touched.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from .._exceptions import EncoderError, UsageError, is_deterministic
 from .._ffmpeg.ffmpeg import count_frames
 from .._model.job import ChunkJob, ChunkResult, MediaRecord, dump_records, load_records
 from .._model.plan import RenderPlan
-from .._tempdirs import OWNER_FILE, owner_alive, owner_mark
+from .._tempdirs import (
+    OWNER_FILE,
+    claim_dir,
+    describe_owner,
+    dir_in_use,
+    owner_alive,
+    release_dir,
+)
 
 __all__ = [
     "JobFolder",
@@ -209,10 +217,12 @@ class JobFolder:
     def remove(self) -> None:
         """Remove the folder and everything in it."""
         shutil.rmtree(self.path, ignore_errors=True)
+        release_dir(self.path)
 
     def release(self) -> None:
         """Mark the folder as no longer in use (kept for a later resume)."""
         (self.path / OWNER_FILE).unlink(missing_ok=True)
+        release_dir(self.path)
 
     @contextmanager
     def in_use(self) -> Iterator[JobFolder]:
@@ -232,8 +242,13 @@ class JobFolder:
 
 
 def _busy(folders: Iterable[Path]) -> Path | None:
+    """The first folder a live render holds (its lock is held: by a process of any PID
+    namespace or container that shares the folder)."""
     for folder in folders:
-        if owner_alive(folder):
+        in_use = dir_in_use(folder)
+        if in_use is None:  # no lock file: a folder of an older helios-render
+            in_use = bool(owner_alive(folder))
+        if in_use:
             return folder
     return None
 
@@ -249,8 +264,8 @@ def open_job_folder(plan: RenderPlan, resume: bool | None) -> JobFolder:
     busy = _busy(existing)
     if busy is not None:
         raise UsageError(
-            f"another helios-render is writing {output} (its job folder {busy.name} is in use): "
-            "wait for it, or write another output"
+            f"another helios-render is writing {output} (its job folder {busy.name} is in use "
+            f"by {describe_owner(busy)}): wait for it, or write another output"
         )
     path = output.parent / f"{job_folder_prefix(output)}{plan.digest[:16]}"
     for folder in existing:
@@ -283,7 +298,13 @@ def open_job_folder(plan: RenderPlan, resume: bool | None) -> JobFolder:
     if job.partial_dir.exists():
         shutil.rmtree(job.partial_dir, ignore_errors=True)
     job.partial_dir.mkdir()
-    (path / OWNER_FILE).write_text(owner_mark())
+    try:
+        claim_dir(path)
+    except BlockingIOError as exc:  # another render took it since it was looked at
+        raise UsageError(
+            f"another helios-render is writing {output} (its job folder {path.name} is in use "
+            f"by {describe_owner(path)}): wait for it, or write another output"
+        ) from exc
     if not (path / MANIFEST).exists() or not job.records:
         job._write_manifest()
     return job

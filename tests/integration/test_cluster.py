@@ -267,6 +267,20 @@ async def test_cancelling_a_cluster_render_stops_every_remote_task(
 
 @pytest.mark.browser
 @pytest.mark.slow
+def test_workers_say_which_files_draw_the_composition_s_fonts(client: Any) -> None:
+    from helios_render._executors._dask_cluster import check_versions, gather_facts
+
+    client.wait_for_workers(2, timeout=120)
+    facts = gather_facts(client, None, None, False, ("DejaVu Sans", "sans-serif"))
+    assert len(facts) == 2
+    for worker in facts.values():
+        assert worker["fonts"]["DejaVu Sans"].endswith("DejaVuSans.ttf"), worker["fonts"]
+        assert Path(worker["fonts"]["sans-serif"]).is_file()
+    assert check_versions(facts, allow_mixed=False) == sorted(facts)  # the same machine
+
+
+@pytest.mark.browser
+@pytest.mark.slow
 def test_doctor_reports_every_worker_of_a_cluster(client: Any) -> None:
     address = client.scheduler.address
     result = subprocess.run(

@@ -175,6 +175,14 @@ def test_each_encoder_gets_its_share_of_the_cpus() -> None:
     assert encoder_threads(1, 1) == 1
 
 
+def test_the_preflight_s_font_families_reach_every_job() -> None:
+    from dataclasses import replace
+
+    plan = plan_render(_options(), replace(ENV, font_families=("Inter", "serif")))
+    assert {job.page.font_families for job in plan.jobs} == {("Inter", "serif")}
+    assert plan.digest == plan_render(_options(), ENV).digest
+
+
 def test_scale_enlarges_the_frames_and_is_in_the_digest_skip_static_is_not() -> None:
     scaled = plan_render(_options(scale=1.5, width=320, height=180), ENV)
     plain = plan_render(_options(width=320, height=180), ENV)
