@@ -7,7 +7,9 @@ concurrent workers under one nursery.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._exceptions import AssetError as AssetError
 from ._exceptions import BrowserError as BrowserError
+from ._exceptions import CaptureStalledError as CaptureStalledError
 from ._exceptions import CdpCommandError as CdpCommandError
 from ._exceptions import CdpConnectionClosed as CdpConnectionClosed
 from ._exceptions import CdpError as CdpError
@@ -33,6 +35,9 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
+    from ._preview import Preview as Preview
+    from ._preview import open_preview as open_preview
+    from ._preview import preview_sync as preview_sync
     from ._props import validate_props as validate_props
     from ._render import RenderResult as RenderResult
     from ._render import render as render
@@ -45,6 +50,9 @@ _LAZY = {
     "DaskExecutor": "._executors",
     "LocalExecutor": "._executors",
     "RenderResult": "._render",
+    "Preview": "._preview",
+    "open_preview": "._preview",
+    "preview_sync": "._preview",
     "render": "._render",
     "render_still": "._render",
     "render_sync": "._render",
@@ -65,7 +73,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "AssetError",
     "BrowserError",
+    "CaptureStalledError",
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
@@ -78,6 +88,7 @@ __all__ = [
     "OptionsError",
     "PageError",
     "PreflightError",
+    "Preview",
     "ProgressAggregator",
     "PropsError",
     "RenderError",
@@ -89,6 +100,8 @@ __all__ = [
     "UsageError",
     "WorkerError",
     "WorkerProgress",
+    "open_preview",
+    "preview_sync",
     "render",
     "render_still",
     "render_sync",

@@ -12,13 +12,17 @@ HeliosError
 │   └── ToolNotFoundError       Chromium or FFmpeg is missing
 └── RenderError                 the render started and failed: exit 1
     ├── BrowserError            Chromium failed to start, crashed or went away
-    │   └── CdpError            the DevTools protocol failed
-    │       ├── CdpCommandError     a command was answered with an error
-    │       └── CdpConnectionClosed the connection closed (pending commands fail with it)
+    │   ├── CdpError            the DevTools protocol failed
+    │   │   ├── CdpCommandError     a command was answered with an error
+    │   │   └── CdpConnectionClosed the connection closed (pending commands fail with it)
+    │   └── CaptureStalledError a beginFrame capture never answered (a starved or hung
+    │                           compositor: retried on a fresh browser)
     ├── PageError               the composition threw an uncaught exception
     ├── FrameTimeoutError       a frame (or the page load) did not become ready in time
     ├── EncoderError            FFmpeg failed
-    ├── MediaError              a media source the page plays cannot be read or decoded
+    ├── AssetError              a file the composition uses (script, stylesheet, image, font,
+    │   │                       media) failed to load or cannot be decoded
+    │   └── MediaError          a media source the page plays cannot be read or decoded
     ├── PreflightError          --strict: the preflight warned (before anything rendered)
     └── WorkerError             one chunk failed: names chunk, frames, frame and (where
                                 known) the worker; ``__cause__`` is the original error
@@ -28,11 +32,13 @@ Two questions are asked of an error, here beside the tree so that the answers ar
 (of a :class:`WorkerError`, they are asked of its ``__cause__``):
 
 * :func:`is_retryable`, *may a fresh browser pass?* Yes for the crash class: ``BrowserError``
-  and ``CdpError``, ``CdpConnectionClosed`` (``retryable = True``); never for
+  and ``CdpError``, ``CdpConnectionClosed``, ``CaptureStalledError`` (``retryable = True``);
+  never for
   ``CdpCommandError`` (Chromium answered, so it would answer the same) nor any other class.
   The executors retry such a chunk (``retries`` times), unless the render is already stopping.
 * :func:`is_deterministic`, *would a rerun only fail the same way?* Yes for ``PageError``,
-  ``FrameTimeoutError``, ``MediaError`` and every ``UsageError``: the render's job folder is then
+  ``FrameTimeoutError``, ``AssetError`` (and ``MediaError``) and every ``UsageError``: the
+  render's job folder is then
   removed. Crashes, ``EncoderError`` (a full disk), other ``RenderError`` s and interruptions are
   not: the job folder is kept, and a rerun resumes.
 
@@ -48,7 +54,9 @@ import warnings
 from typing import Protocol
 
 __all__ = [
+    "AssetError",
     "BrowserError",
+    "CaptureStalledError",
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
@@ -187,6 +195,15 @@ class CdpConnectionClosed(CdpError):
     """The DevTools connection closed; every pending and later command fails with this."""
 
 
+class CaptureStalledError(BrowserError):
+    """``HeadlessExperimental.beginFrame`` did not answer within the timeout.
+
+    The page's seek had finished: what did not answer is the compositor, which a starved
+    machine (a load of 15 on 2 cores) can hold for longer than the timeout. Not a fault of
+    the page, so it is retried on a fresh browser like a crash, and counted as a retry.
+    """
+
+
 class PageError(RenderError):
     """The composition threw an uncaught exception (its message and stack are included)."""
 
@@ -199,7 +216,17 @@ class EncoderError(RenderError):
     """FFmpeg failed; the message ends with the tail of its log."""
 
 
-class MediaError(RenderError):
+class AssetError(RenderError):
+    """A file the composition uses (a script, stylesheet, image, font, media or text track)
+    failed to load, or cannot be decoded.
+
+    The render started and failed, so the command line exits with 1, like every failure of
+    what the composition does; exit 2 is kept for what stops a render from starting (the
+    options, the SOURCE page itself, a missing Chromium or FFmpeg).
+    """
+
+
+class MediaError(AssetError):
     """A media source the page plays (or ``--audio``) is missing or cannot be decoded."""
 
 
@@ -338,7 +365,7 @@ def is_deterministic(error: BaseException) -> bool:
     ready, a media source cannot be decoded, bad options): then the job folder is removed.
     Crashes, encoder failures (a full disk) and interruptions keep it, so the rerun resumes.
     Of a :class:`WorkerError`, its cause is judged. See the module docstring."""
-    return isinstance(_unwrap(error), (PageError, FrameTimeoutError, MediaError, UsageError))
+    return isinstance(_unwrap(error), (PageError, FrameTimeoutError, AssetError, UsageError))
 
 
 def _picklable(error: BaseException) -> bool:

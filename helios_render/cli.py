@@ -259,6 +259,7 @@ def build_parser() -> CommandLineParser:
     _add_page_options(still)
     still.add_argument("--frame", type=int, required=True, help="the frame to render")
 
+    _add_preview_parser(commands)
     inspect = commands.add_parser(
         "inspect", help="load a composition once and report its size, fps, length, props "
         "schema, media, fonts and what may make its frames differ between machines"
@@ -276,6 +277,29 @@ def build_parser() -> CommandLineParser:
                         help="check every worker of a Dask cluster instead (tcp://HOST:PORT)")
     _add_tls_options(doctor, default=None)
     return parser
+
+
+def _add_preview_parser(commands: Any) -> None:
+    """``helios-render preview``: the page options of a render, and where to listen."""
+    preview = commands.add_parser(
+        "preview", help="scrub a composition in a browser, at the frames a render makes"
+    )
+    _add_page_options(preview, output=False)
+    length = preview.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, default=_ABSENT,
+                        help="frames of the composition (default: a Helios composition's own)")
+    length.add_argument("--duration", default=_ABSENT, help="seconds of the composition")
+    preview.add_argument("--output", default=None,
+                         help="where Render writes (default: beside SOURCE, as NAME.mp4)")
+    preview.add_argument("--port", type=int, default=0,
+                         help="port of the control page (default 0: any free port)")
+    preview.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default 127.0.0.1; another one warns)")
+    preview.add_argument("--no-open", action="store_true",
+                         help="do not open the page in a browser")
+    preview.add_argument("--progress", default="auto",
+                         choices=("auto", "bar", "lines", "json", "none"),
+                         help="json: also say where it listens as a JSON line")
 
 
 def _add_tls_options(parser: argparse.ArgumentParser, default: Any = _ABSENT) -> None:
@@ -305,7 +329,9 @@ def _parse_props(text: str | None) -> Any:
 
 
 #: Command-line names that are not RenderOptions fields.
-_NOT_OPTIONS = frozenset({"command", "verbose", "progress", "frame", "props", "json"})
+_NOT_OPTIONS = frozenset(
+    {"command", "verbose", "progress", "frame", "props", "json", "port", "host", "no_open"}
+)
 
 
 def _options_from(args: argparse.Namespace) -> RenderOptions:
@@ -313,6 +339,12 @@ def _options_from(args: argparse.Namespace) -> RenderOptions:
     given["props"] = _parse_props(args.props)
     if args.command == "still":
         return RenderOptions(frames=1, image_format="png", **given)
+    if args.command == "preview":
+        from ._preview.service import check_preview_source, default_output
+
+        check_preview_source(str(args.source))
+        if given.get("output") is None:
+            given["output"] = default_output(str(args.source))
     if args.command == "inspect":
         given.pop("strict", None)
         return RenderOptions(output=_INSPECT_OUTPUT, **given)
@@ -382,6 +414,19 @@ async def _run_cancellable(job: Callable[[], Any]) -> tuple[Any, bool]:
     return result, termination.received
 
 
+async def _serve_preview(options: RenderOptions, args: argparse.Namespace) -> None:
+    """Serve the preview until Ctrl+C or SIGTERM; the first line on stdout is its URL."""
+    from ._preview import open_preview
+
+    async with open_preview(
+        options, host=args.host, port=args.port, open_browser=not args.no_open
+    ) as preview:
+        print(f"preview: {preview.url}", flush=True)
+        if args.progress == "json":
+            print(json.dumps({"event": "listening", "url": preview.url}), flush=True)
+        await trio.sleep_forever()
+
+
 def _report_failure(exc: BaseException, printer: ProgressPrinter) -> int:
     """Map what ``trio.run`` raised to one message and an exit code; re-raise the unexpected.
 
@@ -443,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    if command in ("render", "still", "doctor", "inspect"):
+    if command in ("render", "still", "doctor", "inspect", "preview"):
         parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -468,6 +513,8 @@ def _main(argv: list[str]) -> int:
     async def job() -> Any:
         if args.command == "still":
             return await render_still(options, args.frame)
+        if args.command == "preview":
+            return await _serve_preview(options, args)
         return await render(options, on_progress=printer)
 
     try:

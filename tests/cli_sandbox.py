@@ -102,7 +102,9 @@ class Sandbox:
         if job_kept:
             assert len(jobs) == 1, beside
             (job,) = jobs
-            assert beside == {job, f"{job}/manifest.json", f"{job}/chunks", f"{job}/partial"} | {
+            # The lock file stays in a kept job folder (released; for the next owner).
+            kept = {job, f"{job}/manifest.json", f"{job}/chunks", f"{job}/partial"}
+            assert beside - {f"{job}/.helios-lock"} == kept | {
                 p for p in beside if p.startswith(f"{job}/chunks/")
             }, "something half-written beside the output"
         else:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any, Protocol
 
-from .._exceptions import BrowserError, FrameTimeoutError
+from .._exceptions import BrowserError, CaptureStalledError, FrameTimeoutError, RenderError
 
 __all__ = [
     "BEGIN_FRAME_ATTEMPTS",
@@ -58,7 +58,7 @@ class CapturePath(Protocol):
         """
         ...
 
-    def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
+    def timed_out(self, timeout: float, frame: int | None) -> RenderError:
         """The error for a capture that did not come back within ``timeout``."""
         ...
 
@@ -134,11 +134,13 @@ class BeginFrameCapture:
             "frames; use --capture screenshot"
         )
 
-    def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
-        # A frame that never comes back leaves the target stuck ("Another frame is pending").
-        return FrameTimeoutError(
+    def timed_out(self, timeout: float, frame: int | None) -> RenderError:
+        # The seek had finished: what did not answer is the compositor (a starved machine, or
+        # a hung browser). A frame that never comes back leaves the target stuck ("Another
+        # frame is pending"), so only a fresh browser can go on: a crash-class error.
+        return CaptureStalledError(
             f"HeadlessExperimental.beginFrame did not answer within {timeout:g} s "
-            f"(frame {frame})"
+            f"(frame {frame}; the browser is starved or hung: retried on a fresh browser)"
         )
 
 

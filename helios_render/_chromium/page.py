@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from .._exceptions import (
+    AssetError,
     BrowserError,
     CdpCommandError,
     FrameTimeoutError,
@@ -31,6 +32,7 @@ from .capture import BeginFrameCapture, CapturePath, ScreenshotCapture
 from .cdp import CdpEvent, CdpSession
 
 __all__ = [
+    "CLOCK_ORIGIN_MS",
     "EPOCH_MS",
     "URL_LIMIT",
     "Page",
@@ -45,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 #: What ``Date.now()`` returns at frame 0: 2024-01-01T00:00:00Z, the same in every worker.
 EPOCH_MS = 1_704_067_200_000
+#: What ``performance.now()`` and the rAF timestamp read at frame 0 (milliseconds): as in a
+#: browser, whose clock counts from navigation start, never 0; the same in every worker.
+CLOCK_ORIGIN_MS = 100
 NAVIGATED_AWAY = (
     "the composition navigated away to {url}: a composition must stay on its page "
     "(remove the navigation, or render that URL instead)"
@@ -148,6 +153,7 @@ def runtime_source(config: PageConfig) -> str:
         "seed": config.seed,
         "props": config.props,
         "epoch": EPOCH_MS,
+        "clockOrigin": CLOCK_ORIGIN_MS,
         "ignorePageErrors": config.ignore_page_errors,
         "allowMissingAssets": config.allow_missing_assets,
         "skipStatic": config.skip_static,
@@ -277,10 +283,12 @@ class Page:
         details = reply.get("exceptionDetails")
         if details:
             exception = details.get("exception") or {}
-            if exception.get("className") == "HeliosRuntimeError":
+            if exception.get("className") in ("HeliosRuntimeError", "HeliosAssetError"):
                 # The runtime's own verdict (a broken video, say): its message says it all.
+                name = str(exception.get("className"))
                 text = str(exception.get("description") or "").split("\n    at ", 1)[0]
-                raise PageError(shorten_urls(text.removeprefix("HeliosRuntimeError: ")))
+                text = shorten_urls(text.removeprefix(f"{name}: "))
+                raise AssetError(text) if name == "HeliosAssetError" else PageError(text)
             raise PageError(f"the composition threw: {_exception_text(details)}")
         return reply.get("result", {}).get("value")
 
@@ -487,7 +495,7 @@ async def _watch_page(events: trio.MemoryReceiveChannel[CdpEvent], page: Page) -
                 if config.allow_missing_assets:
                     logger.warning("%s", failure)
                     continue
-                raise SourceError(failure)
+                raise AssetError(failure)
             continue
         if event.method == "Runtime.exceptionThrown":
             if config.ignore_page_errors:

@@ -20,6 +20,9 @@
   // reports its message alone, without the runtime's stack.
   class HeliosRuntimeError extends Error {}
   Object.defineProperty(HeliosRuntimeError.prototype, "name", { value: "HeliosRuntimeError" });
+  // A file the composition uses cannot be played or decoded: the renderer's AssetError.
+  class HeliosAssetError extends HeliosRuntimeError {}
+  Object.defineProperty(HeliosAssetError.prototype, "name", { value: "HeliosAssetError" });
 
   // A URL short enough for a message (the renderer shortens URLs the same way).
   function shortUrl(url) {
@@ -57,7 +60,16 @@
   HeliosDate.UTC = RealDate.UTC;
   Object.defineProperty(HeliosDate, "name", { value: "Date" });
   window.Date = HeliosDate;
-  Object.defineProperty(performance, "now", { value: () => now, configurable: true });
+  // ---- The clock's origin: performance.now() and rAF timestamps never read 0 ----------------
+  // In a browser they count from navigation start, so the first frame after load reads some
+  // hundred milliseconds, never 0 (code that takes 0 for "not started yet" relies on it).
+  // They read `config.clockOrigin` plus the virtual time: the same in every worker and run,
+  // so what is exact is the time between frames and the time since frame 0.
+  // document.timeline (and Helios core, which binds to it) and __HELIOS_VIRTUAL_TIME__ keep
+  // counting from frame 0.
+  const clockOrigin = Number(config.clockOrigin) || 0;
+  function clockReading(t) { return clockOrigin + t; }
+  Object.defineProperty(performance, "now", { value: () => clockReading(now), configurable: true });
 
   // ---- document.timeline: the document's animation clock is the virtual clock ---------------
   // Libraries (Helios core's bindToDocumentTimeline, some tweening engines) read
@@ -198,7 +210,7 @@
   // every callback it runs, so an animation started by a timer at t = 1.5 s starts at 1.5 s.
   // Chromium's document.getAnimations() leaves out shadow trees, so every shadow root the page
   // creates (open or closed) is remembered as it is attached, and asked too.
-  const tracked = new Map(); // Animation -> virtual start time (ms)
+  const tracked = new Map(); // Animation -> its model (see "Web Animations under the page's control")
   const shadowRoots = new Set();
   const realAttachShadow = Element.prototype.attachShadow;
   Element.prototype.attachShadow = function attachShadow(...args) {
@@ -213,9 +225,7 @@
   }
   function trackList(list) {
     for (const animation of list) {
-      if (tracked.has(animation)) continue;
-      tracked.set(animation, now);
-      try { animation.pause(); } catch (error) { /* an animation without a timeline */ }
+      if (!tracked.has(animation)) adoptAnimation(animation);
     }
   }
   function trackAnimations() {
@@ -260,31 +270,322 @@
       }
     }
   }
-  // pause() first, then currentTime: a pause that is still pending (the animation had not
+  // Every animation shows its model's current time at `t` (the clock is at `t`): pause()
+  // first, then currentTime, so that a pause that is still pending (the animation had not
   // started yet when it was found) keeps the hold time we set when it completes.
   function seekAnimations(t) {
-    for (const [animation, start] of tracked) {
+    for (const [animation, model] of tracked) {
       const target = animation.effect && animation.effect.target;
       if (target && !target.isConnected) {
         tracked.delete(animation);
         continue;
       }
       try {
-        if (animation.playState !== "paused") animation.pause();
-        animation.currentTime = (t - start) * animation.playbackRate;
+        updateFinished(animation, model, false);
+        showAnimation(animation, model);
       } catch (error) {
         tracked.delete(animation);
       }
     }
   }
 
+  // ---- Web Animations under the page's control ----------------------------------------------
+  // Every animation on a document timeline (CSS animations and transitions included) has a
+  // model of its timing on the virtual clock: start time, hold time and playback rate, as in
+  // Web Animations 1 ("Animations": current time, play, pause, finish, reverse, the finished
+  // state). The real animation is kept paused and shows the model's current time (see
+  // showAnimation). What the page does to an animation (play, pause, reverse, finish, cancel,
+  // updatePlaybackRate, and setting currentTime, startTime or playbackRate) changes the model
+  // by the spec's procedures at the virtual moment it is done, and what it reads
+  // (currentTime, startTime, playbackRate, playState, pending, ready, finished) comes from the
+  // model. One difference, for exactness: a pending play or pause completes at once, at the
+  // virtual time of the call (a browser completes it at its next frame).
+  const AnimationProto = window.Animation && Animation.prototype;
+  const realAnimation = {}; // the real methods and accessors, by name
+  function timelineOrigin(animation) {
+    const timeline = animation.timeline;
+    if (!timeline || !RealDocumentTimeline || !(timeline instanceof RealDocumentTimeline)) return null;
+    return timelineOrigins.get(timeline) || 0;
+  }
+  function adoptAnimation(animation) {
+    let model = tracked.get(animation);
+    if (model) return model;
+    const origin = timelineOrigin(animation);
+    if (origin === null) return null; // a scroll or view timeline: not the clock's business
+    // A new animation (or one the runtime sees for the first time) starts now; one that has
+    // not been played yet (new Animation()) is idle.
+    const idle = realAnimation.playState.get.call(animation) === "idle";
+    model = {
+      origin,
+      start: idle ? null : now - origin,
+      hold: null,
+      rate: realAnimation.playbackRate.get.call(animation),
+      previous: null,
+      finished: null, // { promise, resolve, reject, done }, made when the page asks
+      notified: false,
+      ready: null,
+    };
+    tracked.set(animation, model);
+    try { realAnimation.pause.call(animation); } catch (error) { /* no timeline */ }
+    return model;
+  }
+  function timelineNow(model) { return now - model.origin; }
+  /** The real animation's play state ("paused" while the runtime holds it), not the model's. */
+  function realPlayState(animation) {
+    return realAnimation.playState ? realAnimation.playState.get.call(animation) : animation.playState;
+  }
+  function effectEnd(animation) {
+    const effect = animation.effect;
+    if (!effect) return 0;
+    try {
+      const end = effect.getComputedTiming().endTime;
+      return typeof end === "number" ? end : Number(end) || 0;
+    } catch (error) {
+      return 0;
+    }
+  }
+  function modelTime(model) {
+    if (model.hold !== null) return model.hold;
+    if (model.start === null) return null;
+    return (timelineNow(model) - model.start) * model.rate;
+  }
+  function modelState(animation, model) {
+    if (model.start === null && model.hold === null) return "idle";
+    if (model.start === null) return "paused";
+    const time = modelTime(model);
+    const end = effectEnd(animation);
+    if ((model.rate > 0 && time >= end) || (model.rate < 0 && time <= 0)) return "finished";
+    return "running";
+  }
+  function invalidState(message) {
+    return new DOMException(`Failed to execute on 'Animation': ${message}`, "InvalidStateError");
+  }
+  function finishedPromise(model) {
+    if (!model.finished) {
+      const slot = { done: false };
+      slot.promise = new Promise((resolve, reject) => { slot.resolve = resolve; slot.reject = reject; });
+      slot.promise.catch(() => undefined); // a cancel rejects it; that is not the page's error
+      model.finished = slot;
+    }
+    return model.finished.promise;
+  }
+  // "Update an animation's finished state", then the finish notification (the finished
+  // promise resolves and a `finish` event is dispatched, in a microtask).
+  function updateFinished(animation, model, didSeek) {
+    const end = effectEnd(animation);
+    let unconstrained = null;
+    if (didSeek) unconstrained = modelTime(model);
+    else if (model.start !== null) unconstrained = (timelineNow(model) - model.start) * model.rate;
+    if (unconstrained !== null && model.start !== null) {
+      if (model.rate > 0 && unconstrained >= end) {
+        model.hold = didSeek ? unconstrained : model.previous === null ? end : Math.max(model.previous, end);
+      } else if (model.rate < 0 && unconstrained <= 0) {
+        model.hold = didSeek ? unconstrained : model.previous === null ? 0 : Math.min(model.previous, 0);
+      } else if (model.rate !== 0) {
+        if (didSeek && model.hold !== null) model.start = timelineNow(model) - model.hold / model.rate;
+        model.hold = null;
+      }
+    }
+    model.previous = modelTime(model);
+    const finished = modelState(animation, model) === "finished";
+    if (finished && !model.notified) {
+      model.notified = true;
+      const slot = model.finished;
+      if (slot && !slot.done) { slot.done = true; slot.resolve(animation); }
+      const currentTime = model.previous;
+      const timelineTime = timelineNow(model);
+      queueMicrotask(() => {
+        try {
+          animation.dispatchEvent(new AnimationPlaybackEvent("finish", { currentTime, timelineTime }));
+        } catch (error) {
+          recordError(error);
+        }
+      });
+    } else if (!finished) {
+      model.notified = false;
+      if (model.finished && model.finished.done) model.finished = null; // a new promise
+    }
+  }
+  // "Silently set the current time".
+  function setModelTime(model, time) {
+    if (model.hold !== null || model.start === null || model.rate === 0) model.hold = time;
+    else model.start = timelineNow(model) - time / model.rate;
+    model.previous = null;
+  }
+  // "Play an animation", its pending task run at once; `rate` is a pending playback rate.
+  function playModel(animation, model, autoRewind, rate = null) {
+    const end = effectEnd(animation);
+    const effective = rate === null ? model.rate : rate;
+    const time = modelTime(model);
+    let seek = null;
+    if (effective > 0 && autoRewind && (time === null || time < 0 || time >= end)) {
+      seek = 0;
+    } else if (effective < 0 && autoRewind && (time === null || time <= 0 || time > end)) {
+      if (end === Infinity) throw invalidState("Cannot play reversed Animation with infinite target effect end.");
+      seek = end;
+    } else if (effective === 0 && time === null) {
+      seek = 0;
+    }
+    if (seek !== null) {
+      model.start = null;
+      model.hold = seek;
+    } else if (model.hold === null && rate === null) {
+      return; // running already
+    }
+    const ready = timelineNow(model);
+    if (model.hold !== null) {
+      model.rate = effective;
+      model.start = effective === 0 ? ready : ready - model.hold / effective;
+      if (effective !== 0) model.hold = null;
+    } else if (model.start !== null) {
+      const match = (ready - model.start) * model.rate;
+      model.rate = effective;
+      if (effective === 0) { model.hold = match; model.start = ready; } else model.start = ready - match / effective;
+    }
+    updateFinished(animation, model, false);
+  }
+  // The real animation shows the model: paused at the model's current time, or cancelled.
+  function showAnimation(animation, model) {
+    if (model.start === null && model.hold === null) {
+      if (realAnimation.playState.get.call(animation) !== "idle") realAnimation.cancel.call(animation);
+      return;
+    }
+    if (realAnimation.playState.get.call(animation) !== "paused") realAnimation.pause.call(animation);
+    if (realAnimation.playbackRate.get.call(animation) !== model.rate) realAnimation.playbackRate.set.call(animation, model.rate);
+    realAnimation.currentTime.set.call(animation, modelTime(model));
+  }
+  // Runs `change(model)` for the page's call on `animation` (or the browser's own behaviour
+  // for an animation that is not on a document timeline).
+  function pageControl(animation, real, args, change) {
+    const model = adoptAnimation(animation);
+    if (!model) return real.apply(animation, args);
+    updateFinished(animation, model, false);
+    const result = change(model);
+    showAnimation(animation, model);
+    return result;
+  }
+  function controlAnimations() {
+    if (!AnimationProto) return;
+    for (const name of ["play", "pause", "reverse", "finish", "cancel", "updatePlaybackRate"]) {
+      realAnimation[name] = AnimationProto[name];
+    }
+    for (const name of ["currentTime", "startTime", "playbackRate", "playState", "pending", "ready", "finished"]) {
+      realAnimation[name] = Object.getOwnPropertyDescriptor(AnimationProto, name);
+    }
+    const method = (name, change) => {
+      const real = realAnimation[name];
+      Object.defineProperty(AnimationProto, name, {
+        configurable: true, writable: true, enumerable: true,
+        value: { [name](...args) { return pageControl(this, real, args, (model) => change(this, model, ...args)); } }[name],
+      });
+    };
+    method("play", (animation, model) => { playModel(animation, model, true); });
+    method("pause", (animation, model) => {
+      if (model.start === null && model.hold !== null) return; // paused already
+      if (modelTime(model) === null) {
+        const end = effectEnd(animation);
+        if (model.rate < 0 && end === Infinity) throw invalidState("Cannot pause, Animation has infinite target effect end.");
+        model.hold = model.rate >= 0 ? 0 : end;
+      }
+      if (model.start !== null && model.hold === null) model.hold = (timelineNow(model) - model.start) * model.rate;
+      model.start = null;
+      updateFinished(animation, model, false);
+    });
+    method("reverse", (animation, model) => { playModel(animation, model, true, -model.rate); });
+    method("finish", (animation, model) => {
+      const end = effectEnd(animation);
+      if (model.rate === 0) throw invalidState("Cannot finish Animation with a playbackRate of 0.");
+      if (model.rate > 0 && end === Infinity) throw invalidState("Cannot finish Animation with an infinite target effect end.");
+      const limit = model.rate > 0 ? end : 0;
+      setModelTime(model, limit);
+      if (model.start === null) model.start = timelineNow(model) - limit / model.rate;
+      updateFinished(animation, model, true);
+    });
+    method("cancel", (animation, model) => {
+      if (modelState(animation, model) === "idle") return;
+      const slot = model.finished;
+      if (slot && !slot.done) slot.reject(new DOMException("The user aborted a request.", "AbortError"));
+      model.finished = null;
+      model.notified = false;
+      model.start = model.hold = model.previous = null;
+    });
+    method("updatePlaybackRate", (animation, model, value) => {
+      const rate = Number(value);
+      const state = modelState(animation, model);
+      if (state === "idle" || state === "paused" || modelTime(model) === null) {
+        model.rate = rate;
+      } else if (state === "finished") {
+        const unconstrained = (timelineNow(model) - model.start) * model.rate;
+        model.start = rate === 0 ? timelineNow(model) : timelineNow(model) - unconstrained / rate;
+        model.rate = rate;
+        updateFinished(animation, model, false);
+      } else {
+        playModel(animation, model, false, rate);
+      }
+    });
+    const accessor = (name, get, set) => {
+      const real = realAnimation[name];
+      if (!real) return;
+      Object.defineProperty(AnimationProto, name, {
+        configurable: true,
+        enumerable: real.enumerable,
+        get() {
+          const model = adoptAnimation(this);
+          if (!model) return real.get.call(this);
+          updateFinished(this, model, false);
+          return get(this, model);
+        },
+        set: real.set && set ? function (value) {
+          pageControl(this, real.set, [value], (model) => set(this, model, value));
+        } : real.set,
+      });
+    };
+    accessor("currentTime", (animation, model) => modelTime(model), (animation, model, value) => {
+      if (value === null || value === undefined) {
+        if (modelTime(model) !== null) throw new TypeError("Failed to set the 'currentTime' property on 'Animation': currentTime may not be changed from resolved to unresolved");
+        return;
+      }
+      setModelTime(model, Number(value));
+      updateFinished(animation, model, true);
+    });
+    accessor("startTime", (animation, model) => model.start, (animation, model, value) => {
+      const previous = modelTime(model);
+      model.start = value === null || value === undefined ? null : Number(value);
+      if (model.start !== null) { if (model.rate !== 0) model.hold = null; } else model.hold = previous;
+      updateFinished(animation, model, true);
+    });
+    accessor("playbackRate", (animation, model) => model.rate, (animation, model, value) => {
+      const previous = modelTime(model);
+      model.rate = Number(value);
+      if (previous !== null) {
+        setModelTime(model, previous);
+        updateFinished(animation, model, true);
+      }
+    });
+    accessor("playState", (animation, model) => modelState(animation, model));
+    accessor("pending", () => false);
+    accessor("ready", (animation, model) => {
+      if (!model.ready) model.ready = Promise.resolve(animation);
+      return model.ready;
+    });
+    accessor("finished", (animation, model) => {
+      const promise = finishedPromise(model);
+      if (modelState(animation, model) === "finished" && !model.finished.done) {
+        model.finished.done = true;
+        model.finished.resolve(animation);
+      }
+      return promise;
+    });
+  }
+  controlAnimations();
+
   // ---- Animated images: GIF, APNG, animated WebP/AVIF in <img> and CSS backgrounds ---------
   // The browser plays them on its own clock. Instead, each image is decoded once with
-  // ImageDecoder into one still PNG per image frame (held as blob: URLs, kept decoded), and at
+  // ImageDecoder into one still PNG per image frame (held as data: URLs, kept decoded), and at
   // every frame the <img> (or the element's background-image) is pointed at the still of the
   // image frame on screen at the virtual time since the image was first seen.
   const animatedSources = new Map(); // absolute URL -> Promise<decoded animation | null>
-  const ownFrameUrls = new Set(); // our stills' blob: URLs, never taken for a page's image
+  const ownFrameUrls = new Set(); // our stills' data: URLs, never taken for a page's image
   const animatedImgs = new Map(); // <img> -> { url, start, shown }
   const animatedBackgrounds = new Map(); // element -> { value, urls, start, shown }
   const IMAGE_TYPES = { gif: "image/gif", png: "image/png", apng: "image/apng", webp: "image/webp", avif: "image/avif" };
@@ -293,6 +594,21 @@
     if (header.startsWith("image/")) return header;
     const match = /\.([a-z0-9]+)(?:[?#]|$)/i.exec(url);
     return match ? IMAGE_TYPES[match[1].toLowerCase()] || "" : "";
+  }
+  // One image frame as a PNG data: URL, encoded synchronously. Not a blob: URL from
+  // convertToBlob()/toBlob(): Chromium encodes those in an idle task of the main thread, and
+  // on the beginFrame path the page gets idle time only after a frame it draws, so each still
+  // waited for the idle task's 1 s fallback (100 stills: 100 s before frame 0). A data: URL
+  // is also loaded by the renderer itself: showing a still makes no network request at all.
+  let stillCanvas = null;
+  function encodeStill(image) {
+    if (!stillCanvas) stillCanvas = document.createElement("canvas");
+    stillCanvas.width = image.displayWidth;
+    stillCanvas.height = image.displayHeight;
+    const context = stillCanvas.getContext("2d");
+    context.clearRect(0, 0, stillCanvas.width, stillCanvas.height);
+    context.drawImage(image, 0, 0);
+    return stillCanvas.toDataURL("image/png");
   }
   async function decodeAnimation(url) {
     if (typeof ImageDecoder === "undefined" || !url || ownFrameUrls.has(url)) return null;
@@ -315,10 +631,8 @@
           let duration = (image.duration || 0) / 1000;
           if (duration <= 10) duration = 100;
           end += duration;
-          const canvas = new OffscreenCanvas(image.displayWidth, image.displayHeight);
-          canvas.getContext("2d").drawImage(image, 0, 0);
+          const still = encodeStill(image);
           image.close();
-          const still = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
           ownFrameUrls.add(still);
           const keep = new Image(); // holds the still decoded in memory for backgrounds
           keep.src = still;
@@ -435,7 +749,7 @@
       console.warn(`${message} (rendered without it: --allow-missing-assets)`);
       return null;
     }
-    return new HeliosRuntimeError(`${message} (fix or re-encode the file, or render anyway with --allow-missing-assets)`);
+    return new HeliosAssetError(`${message} (fix or re-encode the file, or render anyway with --allow-missing-assets)`);
   }
   function mediaErrorText(media) {
     const error = media.error;
@@ -942,7 +1256,7 @@
     }
     now = t;
     window.__HELIOS_VIRTUAL_TIME__ = t;
-    if (runAnimationCallbacks(t)) {
+    if (runAnimationCallbacks(clockReading(t))) {
       for (let turn = 0; turn < MICROTASK_TURNS; turn++) await null;
       trackAnimations();
       if (mayWait(t, false)) {
@@ -962,7 +1276,7 @@
     await runTimersUntil(t);
     now = t;
     window.__HELIOS_VIRTUAL_TIME__ = t;
-    await runAnimationFrame(t);
+    await runAnimationFrame(clockReading(t));
     return settle(frame, t, paint, started);
   }
 
@@ -1246,14 +1560,15 @@
    * its own (not held by the runtime, or on a scroll or view timeline). */
   function animationOutput(animation) {
     const timeline = animation.timeline;
-    if (animation.playState === "running") return NaN;
+    const playState = realPlayState(animation); // held by the runtime: "paused" (or "idle")
+    if (playState === "running") return NaN;
     if (timeline && RealDocumentTimeline && !(timeline instanceof RealDocumentTimeline)) return NaN;
     const effect = animation.effect;
-    if (!effect) return animation.playState;
+    if (!effect) return playState;
     const timing = effect.getComputedTiming();
-    if (timing.progress === null) return `${animation.playState}:-`;
+    if (timing.progress === null) return `${playState}:-`;
     const step = keyframeStep(effect, timing.progress);
-    return `${animation.playState}:${step === null ? timing.progress : step}:${timing.currentIteration}`;
+    return `${playState}:${step === null ? timing.progress : step}:${timing.currentIteration}`;
   }
   // steps(n[, position]), step-start, step-end: the number of steps; 0 for any other easing.
   function stepCount(easing) {
@@ -1494,10 +1809,13 @@
     trackAnimations();
     const found = [];
     const unbounded = [];
-    for (const [animation, start] of tracked) {
+    for (const [animation, model] of tracked) {
+      // Its model (see "Web Animations under the page's control"): one that the page paused
+      // or cancelled does not end on its own; else its time was 0 at `start` (virtual ms).
       const effect = animation.effect;
-      const rate = animation.playbackRate;
-      if (!effect || !(rate > 0)) continue;
+      const rate = model.rate;
+      if (!effect || !(rate > 0) || model.start === null) continue;
+      const start = model.origin + model.start;
       const label = animationLabel(animation);
       const end = effect.getComputedTiming().endTime;
       if (!Number.isFinite(end)) unbounded.push({ kind: label.kind, name: `${label.name} (iterations: infinite)` });

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import helios_render
-from helios_render import MediaError, SourceError, WorkerError
+from helios_render import AssetError, MediaError, WorkerError
 from helios_render._source.server import serve_directory
 
 from ..audio_helpers import (
@@ -176,7 +176,8 @@ async def test_rate_loop_seek_and_fade_by_script(tmp_path: Path) -> None:
         # The seek source jumps to its 700 Hz half at frame 30 (1.0 s).
         "setTimeout(() => { seek.currentTime = 1.0; }, 1000);"
         # A fade of the seek source from 1.5 s: volume 0.5 -> 0 over 15 frames.
-        "function fade(ms) {"
+        "let first = null;"
+        "function fade(ts) { if (first === null) first = ts; const ms = ts - first;"
         " if (ms >= 1500) seek.volume = Math.max(0, 0.5 * (1 - (ms - 1500) / 500));"
         " requestAnimationFrame(fade); } requestAnimationFrame(fade);"
         "</script>",
@@ -288,7 +289,8 @@ async def test_a_missing_source_names_the_url_before_any_frame(tmp_path: Path) -
     page = _page(tmp_path, '<audio id="music" src="missing.wav"></audio>')
     with pytest.raises(WorkerError) as caught:
         await _render(page, tmp_path / "out.mp4", 3)
-    assert isinstance(caught.value.__cause__, SourceError)
+    assert isinstance(caught.value.__cause__, AssetError)
+    assert caught.value.exit_code == 1  # the render started and failed (README, exit codes)
     assert re.search(r"could not load the media .*/missing\.wav: HTTP 404", str(caught.value))
     assert caught.value.frame is None
     assert not (tmp_path / "out.mp4").exists()

@@ -109,7 +109,8 @@ def test_a_missing_asset_fails_the_render_with_its_url_and_status(
     with pytest.raises(helios_render.WorkerError) as caught:
         render(tmp_path, COMPOSITIONS / "missing_asset.html", capture, frames=2)
     cause = caught.value.__cause__
-    assert isinstance(cause, helios_render.SourceError)
+    assert isinstance(cause, helios_render.AssetError)
+    assert caught.value.exit_code == 1  # the render started and failed (README, exit codes)
     message = str(cause)
     assert "script" in message and "/assets/nope.js" in message and "HTTP 404" in message
     assert "--allow-missing-assets" in message
@@ -143,7 +144,7 @@ def test_the_cli_serves_root_and_reports_a_missing_asset_on_one_line(tmp_path: P
             "--width", str(W), "--height", str(H), "--capture", "screenshot", "--progress", "none"]
     failed = subprocess.run([*base, str(tmp_path / "a.mp4")], capture_output=True, text=True,
                             env=env, timeout=120)
-    assert failed.returncode == 2, failed.stderr
+    assert failed.returncode == 1, failed.stderr  # an asset failed: the render started
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("helios-render: error:"), failed.stderr
     assert f"--root {project}" in lines[0]
@@ -243,7 +244,7 @@ def test_a_video_that_cannot_be_decoded_fails_at_once_with_a_short_message(
     with pytest.raises(helios_render.WorkerError) as caught:
         render(tmp_path, COMPOSITIONS / "media_error.html", capture, frames=2, timeout=20)
     cause = caught.value.__cause__
-    assert isinstance(cause, helios_render.PageError), repr(cause)
+    assert isinstance(cause, helios_render.AssetError), repr(cause)  # exit 1, as every asset
     message = str(cause)
     assert "<video#broken>" in message and "data:video/mp4;base64,..." in message, message
     assert "characters)" in message and len(message) < 400, message
@@ -495,3 +496,56 @@ def test_a_pulsing_turning_badge_is_frame_exact_and_deterministic(
 
     check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "composited_badge.html", capture,
                                  check, frames=40, start=21, fps=20)
+
+
+# --- animated images beside SMIL and CSS animations (issue 24, point 1) -----------------------
+
+
+def animated_mix_images(folder: Path) -> None:
+    """Forty image frames of 50 ms, frame n a flat (6 n, 255 - 6 n, 128): GIF, APNG, WebP."""
+    source = ["-f", "lavfi", "-i",
+              "color=black:s=40x40:r=20:d=2,format=rgb24,geq=r='6*N':g='255-6*N':b=128"]
+    outputs = {
+        "anim.gif": ["-vf", "split[a][b];[a]palettegen=reserve_transparent=0[p];"
+                     "[b][p]paletteuse=dither=none", "-loop", "0"],
+        "anim.png": ["-plays", "0", "-f", "apng"],
+        "anim.webp": ["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0"],
+    }
+    for name, args in outputs.items():
+        subprocess.run(["ffmpeg", "-v", "error", *source, *args, str(folder / name)], check=True)
+
+
+def test_animated_images_beside_smil_and_css_animations_render_on_both_paths(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    """Each image's forty stills are made before frame 0: on the beginFrame path that once
+    took a second per still (an idle task the page never got), so frame 0 timed out."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(COMPOSITIONS / "animated_mix.html", site)
+    animated_mix_images(site)
+    rows: Rows = {
+        "SMIL": (70, lambda t: 100 * min(t, 2.0)),
+        "@property": (110, lambda t: 100 * min(t, 2.0)),
+        "class-started": (150, lambda t: 100 * max(0.0, t - 0.3)),
+    }
+
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        check_rows(frames, rows, fps)
+        wrong = []
+        for index, frame in frames.items():
+            n = int(index / fps * 20 + 1e-9) % 40
+            want = (6 * n, 255 - 6 * n, 128)
+            for name, x in (("GIF", 20), ("APNG", 80), ("WebP", 140)):
+                got = frame.pixel(x, 20)
+                if any(abs(a - b) > 8 for a, b in zip(got, want, strict=True)):
+                    wrong.append(f"{name} at frame {index}: {got}, expected image frame {n} {want}")
+        assert not wrong, "\n".join(wrong)
+
+    page = site / "animated_mix.html"
+    whole = render(tmp_path, page, capture, 24, fps=20, timeout=20)
+    check(whole, 20)
+    chunk = render(tmp_path, page, capture, 11, start=13, fps=20, timeout=20)
+    check(chunk, 20)
+    differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
+    assert not differing, f"the chunk from 13 differs from the whole render at {differing}"

@@ -156,6 +156,8 @@ def test_worker_id_is_a_deprecated_alias_of_chunk_index() -> None:
         (helios_render.PageError("threw"), False, True),
         (helios_render.FrameTimeoutError("late"), False, True),
         (helios_render.MediaError("cannot decode"), False, True),
+        (helios_render.AssetError("HTTP 404"), False, True),
+        (helios_render.CaptureStalledError("beginFrame did not answer"), True, False),
         (helios_render.SourceError("missing"), False, True),
         (helios_render.OptionsError("bad"), False, True),
         (helios_render.EncoderError("disk full"), False, False),
