@@ -53,6 +53,7 @@ WARNING_KINDS = (
     "has-focus",
     "font-fallback",
     "media-decode",
+    "video-keyframes",
     "props-schema",
 )
 

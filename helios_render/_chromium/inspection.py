@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import trio
 
 from .._exceptions import FrameTimeoutError
 from .page import Page, shorten_url
 
-__all__ = ["GENERIC_FAMILIES", "FontUse", "PageReport", "first_family", "read_page_report"]
+__all__ = [
+    "GENERIC_FAMILIES",
+    "FontUse",
+    "PageReport",
+    "first_family",
+    "lacks_keyframe_index",
+    "read_page_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +35,61 @@ GENERIC_FAMILIES = frozenset({
 })
 #: Schemes of requests that reach another machine.
 _REMOTE_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+#: The start of every Matroska/WebM file, and the ID of its Cues element (the keyframe index).
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_CUES_ID = b"\x1c\x53\xbb\x6b"
+#: Bytes of a video read at most when looking for its keyframe index.
+KEYFRAME_SCAN_LIMIT = 1 << 30
+
+
+def lacks_keyframe_index(path: Path) -> bool:
+    """Whether ``path`` is a Matroska/WebM file without Cues (its keyframe index), as
+    MediaRecorder and piped FFmpeg output write them: seeking one means reading it from the
+    start, and a browser may land on another frame than asked. Other files: ``False``."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(4) != _EBML_MAGIC:
+                return False
+            tail = b""
+            read = 4
+            while read < KEYFRAME_SCAN_LIMIT:
+                block = handle.read(1 << 20)
+                if not block:
+                    return True
+                if _CUES_ID in tail + block:
+                    return False
+                tail = block[-3:]
+                read += len(block)
+    except OSError:
+        return False
+    return False
+
+
+def _local_file(page: Page, url: str) -> Path | None:
+    """The file under the served folder that ``url`` (of the page's own origin) names."""
+    root = page.config.served_root
+    own, asked = urlsplit(page.config.url), urlsplit(url)
+    if root is None or (own.scheme, own.netloc) != (asked.scheme, asked.netloc):
+        return None
+    path = (Path(root) / unquote(asked.path).lstrip("/")).resolve()
+    return path if path.is_relative_to(Path(root).resolve()) and path.is_file() else None
+
+
+async def _keyframe_warnings(page: Page, media: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for item in media:
+        element, src = str(item.get("element", "")), str(item.get("src", ""))
+        path = _local_file(page, src) if element.startswith("<video") else None
+        if path is None or not await trio.to_thread.run_sync(lacks_keyframe_index, path):
+            continue
+        out.append({
+            "kind": "video-keyframes",
+            "message": "this video has no keyframe index (a WebM without Cues, as MediaRecorder "
+            "writes): seeking it is slow and may show another frame; remux it with "
+            "ffmpeg -i IN -c copy OUT.webm",
+            "where": f"{element} {src}",
+        })
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +214,17 @@ async def read_page_report(page: Page) -> PageReport:
         for w in data.get("warnings") or []
         if isinstance(w, dict)
     ]
+    media = [m for m in data.get("media") or [] if isinstance(m, dict)]
+    warnings += await _keyframe_warnings(page, media)
     if page.config.served_root is not None:
-        # A local page: its scripts by their path in the folder, not by this run's port.
+        # A local page: its scripts and files by their path in the folder, not by this
+        # run's port.
         origin = "{0.scheme}://{0.netloc}/".format(urlsplit(page.config.url))
         for warning in warnings:
             warning["where"] = warning["where"].replace(origin, "")
+        for item in media:
+            if isinstance(item.get("src"), str):
+                item["src"] = item["src"].replace(origin, "")
     warnings += _remote_requests(page)
     for use in fonts:
         if use.fallback:
@@ -172,6 +241,6 @@ async def read_page_report(page: Page) -> PageReport:
         warnings=warnings,
         props_schema=props.get("schema"),
         props_error=props.get("error"),
-        media=[m for m in data.get("media") or [] if isinstance(m, dict)],
+        media=media,
         fonts=fonts,
     )
