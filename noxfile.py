@@ -54,8 +54,13 @@ def bench(session: nox.Session) -> None:
     """Frames per second at 1080p against a bare CDP capture loop, and a concurrency sweep;
     ``nox -s bench -- --codecs``: the encode fps of every codec beside the capture fps.
     ``nox -s bench -- cluster [options]``: Dask scheduling overhead and local:2 against two
-    local workers. ``nox -s bench -- static [options]``: static frames skipped against not,
-    on a page still for 60 % of its frames and on one that always moves."""
+    local workers. ``nox -s bench -- batch [options]``: a 12-row batch against the same 12
+    renders as separate commands. ``nox -s bench -- static [options]``: static frames skipped
+    against not, on a page still for 60 % of its frames and on one that always moves."""
+    if session.posargs[:1] == ["batch"]:
+        session.install("-e", ".")
+        session.run("python", "benchmarks/bench_batch.py", *session.posargs[1:])
+        return
     if session.posargs[:1] == ["static"]:
         session.install("-e", ".")
         session.run("python", "benchmarks/bench_static.py", *session.posargs[1:])

@@ -5,8 +5,9 @@ child processes. Prints the figures after each render and fails if they grow.
 large render (default 300 frames at 3840x2160, 2 workers), each sampled every ``--interval``
 seconds: the resident memory of this Python, of each Chromium (with all its helpers) and of
 each FFmpeg, this Python's open descriptors, and the job folder's size (its finished chunks,
-which are the video and grow with it, and its scratch ``partial/`` folder). After the first
-minute every figure but the finished chunks must stay within 10 % of its value at one minute
+which are the video and grow with it, and its scratch ``partial/`` folder, compared while
+frames are rendered: the stitch writes the joined video there). After the first minute every
+figure but the finished chunks must stay within 10 % of its value at one minute
 (the largest FFmpeg at any time against the largest seen in the first minute, since each run
 of chunks gets an FFmpeg of its own); the run fails otherwise.
 
@@ -122,7 +123,7 @@ async def one_render(
                 chromium = sorted(reading.chromium_rss.values(), reverse=True)
                 ffmpeg = sorted(reading.ffmpeg_rss.values(), reverse=True)
                 rows.append({
-                    "t": reading.at, "python": reading.python_rss / MB,
+                    "t": reading.at, "frames": done[0], "python": reading.python_rss / MB,
                     "chromium": max(chromium, default=0) / MB,
                     "ffmpeg": max(ffmpeg, default=0) / MB,
                     "fds": reading.python_fds, "chunks": chunks / MB, "partial": partial / MB,
@@ -155,9 +156,15 @@ async def one_render(
         print("shorter than a minute after warm-up: nothing to compare")
         return 0
     failed = False
+    rendering = [row for row in later if row["frames"] < frames]
     for key in ("python", "chromium", "ffmpeg", "fds", "partial"):
         reference = max(row[key] for row in base) if key == "ffmpeg" else base[-1][key]
-        peak = max(row[key] for row in later)
+        # The stitch writes the joined video in partial/ (the output before its rename):
+        # the scratch folder is compared while frames are rendered.
+        compared = rendering if key == "partial" else later
+        if not compared:
+            continue
+        peak = max(row[key] for row in compared)
         limit = reference * (1 + GROWTH) + (1 if key in ("fds", "partial") else 0)
         flat = peak <= limit
         failed |= not flat

@@ -33,13 +33,21 @@ from ._model.progress import WorkerProgress as WorkerProgress
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load no Trio
+    from ._batch import BatchError as BatchError
+    from ._batch import BatchResult as BatchResult
+    from ._batch import RowResult as RowResult
+    from ._batch import render_batch as render_batch
+    from ._batch import render_batch_sync as render_batch_sync
     from ._executors import DaskExecutor as DaskExecutor
     from ._executors import LocalExecutor as LocalExecutor
     from ._preview import Preview as Preview
     from ._preview import open_preview as open_preview
     from ._preview import preview_sync as preview_sync
     from ._props import validate_props as validate_props
+    from ._render import PoolStatistics as PoolStatistics
+    from ._render import RenderPool as RenderPool
     from ._render import RenderResult as RenderResult
+    from ._render import open_pool as open_pool
     from ._render import render as render
     from ._render import render_still as render_still
     from ._render import render_sync as render_sync
@@ -47,9 +55,17 @@ if TYPE_CHECKING:  # loaded on first use (see __getattr__), so the values load n
 #: Public names whose modules load Trio, CDP and FFmpeg: imported when first asked for, so
 #: that ``import helios_render`` (and a Dask worker unpickling a value) stays light.
 _LAZY = {
+    "BatchError": "._batch",
+    "BatchResult": "._batch",
+    "RowResult": "._batch",
+    "render_batch": "._batch",
+    "render_batch_sync": "._batch",
     "DaskExecutor": "._executors",
     "LocalExecutor": "._executors",
+    "PoolStatistics": "._render",
+    "RenderPool": "._render",
     "RenderResult": "._render",
+    "open_pool": "._render",
     "Preview": "._preview",
     "open_preview": "._preview",
     "preview_sync": "._preview",
@@ -74,6 +90,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AssetError",
+    "BatchError",
+    "BatchResult",
     "BrowserError",
     "CaptureStalledError",
     "CdpCommandError",
@@ -87,22 +105,28 @@ __all__ = [
     "MediaError",
     "OptionsError",
     "PageError",
+    "PoolStatistics",
     "PreflightError",
     "Preview",
     "ProgressAggregator",
     "PropsError",
     "RenderError",
     "RenderOptions",
+    "RenderPool",
     "RenderProgress",
     "RenderResult",
+    "RowResult",
     "SourceError",
     "ToolNotFoundError",
     "UsageError",
     "WorkerError",
     "WorkerProgress",
+    "open_pool",
     "open_preview",
     "preview_sync",
     "render",
+    "render_batch",
+    "render_batch_sync",
     "render_still",
     "render_sync",
     "validate_props",

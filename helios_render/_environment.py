@@ -248,9 +248,24 @@ async def choose_capture(options: RenderOptions, browser: Path, version: str) ->
     return supported
 
 
-async def probe_environment(options: RenderOptions, *, video: bool = True) -> Environment:
+async def probe_environment(
+    options: RenderOptions,
+    *,
+    video: bool = True,
+    memo: dict[Any, Any] | None = None,
+    exclude: frozenset[Path] = frozenset(),
+) -> Environment:
     """Gather what the plan needs; check the output and the tools first, so that nothing
     starts when one is wrong.
+
+    Args:
+        options: The render.
+        video: A video (else a still: no encoder, no ffprobe, no digest).
+        memo: What the tools said of themselves in earlier renders of a pool (versions,
+            encoders, the capture path), filled as they are asked: each is asked once per
+            pool. The composition's digest is taken for every render.
+        exclude: Files left out of the composition's digest besides the output (a batch's
+            other outputs and its rows file, so that they do not change every row's digest).
 
     Raises:
         UsageError: A bad output path, a missing tool or encoder, a missing composition.
@@ -271,20 +286,32 @@ async def probe_environment(options: RenderOptions, *, video: bool = True) -> En
     # Each question is a process or a walk of the folder: ask them all at once.
     facts: dict[str, Any] = {}
 
-    async def ask(name: str, question: Callable[[], object]) -> None:
+    async def ask(name: str, question: Callable[[], object], tool: Path | None = None) -> None:
+        key = (name, tool)
+        if tool is not None and memo is not None and key in memo:
+            facts[name] = memo[key]
+            return
         facts[name] = await trio.to_thread.run_sync(question)
+        if tool is not None and memo is not None:
+            memo[key] = facts[name]
 
     async with task_nursery() as nursery:
-        nursery.start_soon(ask, "browser", lambda: browser_version(browser))
-        nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg))
+        nursery.start_soon(ask, "browser", lambda: browser_version(browser), browser)
+        nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg), ffmpeg)
         if video:
-            nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg))
+            nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg), ffmpeg)
         if served is not None and video:
-            exclude = frozenset({options.output_path, options.target_path})
+            exclude = frozenset({options.output_path, options.target_path}) | exclude
             nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))
     browser_text, ffmpeg_text = facts["browser"], facts["ffmpeg"]
     encoder = choose_encoder(codec, facts["encoders"], ffmpeg) if video else None
-    begin_frame = await choose_capture(options, browser, browser_text)
+    capture_key = ("capture", options.capture, browser, browser_text)
+    if memo is not None and capture_key in memo:
+        begin_frame = memo[capture_key]
+    else:
+        begin_frame = await choose_capture(options, browser, browser_text)
+        if memo is not None:
+            memo[capture_key] = begin_frame
     source_digest = facts.get("digest")
     return Environment(
         browser=browser,

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import trio
 
+from ._cli_batch import add_batch_parser
 from ._cli_progress import ProgressPrinter, _silence
 from ._exceptions import HeliosError, OptionsError, UsageError
 from ._model.codecs import CODECS, PRORES_PROFILES
@@ -254,6 +255,7 @@ def build_parser() -> CommandLineParser:
                            default=_ABSENT, help="do not inspect the page first")
     run.add_argument("--strict", action="store_true", default=_ABSENT,
                      help="fail (exit 1) before rendering when the preflight warns")
+    add_batch_parser(commands, run)
 
     still = commands.add_parser("still", help="render one frame to a PNG")
     _add_page_options(still)
@@ -488,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    if command in ("render", "still", "doctor", "inspect", "preview"):
+    if command in ("render", "still", "doctor", "batch", "inspect", "preview"):
         parser.help_hint = f"helios-render {command}"
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -504,6 +506,8 @@ def _main(argv: list[str]) -> int:
     if args.command == "inspect":
         return _run_inspect(args)
     printer = ProgressPrinter(getattr(args, "progress", "none"), sys.stderr, sys.stdout)
+    if args.command == "batch":
+        return _run_batch(args, printer)
     try:
         options = _options_from(args)
     except UsageError as exc:
@@ -532,3 +536,29 @@ def _main(argv: list[str]) -> int:
     elif args.command == "still":
         printer.wrote(result)
     return EXIT_OK
+
+
+def _run_batch(args: argparse.Namespace, printer: ProgressPrinter) -> int:
+    """``helios-render batch``: 0 every row done, 1 a row failed or was invalid, 2 nothing
+    rendered (bad usage), 130/143 interrupted (every browser stopped; a rerun resumes)."""
+    from ._cli_batch import batch_job, exit_code_of
+
+    try:
+        props = _parse_props(args.props)
+    except UsageError as exc:
+        printer.error(str(exc), exc.exit_code)
+        return exc.exit_code
+    job, shown = batch_job(args, props, printer)
+    try:
+        result, terminated = trio.run(_run_cancellable, job)
+    except BaseException as exc:
+        return _report_failure(exc, printer)
+    if terminated:
+        printer.error(
+            "terminated; every browser and encoder was stopped (run the same command to "
+            "resume)", EXIT_TERMINATED,
+        )
+        return EXIT_TERMINATED
+    code = exit_code_of(result)
+    shown.done(result, code)
+    return code

@@ -119,6 +119,7 @@ class Proc:
     session: int
     owner: int | None  # the helios_render owner mark in its environment, if any
     argv0: str
+    cmdline: str  # the whole command line (Chromium's helpers rewrite theirs into one string)
 
 
 def process_table() -> dict[int, Proc]:
@@ -131,7 +132,7 @@ def process_table() -> dict[int, Proc]:
         try:
             stat = (entry / "stat").read_text()
             environ = (entry / "environ").read_bytes().split(b"\0")
-            argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0].decode("utf-8", "replace")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
@@ -139,7 +140,9 @@ def process_table() -> dict[int, Proc]:
             continue
         marks = [item[len(prefix) :] for item in environ if item.startswith(prefix)]
         owner = int(marks[0]) if marks else None
-        table[int(entry.name)] = Proc(int(entry.name), int(fields[3]), owner, argv0)
+        argv0 = argv[0].decode("utf-8", "replace")
+        cmdline = b" ".join(argv).decode("utf-8", "replace")
+        table[int(entry.name)] = Proc(int(entry.name), int(fields[3]), owner, argv0, cmdline)
     return table
 
 
@@ -160,15 +163,24 @@ def our_processes(owner: int | None = None) -> set[int]:
 
 def orphans() -> set[int]:
     """Live processes started by a helios_render that no longer exists, with their helpers,
-    and Chromium helpers whose browser is gone."""
+    and Chromium helpers of this test whose browser is gone.
+
+    A helper is this test's when its command line names the test's own temp folder (the
+    profile and crash database of every Chromium we launch live there): another render on the
+    machine, or another test's browser, is not counted (their crash handlers also sit in
+    sessions of their own)."""
     table = process_table()
     marked = {p.pid for p in table.values() if p.owner is not None and p.owner not in table}
     found = _with_sessions(table, marked)
     browsers = ("chrom", "headless")
+    ours = tempfile.gettempdir()
     found |= {
         p.pid
         for p in table.values()
-        if p.session not in table and any(b in p.argv0 for b in browsers) and p.owner is None
+        if p.session not in table
+        and any(b in p.argv0 for b in browsers)
+        and p.owner is None
+        and ours in p.cmdline
     }
     return found
 

@@ -88,17 +88,27 @@ class Executor(Protocol):
         ...
 
 
+class Stoppable(Protocol):
+    """What stops every chunk of one render: a ``trio.CancelScope``, or a warm pool's run
+    (which cancels its own chunks only)."""
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
 class Supervision:
     """Who failed first, which chunks were retried, and whether the render is stopping.
 
     Args:
-        cancel: The scope that stops every chunk of the render.
+        cancel: What stops every chunk of the render (a cancel scope, or a pool's run).
         retries: Retries allowed per chunk for crash-class failures.
         on_retry: Called once per retry (the progress counts them).
     """
 
     def __init__(
-        self, cancel: trio.CancelScope, retries: int, on_retry: Callable[[], object]
+        self, cancel: Stoppable | trio.CancelScope, retries: int, on_retry: Callable[[], object]
     ) -> None:
         self._cancel = cancel
         self._retries = retries

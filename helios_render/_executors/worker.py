@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from .._chromium.browser import Browser, find_browser, launch_browser
+from .._chromium.browser import ABORT_GRACE, Browser, find_browser, launch_browser
 from .._chromium.inspection import PageReport, read_page_report
 from .._chromium.page import Page, open_page
 from .._exceptions import WorkerError
@@ -261,6 +261,15 @@ def _scale_args(job: ChunkJob) -> tuple[str, ...]:
     return (f"--force-device-scale-factor={job.page.scale!r}",)
 
 
+def _browser_key(job: ChunkJob) -> tuple[object, ...]:
+    """Jobs with the same key can share a browser (each with a page of its own): other props,
+    another composition, other page settings only need a new page."""
+    return (
+        job.browser, job.begin_frame, job.browser_args, _scale_args(job), job.page.width,
+        job.page.height,
+    )
+
+
 class FinishingChunk:
     """A chunk whose frames are all with its encoder, still encoding. Made by
     :meth:`ChunkWorker.render_frames`."""
@@ -367,9 +376,17 @@ class ChunkWorker:
         #: ``on_replay(chunk index, p)``: the fraction of the frames before a chunk run so far
         #: (an rAF page replays them first); set by the executor, ``None`` reports nothing.
         self.on_replay: Report | None = None
+        #: Browsers this worker launched (a pool counts them).
+        self.browsers_launched = 0
         self._stack: AsyncExitStack | None = None
+        #: What the browser was launched for (:func:`_browser_key`), and the page opened for
+        #: (:func:`_session_key`).
+        self._browser_key: tuple[object, ...] | None = None
         self._key: tuple[object, ...] | None = None
         self._browser: Browser | None = None
+        #: The source being served (its own server), and its stack.
+        self._source: object | None = None
+        self._source_stack: AsyncExitStack | None = None
         self._url: str | None = None
         #: The origin of our own loopback server (local compositions), for media records.
         self._server_origin: str | None = None
@@ -386,31 +403,94 @@ class ChunkWorker:
         """Whether this worker's browser and page can render ``job`` without a new launch."""
         return self._key == _session_key(job) and self._browser is not None
 
+    def holds_browser_for(self, job: ChunkJob) -> bool:
+        """Whether this worker's browser can render ``job`` (with a page of its own)."""
+        return self._browser_key == _browser_key(job) and self._browser is not None
+
     async def _close_page(self) -> None:
         stack, self._page_stack, self._page = self._page_stack, None, None
         if stack is not None:
             await stack.aclose()
 
-    async def aclose(self) -> None:
-        """Close the page, the browser and the server (idempotent)."""
-        stack, self._stack = self._stack, None
+    async def close_page(self) -> None:
+        """Close the page and any encoder still open, keeping the browser and the server
+        (a pool's worker between renders; idempotent).
+
+        Must be called in the cancel scope the page was opened in (no scope of its own: the
+        page's tasks nest in it).
+
+        Cancellation:
+            The encoder's abort is shielded (FFmpeg is reaped); the page's tasks are
+            cancelled.
+        """
         try:
+            await self._close_segments()
+        finally:
+            await self._close_page()
+
+    async def _close_source(self) -> None:
+        stack, self._source_stack = self._source_stack, None
+        self._source = self._url = self._server_origin = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def aclose(self, *, abort: bool = False) -> None:
+        """Close the page, the browser and the server (idempotent).
+
+        Args:
+            abort: The worker is failing or being cancelled: the browser is stopped at once
+                (no polite ``Browser.close``, the short grace), as when an error leaves it.
+        """
+        stack, self._stack = self._stack, None
+        browser = self._browser
+        try:
+            if abort and browser is not None:
+                # Stopped first: the polite close that follows finds it gone at once.
+                with trio.CancelScope(shield=True):
+                    await browser.process.terminate(ABORT_GRACE)
             await self._close_segments()
             await self._close_page()
         finally:
-            self._key = self._browser = self._url = self._server_origin = None
-            if stack is not None:
-                await stack.aclose()
+            self._key = self._browser_key = self._browser = None
+            try:
+                await self._close_source()
+            finally:
+                if stack is not None:
+                    await stack.aclose()
+
+    async def ensure_session(self, job: ChunkJob) -> bool:
+        """Make the browser and the server ``job`` needs ready, keeping what fits: a browser
+        is launched only when there is none for ``job``'s browser settings (a page that does
+        not fit ``job`` is closed, and opened when ``job`` renders). Returns whether a browser
+        was launched.
+
+        A pool calls this outside the cancel scope of one render: the browser and the server
+        outlive it (their tasks nest in the caller's scope).
+        """
+        launched = False
+        if not self.holds_browser_for(job):
+            await self.aclose()
+            await self._launch_browser(job)
+            launched = True
+        if self._source != job.source or self._url is None:
+            await self._close_segments()
+            await self._close_page()
+            await self._close_source()
+            await self._serve_source(job)
+        key = _session_key(job)
+        if self._key != key:
+            await self._close_segments()
+            await self._close_page()
+            self._key = key
+        return launched
 
     async def _ensure_browser(self, job: ChunkJob) -> None:
-        key = _session_key(job)
-        if self._key == key and self._browser is not None:
-            return
-        await self.aclose()
+        await self.ensure_session(job)
+
+    async def _serve_source(self, job: ChunkJob) -> None:
         stack = AsyncExitStack()
-        self._stack = stack
-        self._key = key
-        executable = find_browser(job.browser)
+        self._source_stack = stack
+        self._source = job.source
         if isinstance(job.source, FolderSource):
             server = await stack.enter_async_context(serve_directory(Path(job.source.root)))
             self._url = server.url_for(job.source.entry)
@@ -424,6 +504,11 @@ class ChunkWorker:
         else:
             assert isinstance(job.source, UrlSource)
             self._url = job.source.url
+
+    async def _launch_browser(self, job: ChunkJob) -> None:
+        stack = AsyncExitStack()
+        self._stack = stack
+        executable = find_browser(job.browser)
         started = time.perf_counter()
         self._browser = await stack.enter_async_context(
             launch_browser(
@@ -434,6 +519,8 @@ class ChunkWorker:
                 extra_args=(*job.browser_args, *_scale_args(job)),
             )
         )
+        self._browser_key = _browser_key(job)
+        self.browsers_launched += 1
         self.instrument.browser_launched(self._browser, time.perf_counter() - started)
 
     async def _open_page(self, job: ChunkJob) -> Page:

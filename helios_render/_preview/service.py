@@ -122,6 +122,8 @@ class RenderJob:
     progress: float = 0.0
     stage: str = "launching"
     message: str = ""
+    #: Frames taken from the job folder of an interrupted (or cancelled) render.
+    reused: int = 0
 
 
 class Preview:
@@ -338,6 +340,7 @@ class Preview:
     async def _render(self, job: RenderJob, options: RenderOptions) -> None:
         def on_progress(progress: RenderProgress) -> None:
             job.progress, job.stage = progress.progress, progress.stage
+            job.reused = progress.frames_reused
             self.broadcast({"type": "progress", "progress": progress.progress,
                             "stage": progress.stage, "framesDone": progress.frames_done,
                             "framesTotal": progress.frames_total})
@@ -351,10 +354,15 @@ class Preview:
                 job.state, job.message = "failed", str(exc)
             else:
                 job.state, job.progress = "done", 1.0
+                job.reused = result.frames_reused
                 job.message = f"wrote {result.output}"
+                if result.frames_reused:
+                    job.message += (f" ({result.frames_reused} frames reused from the job "
+                                    "folder of an earlier render)")
         if job.scope.cancelled_caught:
             job.state = "cancelled"
-            job.message = describe_kept(None, options.target_path) or "cancelled"
+            kept = describe_kept(None, options.target_path)
+            job.message = f"Render resumes: {kept}" if kept else "cancelled"
         elif error is not None:
             kept = describe_kept(error, options.target_path)
             if kept:

@@ -30,8 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("one chunk", ("_source", "_chromium", "_ffmpeg")),
     ("runs and output", ("_executors", "_output")),
     ("facts", ("_environment", "_doctor", "_props_source", "_timing", "_inspect")),
-    ("render", ("_render",)),
-    ("surface", ("", "__main__", "cli", "_cli_progress", "_preview")),
+    ("render", ("_render", "_batch")),
+    ("surface", ("", "__main__", "cli", "_cli_progress", "_cli_batch", "_preview")),
 )
 #: Within one layer: ``(a, b)``, a must not import b. The browser side and FFmpeg know
 #: nothing of each other; where a composition comes from knows neither; the executors and the
