@@ -93,7 +93,9 @@ async def test_cancelling_render_stops_everything(tmp_path: Path) -> None:
     # Only the job folder stays, for a resume: finished chunks, nothing half-written.
     (job,) = tmp_path.iterdir()
     assert job.name.startswith(".out.mp4.helios-job-")
-    assert sorted(p.name for p in job.iterdir()) == ["chunks", "manifest.json", "partial"]
+    # The released lock file stays too: the next owner of the folder takes it.
+    kept = sorted(p.name for p in job.iterdir())
+    assert kept == [".helios-lock", "chunks", "manifest.json", "partial"]
     assert list((job / "partial").iterdir()) == []
 
 
