@@ -272,7 +272,8 @@ def build_parser() -> CommandLineParser:
     inspect.add_argument("--json", action="store_true",
                          help="print one JSON object (documented in docs/inspect.md)")
     inspect.add_argument("--strict", action="store_true",
-                         help="exit 1 when there is anything to warn about (for CI)")
+                         help="also exit 1 when the page has no length of its own (for CI: a "
+                              "render of it would need --frames or --duration)")
 
     doctor = commands.add_parser("doctor", help="check Chromium and FFmpeg and say what is missing")
     doctor.add_argument("--cluster", default=None, metavar="ADDRESS",
@@ -358,8 +359,8 @@ _INSPECT_OUTPUT = "inspect.mp4"
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    """``helios-render inspect``: 0 nothing to warn about (or warnings without --strict), 1
-    warnings with --strict, 2 bad usage or a page that cannot load."""
+    """``helios-render inspect``: 0 nothing to warn about, 1 warnings (with --strict also a
+    page without a length of its own), 2 bad usage or a page that cannot load."""
     from ._inspect import inspect_composition
 
     printer = ProgressPrinter("none", sys.stderr, sys.stdout)
@@ -377,7 +378,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(inspection.to_json(), indent=2, sort_keys=False))
     else:
         print("\n".join(inspection.describe()))
-    return EXIT_FAILED if args.strict and inspection.warnings else EXIT_OK
+    unbounded = inspection.timing.frames is None
+    return EXIT_FAILED if inspection.warnings or (args.strict and unbounded) else EXIT_OK
 
 
 @dataclasses.dataclass(slots=True)

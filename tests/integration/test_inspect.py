@@ -190,12 +190,18 @@ def test_inspect_json_shape_and_exit_codes(tmp_path: Path) -> None:
         "props_schema": None, "warnings": [],
     }
     assert isinstance(report["fonts"], list) and isinstance(report["media"], list)
-    # With warnings and --strict: exit 1, the JSON still printed; an unbounded page: no frames.
+    # An unbounded page with nothing to warn about: exit 0 (frames null); with --strict, 1.
+    endless = tmp_path / "endless.html"
+    endless.write_text('<!doctype html><p>x</p><style>p { animation: a 1s infinite; }'
+                       "@keyframes a { to { opacity: 0; } }</style>")
+    assert _cli(str(endless), "--json").returncode == 0
+    assert _cli(str(endless), "--json", "--strict").returncode == 1
+    # With warnings: exit 1, the JSON still printed; an unbounded page: no frames.
     page = tmp_path / "tz.html"
     page.write_text('<!doctype html><p id="t"></p><style>p { animation: a 1s infinite; }'
                     "@keyframes a { to { opacity: 0; } }</style>"
                     "<script>t.textContent = new Date(0).toString();</script>")
-    strict = _cli(str(page), "--json", "--strict", "--fps", "30000/1001")
+    strict = _cli(str(page), "--json", "--fps", "30000/1001")
     assert strict.returncode == 1, strict.stderr
     data = json.loads(strict.stdout)
     assert (data["frames"], data["duration"], data["fps"], data["source"]["frames"]) == (
