@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import secrets
+import urllib.parse
 import webbrowser
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,7 +38,7 @@ import trio
 
 from .._environment import probe_environment
 from .._exceptions import HeliosError, OptionsError, PropsError
-from .._model.job import FolderSource, PageConfig
+from .._model.job import FolderSource, PageConfig, UrlSource
 from .._model.options import RenderOptions
 from .._model.plan import plan_render
 from .._model.progress import RenderProgress
@@ -46,7 +47,7 @@ from .._output.jobs import describe_kept
 from .._props_source import check_render_props, props_schema
 from .._render import render, render_still
 from .._timing import resolve_page_timing
-from .composition import CompositionSite
+from .composition import CompositionSite, ProxySite
 from .http import Request, Response, serve_http, text_response
 from .props import check_props
 
@@ -92,24 +93,34 @@ def _json(status: HTTPStatus, value: Any) -> Response:
     )
 
 
+def _is_url(source: str) -> bool:
+    return str(source).lower().startswith(("http://", "https://"))
+
+
 def check_preview_source(source: str) -> None:
-    """Refuse a URL SOURCE: the preview puts the runtime into the pages it serves itself.
+    """Refuse a URL SOURCE the preview cannot proxy: it serves the site's pages itself (with
+    the runtime put in), over plain HTTP.
 
     Raises:
-        OptionsError: ``source`` is a URL.
+        OptionsError: ``source`` is an ``https://`` URL.
     """
-    if str(source).lower().startswith(("http://", "https://")):
-        raise OptionsError(_NOT_LOCAL)
+    if str(source).lower().startswith("https://"):
+        raise OptionsError(_NOT_PROXIED)
 
 
-_NOT_LOCAL = (
-    "preview serves a local composition (an HTML file or a folder); to preview a URL, save "
-    "the page locally, or render it with helios-render render"
+_NOT_PROXIED = (
+    "preview proxies http:// URLs only (it puts the runtime into the pages it serves); for "
+    "an https:// page, save it locally or serve it over http:// on this machine, or render it "
+    "with helios-render render"
 )
 
 
 def default_output(source: str) -> Path:
-    """Where Render writes without ``--output``: beside the source, as ``NAME.mp4``."""
+    """Where Render writes without ``--output``: beside the source, as ``NAME.mp4``; for a URL,
+    in the current folder, named after the URL's page (``index.mp4`` for a folder's URL)."""
+    if _is_url(source):
+        stem = Path(urllib.parse.urlsplit(source).path).stem or "index"
+        return Path.cwd() / f"{stem}.mp4"
     return Path(source).with_suffix(".mp4")
 
 
@@ -136,7 +147,7 @@ class Preview:
         frames: Frames of the composition (the slider goes from 0 to ``frames - 1``).
     """
 
-    def __init__(self, options: RenderOptions, page: PageConfig, root: Path, entry: str,
+    def __init__(self, options: RenderOptions, page: PageConfig, root: Path | None, entry: str,
                  host: str) -> None:
         self.options = options
         self.page = page
@@ -384,6 +395,8 @@ class Preview:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
+        if self.root is None:  # a URL SOURCE: no folder of ours to watch
+            return
         stop = trio.Event()  # read by the watcher's thread: its wait ends once set
         try:
             async for changes in awatch(self.root, stop_event=stop, debounce=WATCH_DEBOUNCE_MS,
@@ -402,7 +415,7 @@ class Preview:
 class _Prepared:
     options: RenderOptions
     page: PageConfig
-    source: FolderSource
+    source: FolderSource | UrlSource
     schema: dict[str, Any] | None
 
 
@@ -414,8 +427,8 @@ async def _prepare(options: RenderOptions) -> _Prepared:
     probe_output = options.output_path.with_name(f".{options.output_path.stem}.preview.png")
     still_like = replace(options, output=str(probe_output), image_format="png")
     env = await probe_environment(still_like, video=False)
-    if not isinstance(env.source, FolderSource):
-        raise OptionsError(_NOT_LOCAL)
+    if not isinstance(env.source, FolderSource | UrlSource):
+        raise OptionsError(_NOT_PROXIED)
     ask = options.props is not None or options.strict_props
     schema = await props_schema(still_like, env, ask_page=ask)
     checked = await check_render_props(still_like, env)
@@ -449,7 +462,7 @@ async def open_preview(
         The running :class:`Preview`; ``preview.url`` is the address to open.
 
     Raises:
-        UsageError: Bad options, a missing tool, a URL source.
+        UsageError: Bad options, a missing tool, an ``https://`` URL source.
 
     Cancellation:
         Both servers stop, the watcher stops, and a render started from the page is cancelled
@@ -470,10 +483,22 @@ async def open_preview(
             "(with its token) can use the preview", host)
     prepared = await _prepare(options)
     source = prepared.source
-    preview = Preview(prepared.options, prepared.page, Path(source.root), source.entry,
-                      str(address))
+    site: CompositionSite | ProxySite
+    if isinstance(source, UrlSource):
+        # A site's pages are fetched through the composition origin (the runtime put in);
+        # there is no folder to watch: the site's own live reload cannot pass the proxy.
+        parts = urllib.parse.urlsplit(source.url)
+        entry = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+        preview = Preview(prepared.options, prepared.page, None, entry, str(address))
+        site = ProxySite(f"{parts.scheme}://{parts.netloc}", lambda: preview.control_origin,
+                         preview.page_config)
+        watch = False
+    else:
+        preview = Preview(prepared.options, prepared.page, Path(source.root), source.entry,
+                          str(address))
+        site = CompositionSite(Path(source.root), lambda: preview.control_origin,
+                               preview.page_config)
     preview.schema = prepared.schema
-    site = CompositionSite(preview.root, lambda: preview.control_origin, preview.page_config)
     async with background_nursery() as nursery:
         preview._nursery = nursery
         preview.control_port = await nursery.start(

@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -315,10 +317,75 @@ async def test_requests_without_the_token_or_with_a_foreign_host_get_403_and_do_
         assert (await http(port, get(f"/index.html?token={token}", port)))[0] == 404
 
 
-async def test_a_url_source_is_refused_with_one_line(tmp_path: Path) -> None:
-    with pytest.raises(helios_render.OptionsError, match="local composition"):
-        async with open_preview(options("http://127.0.0.1:9/x.html", tmp_path / "o.mp4")):
+async def test_an_https_url_source_is_refused_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(helios_render.OptionsError, match=r"http:// URLs only"):
+        async with open_preview(options("https://127.0.0.1:9/x.html", tmp_path / "o.mp4")):
             pass
+
+
+@pytest.fixture
+def site_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """The corpus served over HTTP by another server, as a dev server would: its origin, and
+    every request it got (path, headers)."""
+    seen: list[tuple[str, str]] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(COMPOSITIONS), **kwargs)
+
+        def do_GET(self) -> None:
+            seen.append((self.path, str(self.headers)))
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_a_url_source_is_proxied_with_the_runtime_and_never_given_the_token(
+    tmp_path: Path, shared_browser: SharedBrowser,
+    site_server: tuple[str, list[tuple[str, str]]],
+) -> None:
+    origin, seen = site_server
+    url = f"{origin}/css_linear.html?from=preview"
+    async with (
+        open_preview(options(url, tmp_path / "out.mp4"), watch=False) as preview,
+        control_tab(shared_browser, f"{preview.url}&frame=45&zoom=100") as tab,
+    ):
+        await shown(tab, 45)
+        at_45 = await iframe_pixels(tab, tmp_path / "preview-45.png")
+        await evaluate(tab, "document.getElementById('frame').focus()")
+        await press(tab, "ArrowRight", 39)
+        await shown(tab, 46)
+        at_46 = await iframe_pixels(tab, tmp_path / "preview-46.png")
+        token = preview.token
+        # The proxy fetches from the site's origin only: an absolute-form target is refused.
+        status, _, _ = await http(
+            preview.composition_port,
+            f"GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:{preview.composition_port}"
+            "\r\n\r\n",
+        )
+        assert status == 400
+    assert any(path == "/css_linear.html?from=preview" for path, _ in seen)
+    assert all(token not in path + headers for path, headers in seen)
+    stills = {}
+    for frame in (45, 46):
+        output = tmp_path / f"still-url-{frame}.png"
+        await helios_render.render_still(options(url, output, frames=1, image_format="png"),
+                                         frame)
+        stills[frame] = decode_frames(output)[0]
+    assert largest_difference(stills[45], stills[46]) > TOLERANCE
+    assert largest_difference(at_45, stills[45]) <= TOLERANCE
+    assert largest_difference(at_46, stills[46]) <= TOLERANCE
 
 
 
