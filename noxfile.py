@@ -18,7 +18,8 @@ def _group(name: str) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Unit, property-based and integration tests (real Chromium and FFmpeg)."""
     session.install("-e", ".[dask]", *_group("test"))
-    session.run("pytest", *(session.posargs or ["-q"]))
+    # The slowest tests are listed at the end, so that a CI log shows where its time goes.
+    session.run("pytest", *(session.posargs or ["-q", "--durations=30"]))
 
 
 @nox.session(default=False)
