@@ -146,7 +146,9 @@ async def test_a_page_that_throws_in_one_chunk_stops_every_task(
     assert "boom at 1500.0 ms" in str(error.__cause__)
     stats = executor.statistics()
     assert stats.retries == 0  # a page error is never retried
-    assert stats.stop_seconds is not None and stats.stop_seconds < 2.0
+    # Every task ends promptly (about 1 s here when quiet; FFmpeg and Chromium teardown takes
+    # longer on a loaded machine): a guard against a hang, not a speed bound.
+    assert stats.stop_seconds is not None and stats.stop_seconds < 5.0
     assert_workers_clean(client, cluster_tmp, timeout=0.5)
     assert not (tmp_path / "out.mp4").exists()
 
@@ -257,7 +259,9 @@ async def test_cancelling_a_cluster_render_stops_every_remote_task(
         nursery.cancel_scope.cancel()
     assert time.monotonic() - t0 < 5.0
     stats = executor.statistics()
-    assert stats.stop_seconds is not None and stats.stop_seconds < 2.0
+    # Every task ends promptly (about 1 s here when quiet; FFmpeg and Chromium teardown takes
+    # longer on a loaded machine): a guard against a hang, not a speed bound.
+    assert stats.stop_seconds is not None and stats.stop_seconds < 5.0
     assert_workers_clean(client, cluster_tmp, timeout=0.5)
     assert not (tmp_path / "out.mp4").exists()
     (job,) = tmp_path.iterdir()
