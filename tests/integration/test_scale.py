@@ -15,7 +15,8 @@ from helios_render._chromium.browser import find_browser, launch_browser
 
 from ..conftest import COMPOSITIONS, Frame, decode_frames, probe
 from ..factories import make_lossless_options
-from .test_corpus import PATHS, CapturePath
+from . import test_corpus
+from .test_corpus import CapturePath
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -23,12 +24,7 @@ PAGE = COMPOSITIONS / "scale_text.html"
 W, H = 320, 180
 
 
-@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
-def capture(request: pytest.FixtureRequest) -> CapturePath:
-    path: CapturePath = request.param
-    if path.name == "beginframe":
-        request.applymarker(pytest.mark.beginframe)
-    return path
+capture = test_corpus.capture  # both capture paths, as the corpus runs them
 
 
 async def _reference_png(scale: float, browser_path: str | None = None) -> bytes:

@@ -23,7 +23,8 @@ from helios_render._chromium.page import open_page
 from helios_render._source.server import serve_directory
 
 from ..factories import make_page
-from .test_corpus import PATHS, CapturePath
+from . import test_corpus
+from .test_corpus import CapturePath
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
 
@@ -157,12 +158,7 @@ async def check_schedule(folder: Path, schedule: Schedule, capture: CapturePath)
     return unchanged
 
 
-@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
-def capture(request: pytest.FixtureRequest) -> CapturePath:
-    path: CapturePath = request.param
-    if path.name == "beginframe":
-        request.applymarker(pytest.mark.beginframe)
-    return path
+capture = test_corpus.capture  # both capture paths, as the corpus runs them
 
 
 def test_a_frame_called_unchanged_is_the_frame_before(

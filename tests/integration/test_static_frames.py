@@ -18,7 +18,8 @@ import helios_render
 
 from ..conftest import COMPOSITIONS, decode_frames
 from ..factories import make_lossless_options
-from .test_corpus import PATHS, CapturePath
+from . import test_corpus
+from .test_corpus import CapturePath
 from .test_written_by_others import animated_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("clean_processes")]
@@ -27,12 +28,7 @@ BENCH_PAGE = Path(__file__).resolve().parents[2] / "benchmarks" / "static" / "in
 W, H = 320, 180
 
 
-@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
-def capture(request: pytest.FixtureRequest) -> CapturePath:
-    path: CapturePath = request.param
-    if path.name == "beginframe":
-        request.applymarker(pytest.mark.beginframe)
-    return path
+capture = test_corpus.capture  # both capture paths, as the corpus runs them
 
 
 def render_both(
