@@ -48,7 +48,13 @@
 
   // ---- Seeks, one at a time, as a render's worker makes them -------------------------------
   let position = null; // the last frame seeked; Infinity when unknown (a seek timed out)
-  let queue = Promise.resolve();
+  // Everything waits for the runtime, the script after this one. The parser may stop between
+  // the two (the page's bytes arrive in pieces; the runtime alone is ~90 kB), and a task (a
+  // timer, a message) may run in that gap: it must not find `window.__helios` missing.
+  let queue = new Promise((resolve) => {
+    const check = () => (window.__helios ? resolve() : realSetTimeout(check, 4));
+    check();
+  });
 
   function within(promise, frame) {
     let timer = null;
