@@ -155,9 +155,20 @@ def options(source: Path | str, output: Path, **overrides: Any) -> helios_render
     return helios_render.RenderOptions(**settings)
 
 
-async def still(source: Path, tmp_path: Path, frame: int) -> Frame:
-    """What ``helios-render still --frame N`` makes of ``source``."""
-    output = tmp_path / f"still-{source.stem}-{frame}.png"
+async def frame_45_then_46(tab: CdpSession, tmp_path: Path) -> tuple[Frame, Frame]:
+    """The iframe's pixels at frame 45 (the control page opened with ``frame=45``), then at 46
+    after → on the focused slider."""
+    await shown(tab, 45)
+    at_45 = await iframe_pixels(tab, tmp_path / "preview-45.png")
+    await evaluate(tab, "document.getElementById('frame').focus()")
+    await press(tab, "ArrowRight", 39)
+    await shown(tab, 46)
+    return at_45, await iframe_pixels(tab, tmp_path / "preview-46.png")
+
+
+async def still(source: Path | str, tmp_path: Path, frame: int) -> Frame:
+    """What ``helios-render still --frame N`` makes of ``source`` (a file or a URL)."""
+    output = tmp_path / f"still-{Path(str(source).split('?')[0]).stem}-{frame}.png"
     settings = options(source, output, frames=1, image_format="png")
     await helios_render.render_still(settings, frame)
     return decode_frames(output)[0]
@@ -198,12 +209,7 @@ async def test_the_preview_shows_the_frames_that_still_makes(
         open_preview(options(source, tmp_path / "out.mp4"), watch=False) as preview,
         control_tab(shared_browser, f"{preview.url}&frame=45&zoom=100") as tab,
     ):
-        await shown(tab, 45)
-        at_45 = await iframe_pixels(tab, tmp_path / "preview-45.png")
-        await evaluate(tab, "document.getElementById('frame').focus()")
-        await press(tab, "ArrowRight", 39)
-        await shown(tab, 46)
-        at_46 = await iframe_pixels(tab, tmp_path / "preview-46.png")
+        at_45, at_46 = await frame_45_then_46(tab, tmp_path)
         assert "frame=46" in await evaluate(tab, "location.search")
         problems = await evaluate(tab, "document.getElementById('problems').textContent")
         assert problems == ""
@@ -361,12 +367,7 @@ async def test_a_url_source_is_proxied_with_the_runtime_and_never_given_the_toke
         open_preview(options(url, tmp_path / "out.mp4"), watch=False) as preview,
         control_tab(shared_browser, f"{preview.url}&frame=45&zoom=100") as tab,
     ):
-        await shown(tab, 45)
-        at_45 = await iframe_pixels(tab, tmp_path / "preview-45.png")
-        await evaluate(tab, "document.getElementById('frame').focus()")
-        await press(tab, "ArrowRight", 39)
-        await shown(tab, 46)
-        at_46 = await iframe_pixels(tab, tmp_path / "preview-46.png")
+        at_45, at_46 = await frame_45_then_46(tab, tmp_path)
         token = preview.token
         # The proxy fetches from the site's origin only: an absolute-form target is refused.
         status, _, _ = await http(
@@ -377,12 +378,7 @@ async def test_a_url_source_is_proxied_with_the_runtime_and_never_given_the_toke
         assert status == 400
     assert any(path == "/css_linear.html?from=preview" for path, _ in seen)
     assert all(token not in path + headers for path, headers in seen)
-    stills = {}
-    for frame in (45, 46):
-        output = tmp_path / f"still-url-{frame}.png"
-        await helios_render.render_still(options(url, output, frames=1, image_format="png"),
-                                         frame)
-        stills[frame] = decode_frames(output)[0]
+    stills = {frame: await still(url, tmp_path, frame) for frame in (45, 46)}
     assert largest_difference(stills[45], stills[46]) > TOLERANCE
     assert largest_difference(at_45, stills[45]) <= TOLERANCE
     assert largest_difference(at_46, stills[46]) <= TOLERANCE
