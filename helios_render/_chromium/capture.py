@@ -58,6 +58,11 @@ class CapturePath(Protocol):
         """
         ...
 
+    async def draw(self, execute: Execute) -> None:
+        """Have the browser draw one frame without capturing it (where the path controls the
+        frames; a browser that draws on its own needs nothing)."""
+        ...
+
     def timed_out(self, timeout: float, frame: int | None) -> RenderError:
         """The error for a capture that did not come back within ``timeout``."""
         ...
@@ -74,6 +79,9 @@ class ScreenshotCapture:
     ) -> bytes:
         reply = await execute("Page.captureScreenshot", _image_params(image_format, quality))
         return base64.b64decode(reply["data"])
+
+    async def draw(self, execute: Execute) -> None:
+        pass  # the browser draws on its own (the runtime waits for its frames)
 
     def timed_out(self, timeout: float, frame: int | None) -> FrameTimeoutError:
         return FrameTimeoutError(
@@ -132,6 +140,14 @@ class BeginFrameCapture:
         raise BrowserError(
             f"HeadlessExperimental.beginFrame returned no screenshot in {BEGIN_FRAME_ATTEMPTS} "
             "frames; use --capture screenshot"
+        )
+
+    async def draw(self, execute: Execute) -> None:
+        """Draw one frame without a screenshot (timed as a retry, so the runtime does not take
+        it for a new frame)."""
+        await execute(
+            "HeadlessExperimental.beginFrame",
+            {"frameTimeTicks": self._ticks(1), "interval": self._interval},
         )
 
     def timed_out(self, timeout: float, frame: int | None) -> RenderError:

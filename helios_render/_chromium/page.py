@@ -62,6 +62,9 @@ FRAME_BINDING = "__heliosFrameShown"
 #: Seconds an armed capture waits, after its image came back, for the runtime's report of the
 #: frame it drew. Without one the image is dropped and the frame seeked and captured again.
 FRAME_REPORT_GRACE = 2.0
+#: Frames drawn at most (beginFrame path) for a moved ``<video>`` to present its new picture;
+#: the same bound as ``VIDEO_PRESENT_FRAMES`` in ``runtime.js``.
+VIDEO_PRESENT_FRAMES = 8
 #: Seconds a command that failed because the page went away waits for the page's watcher to
 #: say why (navigation, crash, close), before it says "navigated away" itself.
 WATCHER_GRACE = 0.5
@@ -225,6 +228,8 @@ class Page:
         self._no_arming_until: int | None = None
         #: The armed frame that the caller "seeked" and that the next capture must seek.
         self._seeked_by_capture: int | None = None
+        #: The last seek moved a ``<video>`` whose picture the capture must wait for.
+        self._pictures_pending = False
         #: Captures that seeked their frame themselves, and armed seeks that fell back.
         self.armed_captures = 0
         self.armed_fallbacks = 0
@@ -351,7 +356,12 @@ class Page:
         if scope.cancelled_caught:
             raise await self._not_ready(frame)
         self.position = frame
-        if isinstance(media, dict) and media.get("same") is True:
+        self._pictures_pending = False
+        if isinstance(media, dict) and media.get("present") is True:
+            # A moved <video>'s picture, which capture() awaits; the runtime armed nothing.
+            self._pictures_pending = capture
+            media = media.get("media")
+        elif isinstance(media, dict) and media.get("same") is True:
             self.unchanged = True  # not armed either: the next frame is seeked on its own
             media = media.get("media")
         elif arm:
@@ -473,7 +483,24 @@ class Page:
             await self.seek(armed)
         return await self._capture(image_format, quality, armed)
 
+    async def _await_pictures(self) -> None:
+        """On the beginFrame path, draw frames without a screenshot until every ``<video>`` the
+        last seek moved has presented its new picture (``runtime.js``, "the seeked picture
+        reaches the compositor"), for at most :data:`VIDEO_PRESENT_FRAMES` frames."""
+        with trio.move_on_after(self.config.timeout) as scope:
+            for _ in range(VIDEO_PRESENT_FRAMES):
+                await self.capture_path.draw(self._execute)
+                if await self.evaluate("window.__helios.presented()", await_promise=False):
+                    return
+            logger.debug("frame %s: a <video> presented no new picture in %d frames",
+                         self.position, VIDEO_PRESENT_FRAMES)
+        if scope.cancelled_caught:
+            raise self.capture_path.timed_out(self.config.timeout, self.position)
+
     async def _capture(self, image_format: str, quality: int, frame: int | None) -> bytes:
+        if self._pictures_pending:
+            self._pictures_pending = False
+            await self._await_pictures()
         with trio.move_on_after(self.config.timeout):
             return await self.capture_path.capture(self._execute, image_format, quality)
         raise self.capture_path.timed_out(self.config.timeout, frame)

@@ -13,8 +13,6 @@
   const realSetTimeout = window.setTimeout.bind(window);
   const realClearTimeout = window.clearTimeout.bind(window);
   const realNow = performance.now.bind(performance);
-  const realRequestAnimationFrame = window.requestAnimationFrame.bind(window);
-  const realTime = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "currentTime").get;
   const REPLAY_REPORTS = 20;
 
   function post(message) {
@@ -70,50 +68,14 @@
     return Promise.race([promise, limit]).finally(() => realClearTimeout(timer));
   }
   async function seek(frame, paint) {
-    const videos = paint ? videosBefore() : null;
     try {
+      // With paint, the runtime also waits until a moved <video> presented its new picture.
       await within(window.__helios.seek(frame, timeOf(frame), paint), frame);
-      if (videos) await videosPresented(videos);
     } catch (error) {
       position = Infinity; // the page is in an unknown state: the next show reloads it
       throw error;
     }
     position = frame;
-  }
-
-  // ---- <video>: the seeked picture is on screen ---------------------------------------------
-  // A capture over CDP draws a new frame of the page; a browser's own display shows a paused
-  // video's picture once its decoder hands it to the compositor, which can come a frame after
-  // the seek's "seeked". Each video's presented pictures are counted (requestVideoFrameCallback);
-  // a video whose time a seek moved is awaited until it presents one more (for at most
-  // VIDEO_PRESENT_MS), then the browser draws once more.
-  const VIDEO_PRESENT_MS = 500;
-  const presented = new WeakMap(); // <video> -> pictures presented so far
-  function countPresented(video) {
-    if (presented.has(video) || typeof video.requestVideoFrameCallback !== "function") return;
-    presented.set(video, 0);
-    const count = () => {
-      presented.set(video, presented.get(video) + 1);
-      video.requestVideoFrameCallback(count);
-    };
-    video.requestVideoFrameCallback(count);
-  }
-  function videosBefore() {
-    const before = [];
-    for (const video of document.getElementsByTagName("video")) {
-      countPresented(video);
-      before.push([video, realTime.call(video), presented.get(video)]);
-    }
-    return before;
-  }
-  async function videosPresented(before) {
-    const moved = before.filter(([video, time]) => realTime.call(video) !== time);
-    if (moved.length === 0) return;
-    const deadline = realNow() + VIDEO_PRESENT_MS;
-    while (moved.some(([video, , count]) => presented.get(video) === count) && realNow() < deadline) {
-      await new Promise((resolve) => realRequestAnimationFrame(resolve));
-    }
-    await new Promise((resolve) => realRequestAnimationFrame(resolve));
   }
 
   // Frame `target` as `helios-render still --frame target` makes it: virtual time only runs

@@ -959,6 +959,7 @@
       }
       const target = mediaTarget(media, t);
       if (Math.abs(realTime.get.call(media) - target) > 1e-6 || media.readyState < 2) {
+        awaitPicture(media);
         waits.push(new Promise((resolve, reject) => {
           const done = () => {
             media.removeEventListener("seeked", done);
@@ -992,6 +993,47 @@
     }
     waits.push(...detachedMediaWaits());
     return waits;
+  }
+
+  // ---- <video>: the seeked picture reaches the compositor -------------------------------------
+  // "seeked" fires on the main thread while the decoded picture travels on its own threads to
+  // the compositor: a capture right after it can show the picture before the seek (seen on both
+  // capture paths, once in a few hundred frames on a busy machine). Each video's presented
+  // pictures are counted with requestVideoFrameCallback, which runs in the frame after the
+  // compositor took a new one; a frame whose seek moved a visible video is captured only once
+  // each such video presented one more. The screenshot path waits for up to
+  // VIDEO_PRESENT_FRAMES animation frames here; on the beginFrame path, frames come only from
+  // the renderer, so the seek's answer says `present: true` and the renderer issues frames
+  // without a screenshot until `presented()` is true (for at most as many frames).
+  const VIDEO_PRESENT_FRAMES = 8;
+  const presentations = new WeakMap(); // <video> -> pictures presented so far
+  let awaitedPictures = []; // [video, presentations before its seek]
+  function countPresentations(video) {
+    if (presentations.has(video)) return;
+    presentations.set(video, 0);
+    const count = () => {
+      presentations.set(video, presentations.get(video) + 1);
+      video.requestVideoFrameCallback(count);
+    };
+    video.requestVideoFrameCallback(count);
+  }
+  function awaitPicture(video) {
+    if (video.localName !== "video" || typeof video.requestVideoFrameCallback !== "function") return;
+    countPresentations(video);
+    awaitedPictures.push([video, presentations.get(video)]);
+  }
+  /** Whether every video a seek moved has presented its new picture (hidden ones need not). */
+  function presented() {
+    awaitedPictures = awaitedPictures.filter(([video, before]) =>
+      presentations.get(video) === before && video.isConnected && !video.error && video.getClientRects().length > 0);
+    return awaitedPictures.length === 0;
+  }
+  /** Paint until the moved videos presented (bounded); whether it painted at all. */
+  async function picturesPresented() {
+    let frame = 0;
+    for (; frame < VIDEO_PRESENT_FRAMES && !presented(); frame++) await painted();
+    awaitedPictures = [];
+    return frame > 0;
   }
 
   // ---- Queued tasks: MessageChannel messages the page posted --------------------------------
@@ -1231,6 +1273,7 @@
   // and its answer says so ({same: true, media}).
   async function seek(frame, t, paint = false, last = null, reuse = false) {
     armed = null;
+    awaitedPictures = [];
     frameUnchanged = false;
     reuseOffered = reuse === true;
     let shown;
@@ -1240,6 +1283,11 @@
       reuseOffered = false;
     }
     const same = reuse === true && frameUnchanged;
+    // Without paint (the beginFrame path, or a replayed frame) a moved video's picture is the
+    // capture's to await (see "the seeked picture reaches the compositor"): the frames it
+    // draws for that must not run an armed seek, so such a frame arms nothing.
+    if (!same && !paint && awaitedPictures.length > 0 && !presented()) return { present: true, media: shown };
+    awaitedPictures = [];
     if (last !== null && !same) arm(frame, last);
     return same ? { same: true, media: shown } : shown;
   }
@@ -1684,7 +1732,10 @@
   // that the renderer reuses (unchanged, and it holds the one before) is not painted.
   async function paintUnlessUnchanged(t, paint) {
     frameUnchanged = judgeFrame();
-    if (paint && !(frameUnchanged && reuseOffered)) await painted();
+    if (paint && !(frameUnchanged && reuseOffered)) {
+      // An animation frame that saw the pictures presented is as late as painted()'s.
+      if (!(awaitedPictures.length > 0 && await picturesPresented())) await painted();
+    }
   }
 
   // ---- Length: where the page's finite animations end (issue 22) ---------------------------
@@ -1862,6 +1913,7 @@
     value: Object.freeze({
       seek,
       settled,
+      presented,
       ready,
       pending,
       describeError,
