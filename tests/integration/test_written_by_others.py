@@ -239,7 +239,8 @@ def test_video_shows_the_source_frame_on_screen_at_each_frame_time(
 
 
 PAUSED_VIDEO = """<!doctype html>
-<style>html, body { margin: 0; background: #fff; } video { display: block; width: 160px; height: 90px; }</style>
+<style>html, body { margin: 0; background: #fff; }
+  video { display: block; width: 160px; height: 90px; }</style>
 <video src="grey.webm" muted preload="auto"></video>
 <script>
   const video = document.querySelector("video");
