@@ -74,6 +74,13 @@ class Frame:
         i = (y * self.width + x) * 3
         return self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]
 
+    def crop(self, left: int, top: int, right: int, bottom: int) -> bytes:
+        """The RGB bytes of the rectangle [left, right) x [top, bottom), row by row."""
+        return b"".join(
+            self.rgb[(y * self.width + left) * 3:(y * self.width + right) * 3]
+            for y in range(top, bottom)
+        )
+
     def first_x(self, y: int, predicate: object) -> int | None:
         """The leftmost x on row ``y`` whose pixel satisfies ``predicate``."""
         assert callable(predicate)

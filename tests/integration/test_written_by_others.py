@@ -22,7 +22,7 @@ import helios_render
 from ..conftest import COMPOSITIONS, Frame, decode_frames, probe
 from ..factories import make_lossless_options, make_options, make_page
 from . import test_corpus
-from .test_corpus import CapturePath, clamp, left_edge
+from .test_corpus import CapturePath, clamp, left_edge, red
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("clean_processes")]
 
@@ -546,6 +546,28 @@ def test_a_pulsing_turning_badge_is_frame_exact_and_deterministic(
 
     check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "composited_badge.html", capture,
                                  check, frames=40, start=21, fps=20)
+
+
+def test_a_rounded_box_beside_a_moving_one_keeps_its_pixels_whole_and_from_frame_37(
+    tmp_path: Path, capture: CapturePath
+) -> None:
+    """Seen once as a seam: a still box's anti-aliased rounded edges moved by 2-3/255 when
+    another part of the page changed, and a render from frame 37 differed from a whole one.
+    Losslessly captured and encoded, the still box is the same in every frame of both."""
+    still = (0, 0, 150, 170)  # the rounded box and its surroundings, clear of the moving one
+
+    def check(frames: dict[int, Frame], fps: int) -> None:
+        first = min(frames)
+        reference = frames[first].crop(*still)
+        changed = [i for i, frame in frames.items() if frame.crop(*still) != reference]
+        assert not changed, f"the still rounded box changed at frames {changed}"
+        middle = frames[first].pixel(75, 85)
+        assert all(abs(c - w) <= 3 for c, w in zip(middle, (37, 99, 235), strict=True)), middle
+        moved = {frames[i].first_x(80, red) for i in frames}
+        assert len(moved) > len(frames) // 2  # the other box moves in most frames
+
+    check_whole_chunk_and_repeat(tmp_path, COMPOSITIONS / "rounded_beside_moving.html",
+                                 capture, check, frames=48, start=37, fps=30)
 
 
 # --- animated images beside SMIL and CSS animations (issue 24, point 1) -----------------------
