@@ -390,11 +390,15 @@ class _Slot:
             finally:
                 await held.aclose()
         except Exception as exc:
-            logger.debug("worker %d failed as it closed: %r", self.index, exc)
+            logger.debug("worker %d failed as it closed: %r", self.index, exc, exc_info=True)
 
     async def aclose(self, *, abort: bool) -> None:
-        with trio.CancelScope(shield=True):
-            await self.discard(abort=abort)
+        # No scope of its own around the close (a shield was one): the worker's resources
+        # were entered in this task and hold a nursery, whose scope must be the innermost as
+        # it exits (Trio's scopes nest strictly; exiting it inside a newer scope corrupts
+        # Trio's state). Under cancellation the close still stops and reaps every process:
+        # that part is shielded where the processes are (``_process``, the browser).
+        await self.discard(abort=abort)
 
     async def render(self, item: _Item) -> None:
         """Render one item (a run of consecutive chunks of one render), retrying as its
