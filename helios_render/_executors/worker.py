@@ -40,6 +40,7 @@ from .._ffmpeg.ffmpeg import (
     find_ffmpeg,
     open_encoder,
     pad_transport_stream,
+    timed_input,
 )
 from .._ffmpeg.segments import SegmentEncoder, segment_run
 from .._model.audio_plan import localize_sources
@@ -672,17 +673,20 @@ class ChunkWorker:
                     open_encoder(
                         encoder_args(ffmpeg, settings, output, threads=self.encoder_threads),
                         finishing.log,
+                        settings if timed_input(settings) else None,
                     )
                 )
                 finishing.encoder = encoder
             finishing.pad = settings.table.chunk_format == "mpegts"
             instrument.encoder_started(time.perf_counter() - started)
-            send, receive = trio.open_memory_channel[bytes](FRAME_QUEUE)
+            # (image, repeat): a repeat is the frame before's image, which a timed encoder
+            # does not send again (never at a chunk's last frame: each chunk ends on a block).
+            send, receive = trio.open_memory_channel[tuple[bytes, bool]](FRAME_QUEUE)
 
             async def feed() -> None:
                 async with receive:
-                    async for image in receive:
-                        await encoder.write(image)
+                    async for image, repeat in receive:
+                        await encoder.write(image, repeat=repeat)
 
             last = job.end - 1  # the frames of the chunk go in order: arm their seeks
             held, shot = self._held, (settings.image_format, job.quality)
@@ -696,14 +700,15 @@ class ChunkWorker:
                         reuse = skip and held.offers(page, frame, shot)
                         media += await page.seek(frame, last=last, reuse=reuse)
                         instrument.after_seek()
-                        if reuse and page.unchanged:
+                        repeat = reuse and page.unchanged
+                        if repeat:
                             image = held.image  # a static frame: the frame before's image
                             finishing.skipped += 1
                         else:
                             image = await page.capture(settings.image_format, job.quality)
                         held.keep(page, frame, shot, image)
                         instrument.after_capture()
-                        await send.send(image)
+                        await send.send((image, repeat and frame != last))
                         instrument.after_send()
                         if done < job.frames:
                             report(job.index, done / job.frames)

@@ -42,6 +42,7 @@ from .._model.job import EncoderSettings
 from .._model.mpegts import count_ts_frames
 from .._process import ManagedProcess, log_tail, spawn
 from .._toolcache import cached_facts
+from . import matroska
 
 __all__ = [
     "COLOUR_ARGS",
@@ -59,6 +60,7 @@ __all__ = [
     "pad_transport_stream",
     "palette_args",
     "run_ffmpeg",
+    "timed_input",
 ]
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,14 @@ COLOUR_ARGS = (
 _TAG_FRAMES = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 
 
+def timed_input(settings: EncoderSettings) -> bool:
+    """Whether the encoder reads its images as timed Matroska blocks (JPEG captures into a
+    codec that encodes them), so that a repeated image is never sent: see
+    :mod:`~helios_render._ffmpeg.matroska`. PNG captures and PNG-copying formats read an
+    image per frame."""
+    return settings.image_format == "jpeg" and not settings.table.copies_png
+
+
 def encoder_args(
     ffmpeg: Path,
     settings: EncoderSettings,
@@ -184,16 +194,14 @@ def encoder_args(
     ``threads`` bounds the encoder's threads (``None``: the encoder's own choice).
     """
     codec = settings.table
+    timed = timed_input(settings)
     args = [
         *_quiet(ffmpeg),
         # No probing of the input: the codec and rate are given, and a probe holds back the
         # first 5 MB of frames (50 at 1080p) before anything is encoded. (An analyzeduration
         # of 0 would not help: FFmpeg reads 0 as its default.)
         "-probesize", "32",
-        "-f",
-        "image2pipe",
-        "-framerate",
-        _rate(settings.fps),
+        *(["-f", "matroska"] if timed else ["-f", "image2pipe", "-framerate", _rate(settings.fps)]),
         "-c:v",
         "mjpeg" if settings.image_format == "jpeg" else "png",
         "-i",
@@ -208,10 +216,13 @@ def encoder_args(
     profile = settings.prores_profile or DEFAULT_PRORES_PROFILE
     if codec.name == "prores" and profile in PRORES_ALPHA_PROFILES and not alpha:
         pix_fmt = "yuv444p10le"  # 4444 without alpha: full chroma, no alpha plane
+    # Timed input leaves a static frame's repeats out: `fps` fills them in with the picture
+    # before, already converted (see _ffmpeg/matroska.py).
+    fill = f",fps={_rate(settings.fps)}:eof_action=pass" if timed else ""
     args += [
         "-vf",
         f"scale={settings.width}:{settings.height}:out_color_matrix=bt709:out_range=tv,"
-        f"format={pix_fmt},{_TAG_FRAMES}",
+        f"format={pix_fmt},{_TAG_FRAMES}{fill}",
         "-c:v",
         encoder,
     ]
@@ -340,32 +351,67 @@ def _status_hint(status: int | None, log: Path) -> str:
 
 
 class Encoder:
-    """An FFmpeg process fed images on stdin. Create it with :func:`open_encoder`."""
+    """An FFmpeg process fed images on stdin. Create it with :func:`open_encoder`.
 
-    def __init__(self, process: ManagedProcess, stdin: trio.lowlevel.FdStream, log: Path) -> None:
+    With ``timed`` (the settings of an encoder whose arguments read timed Matroska, see
+    :func:`timed_input`), each image goes as a block at its frame's time, and a repeat (an
+    image the caller says is the one before) is not sent: FFmpeg repeats the picture. The
+    last frame given is always sent, at :meth:`finish` if it was a repeat."""
+
+    def __init__(
+        self,
+        process: ManagedProcess,
+        stdin: trio.lowlevel.FdStream,
+        log: Path,
+        timed: EncoderSettings | None = None,
+    ) -> None:
         self.process = process
         self._stdin = stdin
         self._log = log
+        self._timed = timed
+        self._last: bytes | None = None  # the last image sent (timed)
+        self._repeats = 0  # frames after it not sent yet (timed)
+        #: Frames given (sent or repeated), and repeats FFmpeg filled in.
         self.frames_written = 0
+        self.frames_repeated = 0
         self.bytes_written = 0
 
     def error(self, what: str) -> EncoderError:
         """An :class:`EncoderError` quoting the tail of FFmpeg's log."""
         return EncoderError(f"FFmpeg {what}{_status_hint(self.process.returncode, self._log)}")
 
-    async def write(self, image: bytes) -> None:
-        """Hand one image to FFmpeg; waits while FFmpeg is busy (bounded backpressure).
+    async def write(self, image: bytes, *, repeat: bool = False) -> None:
+        """Hand one frame's image to FFmpeg; waits while FFmpeg is busy (bounded
+        backpressure). ``repeat``: it is the image of the frame before (a static frame).
 
         Raises:
             EncoderError: FFmpeg has exited (its log tail is in the message).
         """
+        timed = self._timed
+        if timed is None:
+            await self._send(image)
+        elif repeat and self._last is not None:
+            self._repeats += 1
+            self.frames_repeated += 1
+        else:
+            if self._last is None and self.frames_written == 0:
+                await self._send(matroska.header(timed.width, timed.height, timed.fps))
+            await self._send_block(self.frames_written, image)
+        self.frames_written += 1
+
+    async def _send_block(self, index: int, image: bytes) -> None:
+        assert self._timed is not None
+        await self._send(matroska.block_header(index, self._timed.fps, len(image)))
+        await self._send(image)
+        self._last, self._repeats = image, 0
+
+    async def _send(self, data: bytes) -> None:
         try:
-            await self._stdin.send_all(image)
+            await self._stdin.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             status = await self._reap_after_failure()
             raise self.error(f"stopped reading frames (exit status {status})") from exc
-        self.frames_written += 1
-        self.bytes_written += len(image)
+        self.bytes_written += len(data)
 
     async def _reap_after_failure(self) -> int | None:
         with trio.move_on_after(ENCODER_ABORT_GRACE):
@@ -378,6 +424,15 @@ class Encoder:
         Raises:
             EncoderError: FFmpeg failed or did not finish within :data:`ENCODER_FINISH_TIMEOUT`.
         """
+        if self._repeats > 0 and self._last is not None:
+            # The last frame goes as a block, so the picture fills every frame up to it.
+            self.frames_repeated -= 1
+            await self._send_block(self.frames_written - 1, self._last)
+        if self._timed is not None:
+            logger.debug(
+                "encoder pid=%s: %d frames, %d of them repeats left to FFmpeg",
+                self.process.pid, self.frames_written, self.frames_repeated,
+            )
         await self._stdin.aclose()
         with trio.move_on_after(ENCODER_FINISH_TIMEOUT):
             status = await self.process.wait()
@@ -400,8 +455,11 @@ class Encoder:
 
 
 @asynccontextmanager
-async def open_encoder(args: Sequence[str], log: Path) -> AsyncIterator[Encoder]:
+async def open_encoder(
+    args: Sequence[str], log: Path, timed: EncoderSettings | None = None
+) -> AsyncIterator[Encoder]:
     """Start an encoder; the caller writes images and then calls :meth:`Encoder.finish`.
+    ``timed``: the settings, when ``args`` read timed Matroska (:func:`timed_input`).
 
     Cancellation:
         If the block exits without a successful :meth:`Encoder.finish` (error, cancellation),
@@ -414,7 +472,7 @@ async def open_encoder(args: Sequence[str], log: Path) -> AsyncIterator[Encoder]
     assert process.popen.stdin is not None
     stdin = trio.lowlevel.FdStream(os.dup(process.popen.stdin.fileno()))
     process.popen.stdin.close()
-    encoder = Encoder(process, stdin, log)
+    encoder = Encoder(process, stdin, log, timed)
     try:
         yield encoder
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from .._model.job import ChunkJob
-from .ffmpeg import Encoder, encoder_args, open_encoder
+from .ffmpeg import Encoder, encoder_args, open_encoder, timed_input
 
 __all__ = ["SEGMENTS_PER_ENCODER", "SegmentEncoder", "segment_run"]
 
@@ -79,7 +79,8 @@ class SegmentEncoder:
             ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
             threads=self.threads,
         )
-        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log))
+        timed = first.encoder if timed_input(first.encoder) else None
+        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log, timed))
         return self.encoder
 
     def takes(self, job: ChunkJob) -> bool:

@@ -5,7 +5,9 @@ chunked. A representative subset runs in CI; the whole corpus with
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -17,7 +19,7 @@ import pytest
 import helios_render
 
 from ..conftest import COMPOSITIONS, decode_frames
-from ..factories import make_lossless_options
+from ..factories import make_lossless_options, make_options
 from . import test_corpus
 from .test_corpus import CapturePath
 from .test_written_by_others import animated_images
@@ -144,3 +146,33 @@ def test_skipping_equals_capturing_on_the_corpus(
                     chunk_frames=max(2, frames // 4))
     else:
         render_both(tmp_path, page, capture, frames=frames)
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("h264", "mp4"), ("vp9", "webm")])
+def test_jpeg_repeats_never_reach_ffmpeg_and_the_video_is_the_same(
+    tmp_path: Path, capture: CapturePath, codec: str, suffix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """JPEG captures go to FFmpeg as timed Matroska blocks: a static frame's repeat is not
+    sent, and FFmpeg's ``fps`` filter repeats the converted picture. The video equals,
+    frame for frame, the one made with skipping off, whole and in chunks: H.264 chunks share
+    one encoder (segments), VP9 chunks have one each."""
+    caplog.set_level(logging.DEBUG, logger="helios_render._ffmpeg.ffmpeg")
+    decoded = {}
+    for skip in (True, False):
+        output = tmp_path / f"{codec}-{skip}.{suffix}"
+        options = make_options(
+            tmp_path, source=BENCH_PAGE, output=output, width=W, height=H, fps=6, frames=60,
+            concurrency=2, chunk_frames=15, codec=codec, capture=capture.name,
+            browser=capture.browser, skip_static=skip, resume=False,
+        )
+        result = helios_render.render_sync(options)
+        assert (result.frames_skipped > 20) if skip else (result.frames_skipped == 0)
+        decoded[skip] = decode_frames(output)
+    assert len(decoded[True]) == len(decoded[False]) == 60
+    differing = [i for i, (a, b) in enumerate(zip(decoded[True], decoded[False], strict=True))
+                 if a.rgb != b.rgb]
+    assert not differing, f"frames differ with skipping on: {differing}"
+    left = [int(m.group(1)) for r in caplog.records
+            if (m := re.search(r"(\d+) of them repeats left to FFmpeg", r.getMessage()))]
+    assert sum(left) > 20, left  # the skipped frames were not sent (but each chunk's last)
