@@ -88,14 +88,39 @@ def claim_dir(folder: Path) -> None:
     with _held_lock:
         if key in _held:
             return
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd = _held_new_lock(folder)
+        if fd is None:  # an earlier owner's lock file: take it, unless a live owner holds it
+            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                os.close(fd)
+                raise
         _held[key] = fd
     (folder / OWNER_FILE).write_text(owner_mark())
+
+
+def _held_new_lock(folder: Path) -> int | None:
+    """A new lock file for ``folder``, locked before it appears under its name: made under a
+    name of its own, locked, then linked as :data:`LOCK_FILE`. (Made under its name and then
+    locked, a sweep in between found it free and removed a folder being claimed.) ``None``
+    when the folder has a lock file already."""
+    if (folder / LOCK_FILE).exists():
+        return None
+    draft = folder / f"{LOCK_FILE}.{os.getpid()}.{threading.get_ident()}"
+    fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else knows this file yet
+        os.link(draft, folder / LOCK_FILE)
+    except FileExistsError:
+        os.close(fd)
+        return None  # another claimer was first: its lock decides
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        draft.unlink(missing_ok=True)
+    return fd
 
 
 def release_dir(folder: Path) -> None:

@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import distributed
@@ -244,9 +245,11 @@ class WorkerHost:
 
     async def _render(self, worker: ChunkWorker, request: _Request) -> ChunkResult | Exception:
         job = request.job
-        scratch = make_private_dir("dask-chunk")
+        scratch: Path | None = None
         worker.on_replay = request.replay
         try:
+            # Inside the try: a failure here is this chunk's, never the worker thread's.
+            scratch = make_private_dir("dask-chunk")
             rendered = await worker.render(job, request.report, scratch)
             assert rendered.path is not None
             data = await trio.Path(rendered.path).read_bytes()
@@ -254,7 +257,8 @@ class WorkerHost:
         except Exception as exc:
             return exc
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 _host: WorkerHost | None = None

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from helios_render._tempdirs import (
     LOCK_FILE,
     OWNER_FILE,
@@ -88,3 +90,35 @@ def test_this_process_sees_its_own_folder_in_use_until_it_lets_go(tmp_path: Path
     release_dir(folder)
     assert dir_in_use(folder) is False
     assert dir_in_use(tmp_path) is None  # no lock file: not ours
+
+
+def test_a_sweep_in_the_middle_of_a_claim_never_removes_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Dask worker's chunk once failed with FileNotFoundError writing its owner file: the
+    lock file was made under its name and locked a moment later, and another worker's sweep
+    took the free lock in between and removed the folder. The sweep now runs inside that
+    moment (at the claim's first flock): the folder and its claim survive."""
+    import fcntl
+
+    real_flock = fcntl.flock
+    swept: list[list[Path]] = []
+    sweeping = False
+
+    def flock_after_a_sweep(fd: int, operation: int) -> None:
+        nonlocal sweeping
+        if not swept and not sweeping:
+            sweeping = True
+            swept.append(sweep_stale_dirs(tmp_path))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_sweep)
+    folder = make_private_dir("chunk", parent=tmp_path)
+    assert swept == [[]]  # the sweep ran, and left the folder being claimed
+    assert folder.is_dir() and (folder / OWNER_FILE).is_file()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_FILE, OWNER_FILE])
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    assert dir_in_use(folder) is True  # held, so a later sweep leaves it too
+    assert sweep_stale_dirs(tmp_path) == [] and folder.is_dir()
+    release_dir(folder)
+    assert sweep_stale_dirs(tmp_path) == [folder]
