@@ -40,7 +40,6 @@ from .._ffmpeg.ffmpeg import (
     find_ffmpeg,
     open_encoder,
     pad_transport_stream,
-    timed_input,
 )
 from .._ffmpeg.segments import SegmentEncoder, segment_run
 from .._model.audio_plan import localize_sources
@@ -673,7 +672,7 @@ class ChunkWorker:
                     open_encoder(
                         encoder_args(ffmpeg, settings, output, threads=self.encoder_threads),
                         finishing.log,
-                        settings if timed_input(settings) else None,
+                        settings,
                     )
                 )
                 finishing.encoder = encoder

@@ -374,7 +374,6 @@ class Encoder:
         #: Frames given (sent or repeated), and repeats FFmpeg filled in.
         self.frames_written = 0
         self.frames_repeated = 0
-        self.bytes_written = 0
 
     def error(self, what: str) -> EncoderError:
         """An :class:`EncoderError` quoting the tail of FFmpeg's log."""
@@ -394,7 +393,7 @@ class Encoder:
             self._repeats += 1
             self.frames_repeated += 1
         else:
-            if self._last is None and self.frames_written == 0:
+            if self.frames_written == 0:
                 await self._send(matroska.header(timed.width, timed.height, timed.fps))
             await self._send_block(self.frames_written, image)
         self.frames_written += 1
@@ -411,7 +410,6 @@ class Encoder:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             status = await self._reap_after_failure()
             raise self.error(f"stopped reading frames (exit status {status})") from exc
-        self.bytes_written += len(data)
 
     async def _reap_after_failure(self) -> int | None:
         with trio.move_on_after(ENCODER_ABORT_GRACE):
@@ -456,10 +454,11 @@ class Encoder:
 
 @asynccontextmanager
 async def open_encoder(
-    args: Sequence[str], log: Path, timed: EncoderSettings | None = None
+    args: Sequence[str], log: Path, settings: EncoderSettings | None = None
 ) -> AsyncIterator[Encoder]:
     """Start an encoder; the caller writes images and then calls :meth:`Encoder.finish`.
-    ``timed``: the settings, when ``args`` read timed Matroska (:func:`timed_input`).
+    ``settings``: those ``args`` were made from (:func:`encoder_args`), which say whether
+    it reads timed Matroska (:func:`timed_input`); without them, an image per frame.
 
     Cancellation:
         If the block exits without a successful :meth:`Encoder.finish` (error, cancellation),
@@ -472,6 +471,7 @@ async def open_encoder(
     assert process.popen.stdin is not None
     stdin = trio.lowlevel.FdStream(os.dup(process.popen.stdin.fileno()))
     process.popen.stdin.close()
+    timed = settings if settings is not None and timed_input(settings) else None
     encoder = Encoder(process, stdin, log, timed)
     try:
         yield encoder

@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from .._model.job import ChunkJob
-from .ffmpeg import Encoder, encoder_args, open_encoder, timed_input
+from .ffmpeg import Encoder, encoder_args, open_encoder
 
 __all__ = ["SEGMENTS_PER_ENCODER", "SegmentEncoder", "segment_run"]
 
@@ -79,8 +79,9 @@ class SegmentEncoder:
             ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
             threads=self.threads,
         )
-        timed = first.encoder if timed_input(first.encoder) else None
-        self.encoder = await self.stack.enter_async_context(open_encoder(args, self.log, timed))
+        self.encoder = await self.stack.enter_async_context(
+            open_encoder(args, self.log, first.encoder)
+        )
         return self.encoder
 
     def takes(self, job: ChunkJob) -> bool:

@@ -52,16 +52,25 @@ def check_rows(frames: dict[int, Frame], rows: dict[str, tuple[int, Callable[[fl
     assert not errors, "\n".join(errors)
 
 
+def check_whole_and_chunk(
+    tmp_path: Path, page: Path, capture: CapturePath,
+    rows: dict[str, tuple[int, Callable[[float], float]]], *, frames: int, start: int,
+) -> None:
+    """Render ``page`` whole and from ``start``; check every frame of both against ``rows``
+    and that the chunk equals the whole render from ``start`` on."""
+    whole = render(tmp_path, page, capture, frames)
+    check_rows(whole, rows)
+    chunk = render(tmp_path, page, capture, frames - start, start=start)
+    check_rows(chunk, rows)
+    differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
+    assert not differing, f"the chunk from {start} differs from the whole render at {differing}"
+
+
 def test_a_page_controls_its_web_animations_as_in_a_browser(
     tmp_path: Path, capture: CapturePath
 ) -> None:
-    page = COMPOSITIONS / "waapi_control.html"
-    whole = render(tmp_path, page, capture, 16)
-    check_rows(whole, WAAPI_ROWS)
-    chunk = render(tmp_path, page, capture, 9, start=7)
-    check_rows(chunk, WAAPI_ROWS)
-    differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
-    assert not differing, f"the chunk from 7 differs from the whole render at {differing}"
+    check_whole_and_chunk(tmp_path, COMPOSITIONS / "waapi_control.html", capture, WAAPI_ROWS,
+                          frames=16, start=7)
 
 
 def test_loops_that_take_a_zero_clock_for_not_started_move_from_frame_one(
@@ -75,13 +84,8 @@ def test_loops_that_take_a_zero_clock_for_not_started_move_from_frame_one(
         "dt = last ? t - last : 0": (90, lambda t: t),
         "performance.now() at load is the origin": (130, lambda t: 0.0),
     }
-    page = COMPOSITIONS / "clock_origin.html"
-    whole = render(tmp_path, page, capture, 8)
-    check_rows(whole, rows)
-    chunk = render(tmp_path, page, capture, 4, start=4)
-    check_rows(chunk, rows)
-    differing = [i for i in chunk if chunk[i].rgb != whole[i].rgb]
-    assert not differing, f"the chunk from 4 differs from the whole render at {differing}"
+    check_whole_and_chunk(tmp_path, COMPOSITIONS / "clock_origin.html", capture, rows,
+                          frames=8, start=4)
 
 
 # --- a beginFrame capture that never answers (issue 24, point 6) -------------------------------

@@ -320,10 +320,13 @@ def test_updates_scheduled_as_message_channel_tasks_are_in_their_own_frame(
 # --- 5. animated images -----------------------------------------------------------------------
 
 
-def animated_images(folder: Path) -> None:
-    """Ten image frames of 100 ms, frame n a flat (25 n, 255 - 25 n, 128), in each format."""
+def animated_images(folder: Path, frames: int = 10, step: int = 25) -> None:
+    """``frames`` image frames of 100 ms (10) or 50 ms (more), frame n a flat (step n,
+    255 - step n, 128): anim.gif, anim.png (APNG), once.png (an APNG played once), anim.webp."""
+    rate = 10 if frames <= 10 else 20
     source = ["-f", "lavfi", "-i",
-              "color=black:s=40x40:r=10:d=1,format=rgb24,geq=r='25*N':g='255-25*N':b=128"]
+              f"color=black:s=40x40:r={rate}:d={frames / rate:g},format=rgb24,"
+              f"geq=r='{step}*N':g='255-{step}*N':b=128"]
     outputs = {
         "anim.gif": ["-vf", "split[a][b];[a]palettegen=reserve_transparent=0[p];"
                      "[b][p]paletteuse=dither=none", "-loop", "0"],
@@ -573,20 +576,6 @@ def test_a_rounded_box_beside_a_moving_one_keeps_its_pixels_whole_and_from_frame
 # --- animated images beside SMIL and CSS animations (issue 24, point 1) -----------------------
 
 
-def animated_mix_images(folder: Path) -> None:
-    """Forty image frames of 50 ms, frame n a flat (6 n, 255 - 6 n, 128): GIF, APNG, WebP."""
-    source = ["-f", "lavfi", "-i",
-              "color=black:s=40x40:r=20:d=2,format=rgb24,geq=r='6*N':g='255-6*N':b=128"]
-    outputs = {
-        "anim.gif": ["-vf", "split[a][b];[a]palettegen=reserve_transparent=0[p];"
-                     "[b][p]paletteuse=dither=none", "-loop", "0"],
-        "anim.png": ["-plays", "0", "-f", "apng"],
-        "anim.webp": ["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0"],
-    }
-    for name, args in outputs.items():
-        subprocess.run(["ffmpeg", "-v", "error", *source, *args, str(folder / name)], check=True)
-
-
 def test_animated_images_beside_smil_and_css_animations_render_on_both_paths(
     tmp_path: Path, capture: CapturePath
 ) -> None:
@@ -595,7 +584,7 @@ def test_animated_images_beside_smil_and_css_animations_render_on_both_paths(
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(COMPOSITIONS / "animated_mix.html", site)
-    animated_mix_images(site)
+    animated_images(site, frames=40, step=6)  # forty stills of 50 ms each
     rows: Rows = {
         "SMIL": (70, lambda t: 100 * min(t, 2.0)),
         "@property": (110, lambda t: 100 * min(t, 2.0)),
