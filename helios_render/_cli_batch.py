@@ -9,12 +9,14 @@ import argparse
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ._batch import BatchResult, render_batch
 from ._cli_progress import ProgressPrinter, _format_seconds
 from ._model.batch_progress import BatchState
 from ._render import open_pool
+
+if TYPE_CHECKING:
+    from ._batch import BatchResult
 
 __all__ = ["BatchPrinter", "add_batch_parser", "batch_job"]
 
@@ -142,6 +144,10 @@ def batch_job(
     args: argparse.Namespace, props: Any, printer: ProgressPrinter
 ) -> tuple[Callable[[], Awaitable[BatchResult]], BatchPrinter]:
     """The batch as an async job for the command line's runner, and its printer."""
+    # Imported here: the batch and its props checks (jsonschema) cost every other command
+    # about 0.05 s of start-up.
+    from ._batch import BatchResult, render_batch
+
     shown = BatchPrinter(printer)
     settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
 

@@ -22,7 +22,13 @@ import trio
 
 from ._chromium.browser import browser_version, find_browser, probe_begin_frame
 from ._exceptions import OptionsError, SourceError, UsageError
-from ._ffmpeg.ffmpeg import ffmpeg_encoders, ffmpeg_version, ffprobe_for, find_ffmpeg
+from ._ffmpeg.ffmpeg import (
+    ffmpeg_encoders,
+    ffmpeg_version,
+    ffprobe_for,
+    find_ffmpeg,
+    has_colorspace_filter,
+)
 from ._model.audio_plan import Soundtrack
 from ._model.codecs import CODECS, Codec, image_sequence_target
 from ._model.job import FolderSource, SourceRef, UrlSource
@@ -300,6 +306,8 @@ async def probe_environment(
         nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg), ffmpeg)
         if video:
             nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg), ffmpeg)
+            # asked here, beside the others, so that the workers find it known
+            nursery.start_soon(ask, "colorspace", lambda: has_colorspace_filter(ffmpeg), ffmpeg)
         if served is not None and video:
             exclude = frozenset({options.output_path, options.target_path}) | exclude
             nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))

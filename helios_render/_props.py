@@ -26,13 +26,12 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from typing import Any
-
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import PropsError
+
+if TYPE_CHECKING:
+    import jsonschema.exceptions
 
 __all__ = [
     "SCHEMA_SCRIPT_ID",
@@ -110,6 +109,9 @@ def check_schema(schema: Any) -> None:
         raise PropsError(
             f"the props schema must be a JSON object (a JSON Schema), got {_type_name(schema)}"
         )
+    import jsonschema.exceptions  # here: a page without a schema never needs it (0.05 s)
+    import jsonschema.validators
+
     validator = jsonschema.validators.validator_for(schema)
     try:
         validator.check_schema(schema)
@@ -167,6 +169,9 @@ def validate_props(
                 f"{where}prop {_path_name(path)} is not declared by the composition's props "
                 f"schema (--strict-props; declared: {listed})"
             )
+    import jsonschema.exceptions
+    import jsonschema.validators
+
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))

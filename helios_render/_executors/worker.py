@@ -38,6 +38,7 @@ from .._ffmpeg.ffmpeg import (
     Encoder,
     encoder_args,
     find_ffmpeg,
+    has_colorspace_filter,
     open_encoder,
     pad_transport_stream,
 )
@@ -643,6 +644,7 @@ class ChunkWorker:
         finishing = FinishingChunk(job, report, output, out_dir, stack, self.instrument)
         try:
             ffmpeg = find_ffmpeg(job.ffmpeg)
+            colour = await trio.to_thread.run_sync(has_colorspace_filter, ffmpeg)
             page = await self._page_at(job, job.start)
             settings = job.encoder
             instrument = self.instrument
@@ -656,7 +658,7 @@ class ChunkWorker:
                 )
                 if len(run) > 1:
                     segments = self._segments = SegmentEncoder(
-                        run, out_dir, self.encoder_threads
+                        run, out_dir, self.encoder_threads, colour
                     )
                     await segments.open(ffmpeg)
                 else:
@@ -670,7 +672,10 @@ class ChunkWorker:
             else:
                 encoder = await stack.enter_async_context(
                     open_encoder(
-                        encoder_args(ffmpeg, settings, output, threads=self.encoder_threads),
+                        encoder_args(
+                            ffmpeg, settings, output, threads=self.encoder_threads,
+                            colorspace_filter=colour,
+                        ),
                         finishing.log,
                         settings,
                     )

@@ -39,6 +39,7 @@ from .._model.codecs import (
     speed_args,
 )
 from .._model.job import EncoderSettings
+from .._model.mp4 import count_mp4_frames
 from .._model.mpegts import count_ts_frames
 from .._process import ManagedProcess, log_tail, spawn
 from .._toolcache import cached_facts
@@ -55,6 +56,7 @@ __all__ = [
     "ffprobe_for",
     "find_ffmpeg",
     "gif_args",
+    "has_colorspace_filter",
     "image_sequence_args",
     "open_encoder",
     "pad_transport_stream",
@@ -130,6 +132,35 @@ def _ffmpeg_facts(ffmpeg: Path) -> dict[str, Any]:
     return facts
 
 
+def _ask_colorspace(ffmpeg: Path) -> bool:
+    """One ``ffmpeg -filters``: whether it lists the ``colorspace`` filter."""
+    try:
+        done = subprocess.run(
+            [os.fspath(ffmpeg), "-hide_banner", "-filters"],
+            capture_output=True, timeout=20, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(
+        line.split()[1:2] == ["colorspace"]
+        for line in done.stdout.decode("utf-8", "replace").splitlines()
+    )
+
+
+_colorspace_known: dict[str, bool] = {}
+
+
+def has_colorspace_filter(ffmpeg: Path) -> bool:
+    """Whether this FFmpeg has the ``colorspace`` filter (remembered per executable file, and
+    per process for a wrapper script): see :data:`JPEG_COLOUR`."""
+    key = os.fspath(ffmpeg)
+    if key not in _colorspace_known:
+        _colorspace_known[key] = bool(
+            cached_facts(ffmpeg, "ffmpeg-colorspace", lambda: _ask_colorspace(ffmpeg))
+        )
+    return _colorspace_known[key]
+
+
 def ffmpeg_encoders(ffmpeg: Path) -> set[str]:
     """Names of the encoders this FFmpeg build has (remembered per executable file).
 
@@ -163,6 +194,16 @@ COLOUR_ARGS = (
     "-color_range", "tv",
 )
 _TAG_FRAMES = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+#: Chromium's JPEGs are BT.601 full-range YUV 4:2:0 of sRGB pictures (BT.709 primaries and
+#: transfer). Only the matrix and the range change, and the ``colorspace`` filter does that
+#: in YUV at 8 bits, skipping the transfer and primaries (``fast``, exact here: they are the
+#: same). It is nearer the exact values than ``scale`` (measured on ten colours: at most
+#: 0.73 of a code value off against 1.51) and costs less than half its CPU (1080p: 1.1 ms
+#: against 7 ms a frame). ``format=yuvj420p`` holds the input at 4:2:0 full range.
+JPEG_COLOUR = (
+    "format=yuvj420p,"
+    "colorspace=all=bt709:iall=bt601-6-625:irange=pc:range=tv:fast=1:format=yuv420p"
+)
 
 
 def timed_input(settings: EncoderSettings) -> bool:
@@ -180,6 +221,7 @@ def encoder_args(
     segments: Sequence[int] = (),
     first_index: int = 0,
     threads: int | None = None,
+    colorspace_filter: bool = False,
 ) -> list[str]:
     """Arguments for an FFmpeg that reads JPEG or PNG images on stdin and writes one chunk
     of ``settings.codec`` in the codec's chunk container, starting with a keyframe.
@@ -192,6 +234,8 @@ def encoder_args(
     For GIF and PNG sequences the chunk is the browser's PNGs stream-copied into Matroska.
 
     ``threads`` bounds the encoder's threads (``None``: the encoder's own choice).
+    ``colorspace_filter``: this FFmpeg has it (:func:`has_colorspace_filter`); JPEGs into a
+    4:2:0 output then change colours with it (:data:`JPEG_COLOUR`) instead of ``scale``.
     """
     codec = settings.table
     timed = timed_input(settings)
@@ -219,10 +263,14 @@ def encoder_args(
     # Timed input leaves a static frame's repeats out: `fps` fills them in with the picture
     # before, already converted (see _ffmpeg/matroska.py).
     fill = f",fps={_rate(settings.fps)}:eof_action=pass" if timed else ""
+    size = f"scale={settings.width}:{settings.height}"  # a no-op at the captured size
+    if colorspace_filter and settings.image_format == "jpeg" and pix_fmt == "yuv420p":
+        colour = f"{size},{JPEG_COLOUR}"
+    else:
+        colour = f"{size}:out_color_matrix=bt709:out_range=tv,format={pix_fmt}"
     args += [
         "-vf",
-        f"scale={settings.width}:{settings.height}:out_color_matrix=bt709:out_range=tv,"
-        f"format={pix_fmt},{_TAG_FRAMES}{fill}",
+        f"{colour},{_TAG_FRAMES}{fill}",
         "-c:v",
         encoder,
     ]
@@ -507,7 +555,8 @@ PROBE_TIMEOUT = 60.0
 
 async def count_frames(ffprobe: Path, path: Path) -> int:
     """Video packets (= frames) in ``path``, counted without decoding: in-process for an
-    MPEG-TS chunk (see :mod:`helios_render._model.mpegts`), else by ffprobe, whose answer and
+    MPEG-TS chunk (see :mod:`helios_render._model.mpegts`) and an MP4 or MOV as FFmpeg
+    writes them (:mod:`helios_render._model.mp4`), else by ffprobe, whose answer and
     log are written beside ``path`` and removed.
 
     Raises:
@@ -519,6 +568,10 @@ async def count_frames(ffprobe: Path, path: Path) -> int:
     """
     if path.suffix == ".ts" or path.name.endswith(".ts.received"):
         frames = await trio.to_thread.run_sync(count_ts_frames, path)
+        if frames is not None:
+            return frames
+    if path.suffix.lower() in (".mp4", ".mov"):
+        frames = await trio.to_thread.run_sync(count_mp4_frames, path)
         if frames is not None:
             return frames
     answer = path.with_name(f".{path.name}.frames.csv")

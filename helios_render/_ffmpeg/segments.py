@@ -58,10 +58,15 @@ class SegmentEncoder:
     encoder has opened the next one, or has exited."""
 
     def __init__(
-        self, jobs: list[ChunkJob], out_dir: Path, threads: int | None = None
+        self,
+        jobs: list[ChunkJob],
+        out_dir: Path,
+        threads: int | None = None,
+        colorspace_filter: bool = False,
     ) -> None:
         self.jobs = jobs
         self.threads = threads
+        self.colorspace_filter = colorspace_filter
         self.out_dir = out_dir
         self.log = out_dir / f"ffmpeg-{jobs[0].index:05d}-{jobs[-1].index:05d}.log"
         self.encoder: Encoder | None = None
@@ -77,7 +82,7 @@ class SegmentEncoder:
         pattern = self.out_dir / f"chunk-%05d{first.encoder.table.chunk_suffix}"
         args = encoder_args(
             ffmpeg, first.encoder, pattern, [job.frames for job in self.jobs], first.index,
-            threads=self.threads,
+            threads=self.threads, colorspace_filter=self.colorspace_filter,
         )
         self.encoder = await self.stack.enter_async_context(
             open_encoder(args, self.log, first.encoder)

@@ -175,3 +175,45 @@ async def test_a_real_ffprobe_counts_the_frames_of_a_file(ffv1_clip: Path) -> No
     assert ffprobe is not None
     assert await count_frames(Path(ffprobe), ffv1_clip) == 6
     assert [p.name for p in ffv1_clip.parent.iterdir()] == ["clip.mkv"]
+
+
+#: RGB colours and what BT.709 limited-range YUV makes of them (Y, Cb, Cr), exactly.
+_COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0), (128, 128, 128),
+            (200, 100, 50), (30, 180, 220), (250, 250, 10), (17, 33, 99)]
+
+
+def _bt709(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    r, g, b = (c / 255 for c in rgb)
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 16 + 219 * y, 128 + 224 * (b - y) / 1.8556, 128 + 224 * (r - y) / 1.5748
+
+
+@pytest.mark.parametrize("colorspace_filter", [True, False])
+def test_a_chromium_jpeg_becomes_bt709_tv_range_within_a_code_value(
+    tmp_path: Path, colorspace_filter: bool
+) -> None:
+    # A JPEG as Chromium writes one: BT.601 full-range YUV 4:2:0 of sRGB, flat 32x32 squares.
+    if colorspace_filter and not ffmpeg.has_colorspace_filter(FFMPEG):
+        pytest.skip("this FFmpeg has no colorspace filter")
+    width, height = 32 * len(_COLOURS), 32
+    rgb = b"".join(bytes(c) * 32 for c in _COLOURS) * height
+    jpeg = tmp_path / "frame.jpg"
+    subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+                    f"{width}x{height}", "-i", "-", "-vf",
+                    "scale=out_color_matrix=bt601:out_range=pc,format=yuvj420p", "-q:v", "1",
+                    str(jpeg)], input=rgb, check=True)
+    settings = make_encoder(width=width, height=height)
+    args = encoder_args(FFMPEG, settings, tmp_path / "c.ts", colorspace_filter=colorspace_filter)
+    chain = _after(args, "-vf")
+    assert ("colorspace=all=" in chain) is colorspace_filter
+    yuv = subprocess.run([FFMPEG, "-v", "error", "-i", str(jpeg), "-vf", chain, "-f", "rawvideo",
+                          "-pix_fmt", "yuv420p", "-"], capture_output=True, check=True).stdout
+    plane = width * height
+    for k, colour in enumerate(_COLOURS):
+        x = 32 * k + 16
+        got = (yuv[16 * width + x], yuv[plane + 8 * (width // 2) + x // 2],
+               yuv[plane + plane // 4 + 8 * (width // 2) + x // 2])
+        worst = max(abs(g - e) for g, e in zip(got, _bt709(colour), strict=True))
+        # The colorspace filter is within 0.75 of the exact value (the JPEG's own rounding
+        # included); scale, which it replaces where it can, within 1.6.
+        assert worst < (0.8 if colorspace_filter else 1.6), (colour, got)
