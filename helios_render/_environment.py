@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import trio
 
 from ._chromium.browser import browser_version, find_browser, probe_begin_frame
-from ._exceptions import OptionsError, SourceError, UsageError
+from ._exceptions import OptionsError, SourceError, ToolNotFoundError, UsageError
 from ._ffmpeg.ffmpeg import (
     ffmpeg_encoders,
     ffmpeg_version,
@@ -266,7 +266,8 @@ async def probe_environment(
 
     Args:
         options: The render.
-        video: A video (else a still: no encoder, no ffprobe, no digest).
+        video: A video (else a still: no encoder, no ffprobe, no digest, and FFmpeg only
+            when there is one: a still starts none).
         memo: What the tools said of themselves in earlier renders of a pool (versions,
             encoders, the capture path), filled as they are asked: each is asked once per
             pool. The composition's digest is taken for every render.
@@ -286,8 +287,15 @@ async def probe_environment(
         check_output(options.output_path, (".png",))
     check_timezone(options.timezone)
     browser = find_browser(options.browser)
-    ffmpeg = find_ffmpeg(options.ffmpeg)
-    ffprobe = ffprobe_for(ffmpeg) if video else None
+    ffmpeg: Path | None
+    if video:
+        ffmpeg = find_ffmpeg(options.ffmpeg)
+    else:
+        try:  # a still is a PNG from the browser: no FFmpeg is started
+            ffmpeg = find_ffmpeg(options.ffmpeg)
+        except ToolNotFoundError:
+            ffmpeg = None
+    ffprobe = ffprobe_for(ffmpeg) if video and ffmpeg is not None else None
     source, served = resolve_source(options.source, options.root)
     # Each question is a process or a walk of the folder: ask them all at once.
     facts: dict[str, Any] = {}
@@ -303,16 +311,18 @@ async def probe_environment(
 
     async with task_nursery() as nursery:
         nursery.start_soon(ask, "browser", lambda: browser_version(browser), browser)
-        nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg), ffmpeg)
-        if video:
+        if ffmpeg is not None:
+            nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg), ffmpeg)
+        if video and ffmpeg is not None:
             nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg), ffmpeg)
             # asked here, beside the others, so that the workers find it known
             nursery.start_soon(ask, "colorspace", lambda: has_colorspace_filter(ffmpeg), ffmpeg)
         if served is not None and video:
             exclude = frozenset({options.output_path, options.target_path}) | exclude
             nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))
-    browser_text, ffmpeg_text = facts["browser"], facts["ffmpeg"]
-    encoder = choose_encoder(codec, facts["encoders"], ffmpeg) if video else None
+    browser_text = facts["browser"]
+    ffmpeg_text = facts.get("ffmpeg", "none (a still needs no FFmpeg)")
+    encoder = choose_encoder(codec, facts["encoders"], ffmpeg) if video and ffmpeg else None
     capture_key = ("capture", options.capture, browser, browser_text)
     if memo is not None and capture_key in memo:
         begin_frame = memo[capture_key]
@@ -324,7 +334,7 @@ async def probe_environment(
     return Environment(
         browser=browser,
         browser_version=browser_text,
-        ffmpeg=ffmpeg,
+        ffmpeg=ffmpeg or Path("ffmpeg"),
         ffmpeg_version=ffmpeg_text,
         begin_frame=begin_frame,
         source=source,

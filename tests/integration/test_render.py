@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import helios_render
+import helios_render._chromium.browser
 from helios_render import RenderOptions, RenderProgress
 
 from ..conftest import COMPOSITIONS, decode_frames, probe
@@ -131,6 +132,26 @@ async def test_render_still_writes_the_frame_as_png(tmp_path: Path) -> None:
     frame = decode_frames(path)[0]
     x = frame.first_x(120, _red)
     assert x is not None and abs(x - 500) <= 1
+
+
+async def test_a_still_needs_no_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine with a browser and no FFmpeg: a still is the browser's PNG, nothing encodes it.
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    browser = helios_render._chromium.browser.find_browser()
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delenv("HELIOS_FFMPEG", raising=False)
+    options = _options(tmp_path, "css_linear.html", frames=1, output=tmp_path / "still.png",
+                       browser=browser)
+    path = await helios_render.render_still(options, 30)
+    monkeypatch.undo()
+    assert decode_frames(path)[0].first_x(120, _red) in range(499, 502)
+    # A video without FFmpeg still says what to install.
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delenv("HELIOS_FFMPEG", raising=False)
+    with pytest.raises(helios_render.ToolNotFoundError, match="FFmpeg not found on PATH"):
+        await helios_render.render(_options(tmp_path, "css_linear.html", frames=2,
+                                            browser=browser))
 
 
 async def test_an_existing_output_is_replaced_only_on_success(tmp_path: Path) -> None:
