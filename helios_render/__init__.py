@@ -13,6 +13,7 @@ from ._exceptions import CaptureStalledError as CaptureStalledError
 from ._exceptions import CdpCommandError as CdpCommandError
 from ._exceptions import CdpConnectionClosed as CdpConnectionClosed
 from ._exceptions import CdpError as CdpError
+from ._exceptions import ClusterError as ClusterError
 from ._exceptions import EncoderError as EncoderError
 from ._exceptions import FrameTimeoutError as FrameTimeoutError
 from ._exceptions import HeliosError as HeliosError
@@ -97,6 +98,7 @@ __all__ = [
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
+    "ClusterError",
     "DaskExecutor",
     "EncoderError",
     "FrameTimeoutError",

@@ -37,7 +37,8 @@ Two questions are asked of an error, here beside the tree so that the answers ar
   ``CdpCommandError`` (Chromium answered, so it would answer the same) nor any other class.
   The executors retry such a chunk (``retries`` times), unless the render is already stopping.
 * :func:`is_deterministic`, *would a rerun only fail the same way?* Yes for ``PageError``,
-  ``FrameTimeoutError``, ``AssetError`` (and ``MediaError``) and every ``UsageError``: the
+  ``FrameTimeoutError``, ``AssetError`` (and ``MediaError``) and every ``UsageError`` but
+  ``ClusterError`` (a cluster that cannot render as it is: fixed, a rerun resumes): the
   render's job folder is then
   removed. Crashes, ``EncoderError`` (a full disk), other ``RenderError`` s and interruptions are
   not: the job folder is kept, and a rerun resumes.
@@ -60,6 +61,7 @@ __all__ = [
     "CdpCommandError",
     "CdpConnectionClosed",
     "CdpError",
+    "ClusterError",
     "EncoderError",
     "FrameTimeoutError",
     "HeliosError",
@@ -136,6 +138,12 @@ class UsageError(HeliosError):
     """The options or the environment are wrong; nothing was rendered."""
 
     exit_code = 2
+
+
+class ClusterError(UsageError):
+    """The cluster cannot render as it is: its scheduler cannot be reached, it has no usable
+    worker, its workers differ (versions, fonts, capture path), or TLS or Dask is missing.
+    Fixed, the same command resumes: the job folder is kept."""
 
 
 class OptionsError(UsageError, ValueError):
@@ -365,7 +373,10 @@ def is_deterministic(error: BaseException) -> bool:
     ready, a media source cannot be decoded, bad options): then the job folder is removed.
     Crashes, encoder failures (a full disk) and interruptions keep it, so the rerun resumes.
     Of a :class:`WorkerError`, its cause is judged. See the module docstring."""
-    return isinstance(_unwrap(error), (PageError, FrameTimeoutError, AssetError, UsageError))
+    cause = _unwrap(error)
+    if isinstance(cause, ClusterError):
+        return False  # the cluster, not the render: fixed, a rerun resumes
+    return isinstance(cause, (PageError, FrameTimeoutError, AssetError, UsageError))
 
 
 def _picklable(error: BaseException) -> bool:

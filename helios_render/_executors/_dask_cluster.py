@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import UsageError
+from .._exceptions import ClusterError, UsageError
 from .._model.options import parse_cluster
 from .._tempdirs import make_private_dir
 
@@ -89,7 +89,7 @@ def require_tls_settings(spec: str, tls: ClusterTLS | None) -> None:
     ``distributed`` is even imported).
 
     Raises:
-        UsageError: Neither ``tls`` nor Dask's configuration has them.
+        ClusterError: Neither ``tls`` nor Dask's configuration has them.
     """
     if tls is not None or not spec.strip().startswith("tls://"):
         return
@@ -98,7 +98,7 @@ def require_tls_settings(spec: str, tls: ClusterTLS | None) -> None:
     ca_file = dask.config.get("distributed.comm.tls.ca-file", None)
     cert = dask.config.get("distributed.comm.tls.client.cert", None)
     if not ca_file or not cert:
-        raise UsageError(
+        raise ClusterError(
             f"--cluster {spec} needs TLS certificates: pass --tls-ca-file CA.pem --tls-cert "
             "CLIENT.pem --tls-key CLIENT.key (or set distributed.comm.tls in Dask's "
             "configuration; see 'TLS' in docs/cluster.md)"
@@ -111,7 +111,7 @@ def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
     ``DASK_CONFIG``, or ``DASK_DISTRIBUTED__COMM__TLS__*`` variables); ``None`` for ``tcp://``.
 
     Raises:
-        UsageError: A ``tls://`` address without certificates, or a certificate file that
+        ClusterError: A ``tls://`` address without certificates, or a certificate file that
             cannot be read.
     """
     import distributed
@@ -120,11 +120,11 @@ def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
         for flag, path in (("--tls-ca-file", tls.ca_file), ("--tls-cert", tls.cert),
                            ("--tls-key", tls.key)):
             if path is not None and not os.access(path, os.R_OK):
-                raise UsageError(f"{flag} {path}: no such readable file")
+                raise ClusterError(f"{flag} {path}: no such readable file")
         try:
             return tls.security()
         except (OSError, ValueError) as exc:
-            raise UsageError(f"the TLS certificates cannot be used: {exc}") from exc
+            raise ClusterError(f"the TLS certificates cannot be used: {exc}") from exc
     if not spec.startswith("tls://"):
         return None
     require_tls_settings(spec, None)
@@ -132,11 +132,11 @@ def tls_settings(spec: str, tls: ClusterTLS | None) -> Any:
 
 
 def require_distributed() -> None:
-    """Raise a clear :class:`UsageError` when Dask's ``distributed`` is not installed."""
+    """Raise a clear :class:`ClusterError` when Dask's ``distributed`` is not installed."""
     try:
         import distributed  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"rendering on a cluster needs Dask: {INSTALL_HINT}") from exc
+        raise ClusterError(f"rendering on a cluster needs Dask: {INSTALL_HINT}") from exc
 
 
 class ClusterConnection:
@@ -192,7 +192,7 @@ def connect(
     """Blocking: reach the cluster (start it for ``local:N``) and wait for a worker.
 
     Raises:
-        UsageError: The scheduler cannot be reached (in :data:`CONNECT_TIMEOUT`), refused
+        ClusterError: The scheduler cannot be reached (in :data:`CONNECT_TIMEOUT`), refused
             the certificates, or has no worker; one line, whatever Dask raised.
     """
     import distributed
@@ -221,7 +221,7 @@ def connect(
             if spec.startswith("tls://") else
             "start one with 'dask scheduler' and give its address"
         )
-        raise UsageError(
+        raise ClusterError(
             f"cannot reach the Dask scheduler at {spec} ({_one_line(exc)}): {hint} "
             "(see docs/cluster.md)"
         ) from exc
@@ -230,7 +230,7 @@ def connect(
         own.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
     except Exception as exc:
         connection.close()
-        raise UsageError(
+        raise ClusterError(
             f"the Dask scheduler at {spec} has no workers: start some with 'dask worker "
             f"{spec} --nthreads 1 --resources chromium=1'"
         ) from exc
@@ -313,14 +313,14 @@ def check_versions(facts: dict[str, dict[str, Any]], allow_mixed: bool) -> list[
     """The workers to use, in a fixed order; refuse a cluster that would render other pixels.
 
     Raises:
-        UsageError: A worker lacks Chromium or FFmpeg, or versions differ.
+        ClusterError: A worker lacks Chromium or FFmpeg, or versions differ.
     """
     silent = [a for a in sorted(facts) if "unreachable" in facts[a]]
     for address in silent:
         logger.warning("Dask worker %s is left out: %s", address, facts[address]["unreachable"])
     addresses = [a for a in sorted(facts) if a not in silent]
     if not addresses:
-        raise UsageError(
+        raise ClusterError(
             "no Dask worker answered: "
             + "; ".join(f"{a} {facts[a]['unreachable']}" for a in silent)
         )
@@ -328,7 +328,7 @@ def check_versions(facts: dict[str, dict[str, Any]], allow_mixed: bool) -> list[
         worker = facts[address]
         for tool in ("chromium", "ffmpeg"):
             if worker.get(tool) is None:
-                raise UsageError(
+                raise ClusterError(
                     f"Dask worker {address} on {worker.get('host')}: "
                     f"{worker.get(tool + '_error', tool + ' is missing')}"
                 )
@@ -341,7 +341,7 @@ def check_versions(facts: dict[str, dict[str, Any]], allow_mixed: bool) -> list[
             f"FFmpeg {facts[a].get('ffmpeg')}"
             for a in addresses
         )
-        raise UsageError(
+        raise ClusterError(
             "the cluster's workers have different helios-render, Chromium or FFmpeg versions, "
             f"which would render different pixels ({listing}): install the same versions on "
             "every worker, or pass --allow-mixed-versions"
@@ -355,14 +355,14 @@ def check_fonts(facts: dict[str, dict[str, Any]], addresses: list[str]) -> None:
     """Refuse workers that draw one of the composition's font families from other files.
 
     Raises:
-        UsageError: Names the first such family and each worker's file.
+        ClusterError: Names the first such family and each worker's file.
     """
     first = facts[addresses[0]].get("fonts") or {}
     for family in sorted(first):
         files = {a: (facts[a].get("fonts") or {}).get(family) for a in addresses}
         if len(set(files.values())) > 1:
             listing = "; ".join(f"{a}: {files[a] or 'none'}" for a in addresses)
-            raise UsageError(
+            raise ClusterError(
                 f"the cluster's workers draw the font family '{family}' from different files "
                 f"({listing}), which would render different pixels: install the same fonts on "
                 "every worker, or pass --allow-mixed-versions"
@@ -389,7 +389,7 @@ def gather_facts(client: distributed.Client, browser: str | None, ffmpeg: str | 
         try:
             facts[address] = future.result(timeout=max(0.1, deadline - time.monotonic()))
         except ImportError as exc:
-            raise UsageError(
+            raise ClusterError(
                 f"a Dask worker cannot import helios_render ({exc}): install {INSTALL_HINT} "
                 "(the same version) on every worker"
             ) from exc
@@ -438,7 +438,7 @@ def cluster_report(
     composition; and the scheduler's address (``helios-render doctor --cluster``).
 
     Raises:
-        UsageError: Dask is missing or the scheduler cannot be reached.
+        ClusterError: Dask is missing or the scheduler cannot be reached.
     """
     require_distributed()
     kind, value = parse_cluster(address)

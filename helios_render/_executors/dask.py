@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._exceptions import BrowserError, HeliosError, RenderError, UsageError, WorkerError
+from .._exceptions import (
+    BrowserError,
+    ClusterError,
+    HeliosError,
+    RenderError,
+    UsageError,
+    WorkerError,
+)
 from .._model.job import BundleSource, ChunkJob, ChunkResult, FolderSource
 from .._model.options import parse_cluster
 from ._base import RunHooks, Supervision
@@ -258,7 +265,7 @@ class _ClusterRun:
         workers = check_versions(facts, self._executor._allow_mixed)
         lacking = [a for a in workers if first.begin_frame and not facts[a].get("begin_frame")]
         if lacking:
-            raise UsageError(
+            raise ClusterError(
                 "this render captures with HeadlessExperimental.beginFrame (this machine's "
                 f"browser has it) but the Chromium of worker {', '.join(lacking)} has not: "
                 "install the same chrome-headless-shell on every worker, or pass "

@@ -148,6 +148,35 @@ def test_an_interrupted_render_resumes_with_only_the_missing_chunks(
 
 
 @pytest.mark.slow
+def test_a_cluster_that_cannot_be_reached_keeps_the_finished_chunks(
+    workdir: Path, reference: list[str]
+) -> None:
+    # A render interrupted here, then the same render sent to a scheduler that is down: the
+    # cluster's error is the user's to fix, not the render's; its chunks wait for the rerun.
+    import socket
+
+    source = workdir / "comp" / "index.html"
+    output = workdir / "out.mp4"
+    interrupt(cli(source, output, "--concurrency", "1"), signal.SIGINT, chunks_done=2)
+    (job,) = job_folders(workdir)
+    manifest = (job / "manifest.json").read_text()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = subprocess.run(cli(source, output, "--cluster", f"tcp://127.0.0.1:{port}"),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert down.returncode == 2, down.stderr
+    lines = down.stderr.strip().splitlines()
+    assert "cannot reach the Dask scheduler" in lines[-2], down.stderr
+    assert "run the same command again to resume" in lines[-1]
+    assert job_folders(workdir) == [job] and (job / "manifest.json").read_text() == manifest
+    states, _ = rerun(cli(source, output, "--concurrency", "2"))
+    finished = len(json.loads(manifest)["chunks"])
+    assert [e for e in states if e["event"] == "progress"][0]["frames_reused"] == finished * 60
+    assert frame_hashes(output) == reference
+
+
+@pytest.mark.slow
 def test_a_changed_composition_or_setting_starts_over_and_says_why(
     workdir: Path, reference: list[str]
 ) -> None:

@@ -21,6 +21,8 @@ def _all_subclasses(cls: type[HeliosError]) -> list[type[HeliosError]]:
     return found
 
 
+for _name in helios_render.__all__:  # some are imported when first asked for (BatchError)
+    getattr(helios_render, _name)
 ERROR_TYPES = _all_subclasses(HeliosError)
 
 
@@ -160,6 +162,7 @@ def test_worker_id_is_a_deprecated_alias_of_chunk_index() -> None:
         (helios_render.CaptureStalledError("beginFrame did not answer"), True, False),
         (helios_render.SourceError("missing"), False, True),
         (helios_render.OptionsError("bad"), False, True),
+        (helios_render.ClusterError("cannot reach the scheduler"), False, False),
         (helios_render.EncoderError("disk full"), False, False),
         (helios_render.RenderError("odd"), False, False),
         (ValueError("a bug"), False, False),
