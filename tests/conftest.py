@@ -103,6 +103,17 @@ def probe(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.strip().splitlines())
 
 
+
+def ffprobe_packets(path: Path) -> int:
+    """The video packets ffprobe counts in ``path`` (the reference for in-process counts)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return int(out.split()[0].strip(","))
+
+
 def decode_frames(path: Path, indices: list[int] | None = None) -> list[Frame]:
     """Decode frames of a video to RGB (all, or the given indices in order)."""
     info = probe(path)

@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,8 +154,6 @@ def test_a_cluster_that_cannot_be_reached_keeps_the_finished_chunks(
 ) -> None:
     # A render interrupted here, then the same render sent to a scheduler that is down: the
     # cluster's error is the user's to fix, not the render's; its chunks wait for the rerun.
-    import socket
-
     source = workdir / "comp" / "index.html"
     output = workdir / "out.mp4"
     interrupt(cli(source, output, "--concurrency", "1"), signal.SIGINT, chunks_done=2)
@@ -172,7 +171,7 @@ def test_a_cluster_that_cannot_be_reached_keeps_the_finished_chunks(
     assert job_folders(workdir) == [job] and (job / "manifest.json").read_text() == manifest
     states, _ = rerun(cli(source, output, "--concurrency", "2"))
     finished = len(json.loads(manifest)["chunks"])
-    assert [e for e in states if e["event"] == "progress"][0]["frames_reused"] == finished * 60
+    assert next(e for e in states if e["event"] == "progress")["frames_reused"] == finished * 60
     assert frame_hashes(output) == reference
 
 

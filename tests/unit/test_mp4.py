@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from helios_render._model.mp4 import count_mp4_frames
 
+from ..conftest import ffprobe_packets
+
 ENCODERS = {
     "h264-ultrafast": ["-c:v", "libx264", "-preset", "ultrafast"],
     "h264-b-frames": ["-c:v", "libx264", "-preset", "medium"],  # an edit list for the delay
@@ -31,31 +33,22 @@ def _encode(folder: Path, name: str, args: list[str], frames: int, suffix: str =
     return path
 
 
-def _ffprobe_packets(path: Path) -> int:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return int(out.split()[0].strip(","))
-
-
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 @pytest.mark.parametrize("frames", [1, 13])
 def test_the_count_equals_ffprobes(tmp_path: Path, name: str, frames: int) -> None:
     path = _encode(tmp_path, name, ENCODERS[name], frames)
-    assert count_mp4_frames(path) == _ffprobe_packets(path) == frames
+    assert count_mp4_frames(path) == ffprobe_packets(path) == frames
 
 
 def test_a_prores_mov_and_a_file_without_faststart_are_counted(tmp_path: Path) -> None:
     mov = tmp_path / "p.mov"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=128x72:rate=30",
                     "-frames:v", "7", "-c:v", "prores_ks", str(mov)], check=True)
-    assert count_mp4_frames(mov) == _ffprobe_packets(mov) == 7
+    assert count_mp4_frames(mov) == ffprobe_packets(mov) == 7
     late = tmp_path / "late.mp4"  # moov after mdat
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=128x72:rate=30",
                     "-frames:v", "9", "-c:v", "libx264", str(late)], check=True)
-    assert count_mp4_frames(late) == _ffprobe_packets(late) == 9
+    assert count_mp4_frames(late) == ffprobe_packets(late) == 9
 
 
 def test_what_it_does_not_know_is_left_to_ffprobe(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from helios_render._ffmpeg.ffmpeg import pad_transport_stream
 from helios_render._model import mpegts as _mpegts
 from helios_render._model.mpegts import TS_PACKET, count_ts_frames
 
+from ..conftest import ffprobe_packets
+
 
 def _encode(folder: Path, codec: str, frames: int) -> Path:
     path = folder / f"{codec}-{frames}.ts"
@@ -26,23 +28,14 @@ def _encode(folder: Path, codec: str, frames: int) -> Path:
     return path
 
 
-def _ffprobe_packets(path: Path) -> int:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return int(out.split()[0].strip(","))
-
-
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])
 @pytest.mark.parametrize("frames", [1, 2, 13, 61])
 def test_the_count_equals_ffprobes_padded_or_not(tmp_path: Path, codec: str, frames: int) -> None:
     path = _encode(tmp_path, codec, frames)
-    assert count_ts_frames(path) == _ffprobe_packets(path) == frames
+    assert count_ts_frames(path) == ffprobe_packets(path) == frames
     pad_transport_stream(path)  # null packets, as every short chunk gets
     assert path.stat().st_size >= 64 * 1024
-    assert count_ts_frames(path) == _ffprobe_packets(path) == frames
+    assert count_ts_frames(path) == ffprobe_packets(path) == frames
 
 
 def test_what_is_no_transport_stream_is_left_to_ffprobe(tmp_path: Path) -> None:
