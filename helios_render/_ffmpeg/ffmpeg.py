@@ -132,15 +132,16 @@ def _ffmpeg_facts(ffmpeg: Path) -> dict[str, Any]:
     return facts
 
 
-def _ask_colorspace(ffmpeg: Path) -> bool:
-    """One ``ffmpeg -filters``: whether it lists the ``colorspace`` filter."""
+def _ask_colorspace(ffmpeg: Path) -> bool | None:
+    """One ``ffmpeg -filters``: whether it lists the ``colorspace`` filter; ``None`` when it
+    did not answer (interrupted, say): not remembered, asked again next time."""
     try:
         done = subprocess.run(
             [os.fspath(ffmpeg), "-hide_banner", "-filters"],
             capture_output=True, timeout=20, check=True,
         )
     except (OSError, subprocess.SubprocessError):
-        return False
+        return None
     return any(
         line.split()[1:2] == ["colorspace"]
         for line in done.stdout.decode("utf-8", "replace").splitlines()
@@ -154,11 +155,13 @@ def has_colorspace_filter(ffmpeg: Path) -> bool:
     """Whether this FFmpeg has the ``colorspace`` filter (remembered per executable file, and
     per process for a wrapper script): see :data:`JPEG_COLOUR`."""
     key = os.fspath(ffmpeg)
-    if key not in _colorspace_known:
-        _colorspace_known[key] = bool(
-            cached_facts(ffmpeg, "ffmpeg-colorspace", lambda: _ask_colorspace(ffmpeg))
-        )
-    return _colorspace_known[key]
+    if key in _colorspace_known:
+        return _colorspace_known[key]
+    answer = cached_facts(ffmpeg, "ffmpeg-colorspace", lambda: _ask_colorspace(ffmpeg))
+    if answer is None:
+        return False  # no answer: scale this time, ask again next time
+    _colorspace_known[key] = bool(answer)
+    return bool(answer)
 
 
 def ffmpeg_encoders(ffmpeg: Path) -> set[str]:
