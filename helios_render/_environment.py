@@ -27,7 +27,6 @@ from ._ffmpeg.ffmpeg import (
     ffmpeg_version,
     ffprobe_for,
     find_ffmpeg,
-    has_colorspace_filter,
 )
 from ._model.audio_plan import Soundtrack
 from ._model.codecs import CODECS, Codec, image_sequence_target
@@ -314,9 +313,8 @@ async def probe_environment(
         if ffmpeg is not None:
             nursery.start_soon(ask, "ffmpeg", lambda: ffmpeg_version(ffmpeg), ffmpeg)
         if video and ffmpeg is not None:
+            # (with the encoders, whether it has the colorspace filter, which workers read)
             nursery.start_soon(ask, "encoders", lambda: ffmpeg_encoders(ffmpeg), ffmpeg)
-            # asked here, beside the others, so that the workers find it known
-            nursery.start_soon(ask, "colorspace", lambda: has_colorspace_filter(ffmpeg), ffmpeg)
         if served is not None and video:
             exclude = frozenset({options.output_path, options.target_path}) | exclude
             nursery.start_soon(ask, "digest", lambda: digest_folder(served, exclude=exclude))

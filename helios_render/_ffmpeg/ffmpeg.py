@@ -111,57 +111,52 @@ def ffprobe_for(ffmpeg: Path) -> Path:
 
 
 def _ask_ffmpeg(ffmpeg: Path) -> dict[str, Any]:
-    """One ``ffmpeg -encoders``: its banner's first line (the version) and the encoders."""
-    try:
-        done = subprocess.run(
-            [os.fspath(ffmpeg), "-encoders"], capture_output=True, timeout=20, check=True
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ToolNotFoundError(f"FFmpeg at {ffmpeg} does not run: {exc}") from exc
-    banner = done.stderr.decode("utf-8", "replace").splitlines()
+    """``ffmpeg -encoders`` and ``ffmpeg -filters``: its banner's first line (the version),
+    the encoders, and whether it has the ``colorspace`` filter (see :data:`JPEG_COLOUR`)."""
+    answers = []
+    for flag in ("-encoders", "-filters"):
+        try:
+            done = subprocess.run(
+                [os.fspath(ffmpeg), flag], capture_output=True, timeout=20, check=True
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ToolNotFoundError(f"FFmpeg at {ffmpeg} does not run: {exc}") from exc
+        answers.append(done)
+    banner = answers[0].stderr.decode("utf-8", "replace").splitlines()
     names = []
-    for line in done.stdout.decode("utf-8", "replace").splitlines():
+    for line in answers[0].stdout.decode("utf-8", "replace").splitlines():
         parts = line.split()
         if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
             names.append(parts[1])
-    return {"version": banner[0] if banner else "unknown", "encoders": sorted(names)}
+    filters = answers[1].stdout.decode("utf-8", "replace").splitlines()
+    return {
+        "version": banner[0] if banner else "unknown",
+        "encoders": sorted(names),
+        "colorspace": any(line.split()[1:2] == ["colorspace"] for line in filters),
+    }
 
 
 def _ffmpeg_facts(ffmpeg: Path) -> dict[str, Any]:
-    facts: dict[str, Any] = cached_facts(ffmpeg, "ffmpeg", lambda: _ask_ffmpeg(ffmpeg))
+    # "ffmpeg-2": the answers gained "colorspace"; older entries are asked again.
+    facts: dict[str, Any] = cached_facts(ffmpeg, "ffmpeg-2", lambda: _ask_ffmpeg(ffmpeg))
     return facts
-
-
-def _ask_colorspace(ffmpeg: Path) -> bool | None:
-    """One ``ffmpeg -filters``: whether it lists the ``colorspace`` filter; ``None`` when it
-    did not answer (interrupted, say): not remembered, asked again next time."""
-    try:
-        done = subprocess.run(
-            [os.fspath(ffmpeg), "-hide_banner", "-filters"],
-            capture_output=True, timeout=20, check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return any(
-        line.split()[1:2] == ["colorspace"]
-        for line in done.stdout.decode("utf-8", "replace").splitlines()
-    )
 
 
 _colorspace_known: dict[str, bool] = {}
 
 
 def has_colorspace_filter(ffmpeg: Path) -> bool:
-    """Whether this FFmpeg has the ``colorspace`` filter (remembered per executable file, and
-    per process for a wrapper script): see :data:`JPEG_COLOUR`."""
+    """Whether this FFmpeg has the ``colorspace`` filter (see :data:`JPEG_COLOUR`), asked with
+    its other facts; kept per process too, since a wrapper script's facts are not cached. An
+    FFmpeg that does not answer (interrupted, say) gets ``scale`` this time and is asked
+    again next time."""
     key = os.fspath(ffmpeg)
-    if key in _colorspace_known:
-        return _colorspace_known[key]
-    answer = cached_facts(ffmpeg, "ffmpeg-colorspace", lambda: _ask_colorspace(ffmpeg))
-    if answer is None:
-        return False  # no answer: scale this time, ask again next time
-    _colorspace_known[key] = bool(answer)
-    return bool(answer)
+    if key not in _colorspace_known:
+        try:
+            _colorspace_known[key] = bool(_ffmpeg_facts(ffmpeg)["colorspace"])
+        except ToolNotFoundError:
+            return False
+    return _colorspace_known[key]
 
 
 def ffmpeg_encoders(ffmpeg: Path) -> set[str]:
