@@ -54,7 +54,8 @@ NAVIGATED_AWAY = (
     "the composition navigated away to {url}: a composition must stay on its page "
     "(remove the navigation, or render that URL instead)"
 )
-#: Seconds the page gets to say what it is still waiting for, after a frame timed out.
+#: Seconds the page gets to say what it is still waiting for (or which frame it is on) after a
+#: frame timed out or threw.
 PENDING_LABELS_TIMEOUT = 2.0
 #: The binding through which the runtime reports each frame it seeked inside a capture (the
 #: armed seeks of the beginFrame path); the name is also in ``runtime.js``.
@@ -369,6 +370,46 @@ class Page:
         if not isinstance(media, list):
             return []
         return [MediaRecord.from_page(frame, item) for item in media]
+
+    async def replay(self, begin: int, end: int) -> None:
+        """Run frames ``begin`` to ``end - 1`` without capture, in one call to the page (an rAF
+        page's state before a chunk that starts late): each as :meth:`seek` with ``capture``
+        off would, without a round trip per frame. The caller keeps a call short (see the
+        worker's replay): ``config.timeout`` bounds the whole call.
+
+        Raises:
+            FrameTimeoutError: Not done within ``config.timeout``; names the frame it was on
+                and what that frame still waits for.
+            PageError: A callback of the composition threw (:class:`AssetError`: the runtime
+                found a broken asset); after any of these :attr:`position` is the frame
+                the page was on.
+        """
+        if end <= begin:
+            return
+        if self._armed is not None:
+            await self._disarm()
+        self.unchanged = False
+        try:
+            with trio.move_on_after(self.config.timeout) as scope:
+                await self.evaluate(f"window.__helios.replay({begin}, {end - 1})")
+        except (PageError, AssetError):
+            self.position = await self._frame_on(begin)
+            raise
+        if scope.cancelled_caught:
+            self.position = await self._frame_on(begin)
+            raise await self._not_ready(self.position)
+        self.position = end - 1
+        self._pictures_pending = False
+
+    async def _frame_on(self, fallback: int) -> int:
+        """The frame the runtime is on (``fallback`` when the page cannot say)."""
+        with trio.move_on_after(PENDING_LABELS_TIMEOUT):
+            try:
+                frame = await self.evaluate("window.heliosRender.frame", await_promise=False)
+            except (PageError, BrowserError):
+                return fallback
+            return frame if isinstance(frame, int) else fallback
+        return fallback
 
     async def _not_ready(self, frame: int | None) -> FrameTimeoutError:
         """The error for a frame whose seek did not finish in time, naming what it waits for."""

@@ -1292,6 +1292,18 @@
     return same ? { same: true, media: shown } : shown;
   }
 
+  // `replay(from, to)` runs frames from..to without paint, one after another within this one
+  // call: the state an rAF page builds frame by frame, before a chunk that starts late, without
+  // a round trip per frame. Each frame is the seek a replayed frame gets on its own (its time
+  // as an armed seek computes it, which is the renderer's to the last bit); the first frame
+  // that throws stops it, and `heliosRender.frame` then names that frame.
+  async function replay(from, to) {
+    for (let frame = from; frame <= to; frame++) {
+      await seek(frame, (frame * 1000 * config.fpsDenominator) / config.fpsNumerator, false);
+    }
+    return currentFrame;
+  }
+
   async function seekNow(frame, t, paint) {
     const started = profile ? realNow() : 0;
     currentFrame = frame;
@@ -1912,6 +1924,7 @@
   Object.defineProperty(window, "__helios", {
     value: Object.freeze({
       seek,
+      replay,
       settled,
       presented,
       ready,

@@ -181,3 +181,45 @@ async def test_a_late_start_on_an_raf_page_reports_its_replay(tmp_path: Path) ->
     assert values == sorted(values)  # type: ignore[type-var]
     assert all(s.progress == 0.0 for s in replaying)
     assert states[-1].progress == 1.0 and states[-1].replaying is None
+
+
+async def test_a_late_start_runs_every_frame_before_it_once(tmp_path: Path) -> None:
+    # The frames before a late start go to the page many in one call (calls grow as they are
+    # found cheap): the page's count of rAF calls shows that each ran once, none skipped or
+    # doubled. At frame k its black bar is (k + 1) * 4 px wide.
+    result = await helios_render.render(
+        _options(tmp_path, "raf_canvas.html", frames=3, start_frame=150)
+    )
+    for k, frame in zip(range(150, 153), decode_frames(result.output), strict=True):
+        black = [x for x in range(W) if max(frame.pixel(x, 210)) < 60]
+        assert black == list(range((k + 1) * 4)), (k, len(black))
+
+
+async def test_a_replay_that_throws_names_the_frame_that_threw(tmp_path: Path) -> None:
+    # 49/30 s < 1.65 s <= 50/30 s: frame 50 throws, inside a call of many replayed frames.
+    with pytest.raises(helios_render.WorkerError) as caught:
+        await helios_render.render(
+            _options(tmp_path, "throws_at.html", frames=2, start_frame=200,
+                     props={"throwAt": 1.65})
+        )
+    assert caught.value.frame == 50, caught.value
+    assert "boom at 1666.7 ms" in str(caught.value)
+
+
+async def test_a_replay_that_hangs_times_out_naming_the_frame_and_what_it_waits_for(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "hangs.html"
+    page.write_text(
+        "<!doctype html><script>let n = 0; function tick() { n += 1;"
+        " if (n === 61) heliosRender.delay('a handle never resumed');"
+        " requestAnimationFrame(tick); } requestAnimationFrame(tick);</script>"
+    )
+    with pytest.raises(helios_render.WorkerError) as caught:
+        await helios_render.render(
+            make_lossless_options(tmp_path, page, frames=2, start_frame=200, timeout=2)
+        )
+    assert isinstance(caught.value.cause, helios_render.FrameTimeoutError), caught.value
+    assert caught.value.frame == 60, caught.value
+    assert "frame 60 was not ready" in str(caught.value)
+    assert "a handle never resumed" in str(caught.value)
