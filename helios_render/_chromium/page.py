@@ -371,35 +371,44 @@ class Page:
             return []
         return [MediaRecord.from_page(frame, item) for item in media]
 
-    async def replay(self, begin: int, end: int) -> None:
-        """Run frames ``begin`` to ``end - 1`` without capture, in one call to the page (an rAF
-        page's state before a chunk that starts late): each as :meth:`seek` with ``capture``
-        off would, without a round trip per frame. The caller keeps a call short (see the
-        worker's replay): ``config.timeout`` bounds the whole call.
+    async def replay(self, begin: int, end: int, budget: float) -> int:
+        """Run frames from ``begin`` on, up to ``end - 1``, without capture, in one call to
+        the page (an rAF page's state before a chunk that starts late): each as :meth:`seek`
+        with ``capture`` off would, without a round trip per frame. The page stops after the
+        frame that reaches ``budget`` seconds, so a call lasts about that plus one frame.
+
+        Returns:
+            The frame after the last one run (``end`` when every frame ran).
 
         Raises:
-            FrameTimeoutError: Not done within ``config.timeout``; names the frame it was on
-                and what that frame still waits for.
+            FrameTimeoutError: A frame was not done within ``config.timeout`` (plus
+                ``budget``); names the frame it was on and what that frame still waits for.
             PageError: A callback of the composition threw (:class:`AssetError`: the runtime
                 found a broken asset); after any of these :attr:`position` is the frame
                 the page was on.
         """
         if end <= begin:
-            return
+            return end
         if self._armed is not None:
             await self._disarm()
         self.unchanged = False
+        last: Any = None
         try:
-            with trio.move_on_after(self.config.timeout) as scope:
-                await self.evaluate(f"window.__helios.replay({begin}, {end - 1})")
+            with trio.move_on_after(self.config.timeout + budget) as scope:
+                last = await self.evaluate(
+                    f"window.__helios.replay({begin}, {end - 1}, {budget * 1000!r})"
+                )
         except (PageError, AssetError):
             self.position = await self._frame_on(begin)
             raise
         if scope.cancelled_caught:
             self.position = await self._frame_on(begin)
             raise await self._not_ready(self.position)
-        self.position = end - 1
+        if not isinstance(last, int) or not begin <= last < end:
+            raise PageError(f"the runtime replayed frames {begin}..{end - 1} up to {last!r}")
+        self.position = last
         self._pictures_pending = False
+        return last + 1
 
     async def _frame_on(self, fallback: int) -> int:
         """The frame the runtime is on (``fallback`` when the page cannot say)."""

@@ -78,10 +78,9 @@ FRAME_QUEUE = 2
 
 #: Replay progress reports per chunk, at most (see :attr:`ChunkWorker.on_replay`).
 REPLAY_REPORTS = 200
-#: Seconds of the page's work a replay call is sized for, and frames in one call at most: a
-#: replayed frame goes to the page with others in one call (see ``replay`` in runtime.js).
+#: Seconds of the page's work after which a replay call returns (replayed frames go to the page
+#: many in one call; see ``replay`` in runtime.js).
 REPLAY_CALL_SECONDS = 0.05
-REPLAY_CALL_FRAMES = 256
 
 
 class WorkerInstrument:
@@ -573,32 +572,25 @@ class ChunkWorker:
         # A late start can mean a million frames to replay: say how far it is, every
         # 1/REPLAY_REPORTS of the way (the aggregator limits how often it is shown).
         every = max(1, total // REPLAY_REPORTS)
-        # The frames go to the page in calls of about REPLAY_CALL_SECONDS each (the first
-        # call one frame, to learn what a frame costs): a light page's replay cost a round
-        # trip per frame, and a call stays short enough that the timeout of one frame still
-        # bounds it.
-        frame, size = begin, 1
+        # The frames go to the page many in one call, each call about REPLAY_CALL_SECONDS of
+        # the page's work: a light page's replay cost a round trip per frame.
+        frame = begin
         while frame < first - 1:
-            size = size_before = min(size, first - 1 - frame)
             self.frame = frame
             started = time.perf_counter()
             try:
-                await page.replay(frame, frame + size)
+                after = await page.replay(frame, first - 1, REPLAY_CALL_SECONDS)
             except (PageError, AssetError, FrameTimeoutError):
-                if page.position is not None and frame <= page.position < frame + size:
+                if page.position is not None and frame <= page.position < first - 1:
                     self.frame = page.position  # the frame that threw or hung
                 raise
             seconds = time.perf_counter() - started
-            for _ in range(size):
-                instrument.frame_replayed(seconds / size)
-            before, frame = frame - begin, frame + size
+            for _ in range(after - frame):
+                instrument.frame_replayed(seconds / (after - frame))
+            before, frame = frame - begin, after
             done = frame - begin
             if self.on_replay is not None and (done // every > before // every or done == total):
                 self.on_replay(job.index, done / total)
-            # Grown at most eightfold a call: a page whose frames get dearer is measured again
-            # before a call could near the timeout.
-            size = int(REPLAY_CALL_SECONDS * size / max(seconds, 1e-6))
-            size = max(1, min(REPLAY_CALL_FRAMES, 8 * size_before, size))
         await instrument.after_uncounted_seeks(page)  # replays are not the chunk's seeks
 
     def _error(self, job: ChunkJob, exc: Exception) -> WorkerError:

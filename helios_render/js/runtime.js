@@ -1292,17 +1292,21 @@
     return same ? { same: true, media: shown } : shown;
   }
 
-  // `replay(from, to)` runs frames from..to without paint, one after another within this one
-  // call: the state an rAF page builds frame by frame, before a chunk that starts late, without
-  // a round trip per frame. Each frame is the seek a replayed frame gets on its own (its time
-  // as an armed seek computes it, which is the renderer's to the last bit), with a task
-  // boundary after it as a call of its own had: a message the page posted to itself in a
-  // frame is handled before the next one, as in a whole render. The first frame that throws
-  // stops it, and `heliosRender.frame` then names that frame.
-  async function replay(from, to) {
+  // `replay(from, to, budgetMs)` runs frames from..to without paint, one after another within
+  // this one call: the state an rAF page builds frame by frame, before a chunk that starts
+  // late, without a round trip per frame. Each frame is the seek a replayed frame gets on its
+  // own (its time as an armed seek computes it, which is the renderer's to the last bit), with
+  // a task boundary after it as a call of its own had: a message the page posted to itself in
+  // a frame is handled before the next one, as in a whole render. It stops after the frame
+  // that reaches `budgetMs` of real time, so that a call lasts about that plus one frame (the
+  // renderer's timeout of one frame bounds it), and returns the last frame it ran. The first
+  // frame that throws stops it, and `heliosRender.frame` then names that frame.
+  async function replay(from, to, budgetMs) {
+    const started = realNow();
     for (let frame = from; frame <= to; frame++) {
       await seek(frame, (frame * 1000 * config.fpsDenominator) / config.fpsNumerator, false);
-      if (frame < to) await flushMicrotasks();
+      if (frame === to || realNow() - started >= budgetMs) return frame;
+      await flushMicrotasks();
     }
     return currentFrame;
   }

@@ -238,3 +238,19 @@ async def test_a_late_start_handles_the_messages_each_replayed_frame_posts_befor
         )
         for frame in decode_frames(result.output):
             assert frame.pixel(160, 90)[1] > 200 and frame.pixel(160, 90)[0] < 60, start
+
+
+async def test_a_replay_whose_frames_turn_slow_is_not_taken_for_a_hang(tmp_path: Path) -> None:
+    # Frames 0..59 are cheap, later ones take tens of milliseconds each: the 90 slow frames
+    # before frame 150 take longer together than the 1 s timeout of one frame. Each call to the
+    # page returns after about 50 ms of work, so no call nears the timeout.
+    page = tmp_path / "slows.html"
+    page.write_text(
+        "<!doctype html><script>let sink = 0; function tick() {"
+        " if (heliosRender.frame >= 60) for (let i = 0; i < 2e6; i++) sink += Math.sqrt(i);"
+        " requestAnimationFrame(tick); } requestAnimationFrame(tick);</script>"
+    )
+    result = await helios_render.render(
+        make_lossless_options(tmp_path, page, frames=1, start_frame=150, timeout=1)
+    )
+    assert probe(result.output)["nb_read_frames"] == "1"
