@@ -241,8 +241,8 @@ async def test_a_late_start_handles_the_messages_each_replayed_frame_posts_befor
 
 
 async def test_a_replay_whose_frames_turn_slow_is_not_taken_for_a_hang(tmp_path: Path) -> None:
-    # Frames 0..59 are cheap, later ones take tens of milliseconds each: the 90 slow frames
-    # before frame 150 take longer together than the 1 s timeout of one frame. Each call to the
+    # Frames 0..59 are cheap, later ones take tens of milliseconds each: the 140 slow frames
+    # before frame 200 take longer together than the 2 s timeout of one frame. Each call to the
     # page returns after about 50 ms of work, so no call nears the timeout.
     page = tmp_path / "slows.html"
     page.write_text(
@@ -251,6 +251,6 @@ async def test_a_replay_whose_frames_turn_slow_is_not_taken_for_a_hang(tmp_path:
         " requestAnimationFrame(tick); } requestAnimationFrame(tick);</script>"
     )
     result = await helios_render.render(
-        make_lossless_options(tmp_path, page, frames=1, start_frame=150, timeout=1)
+        make_lossless_options(tmp_path, page, frames=1, start_frame=200, timeout=2)
     )
     assert probe(result.output)["nb_read_frames"] == "1"
