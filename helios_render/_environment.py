@@ -287,13 +287,12 @@ async def probe_environment(
     check_timezone(options.timezone)
     browser = find_browser(options.browser)
     ffmpeg: Path | None
-    if video:
+    try:
         ffmpeg = find_ffmpeg(options.ffmpeg)
-    else:
-        try:  # a still is a PNG from the browser: no FFmpeg is started
-            ffmpeg = find_ffmpeg(options.ffmpeg)
-        except ToolNotFoundError:
-            ffmpeg = None
+    except ToolNotFoundError:
+        if video:
+            raise
+        ffmpeg = None  # a still is a PNG from the browser: no FFmpeg is started
     ffprobe = ffprobe_for(ffmpeg) if video and ffmpeg is not None else None
     source, served = resolve_source(options.source, options.root)
     # Each question is a process or a walk of the folder: ask them all at once.

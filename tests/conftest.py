@@ -103,7 +103,6 @@ def probe(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.strip().splitlines())
 
 
-
 def ffprobe_packets(path: Path) -> int:
     """The video packets ffprobe counts in ``path`` (the reference for in-process counts)."""
     out = subprocess.run(

@@ -298,15 +298,20 @@ class Page:
             raise PageError(f"the composition threw: {_exception_text(details)}")
         return reply.get("result", {}).get("value")
 
-    async def pending_labels(self) -> list[str]:
-        """What the page is still waiting for (delay labels, images, media, fonts)."""
+    async def _ask_briefly(self, expression: str) -> Any:
+        """The value of a quick ``expression``, asked after a frame failed: ``None`` when the
+        page cannot say within :data:`PENDING_LABELS_TIMEOUT`."""
         with trio.move_on_after(PENDING_LABELS_TIMEOUT):
             try:
-                labels = await self.evaluate("window.__helios.pending()", await_promise=False)
+                return await self.evaluate(expression, await_promise=False)
             except (PageError, BrowserError):
-                return []
-            return [shorten_urls(str(label)) for label in labels or []]
-        return []
+                return None
+        return None
+
+    async def pending_labels(self) -> list[str]:
+        """What the page is still waiting for (delay labels, images, media, fonts)."""
+        labels = await self._ask_briefly("window.__helios.pending()")
+        return [shorten_urls(str(label)) for label in labels or []]
 
     async def seek(
         self, frame: int, *, capture: bool = True, last: int | None = None, reuse: bool = False
@@ -412,13 +417,8 @@ class Page:
 
     async def _frame_on(self, fallback: int) -> int:
         """The frame the runtime is on (``fallback`` when the page cannot say)."""
-        with trio.move_on_after(PENDING_LABELS_TIMEOUT):
-            try:
-                frame = await self.evaluate("window.heliosRender.frame", await_promise=False)
-            except (PageError, BrowserError):
-                return fallback
-            return frame if isinstance(frame, int) else fallback
-        return fallback
+        frame = await self._ask_briefly("window.heliosRender.frame")
+        return frame if isinstance(frame, int) else fallback
 
     async def _not_ready(self, frame: int | None) -> FrameTimeoutError:
         """The error for a frame whose seek did not finish in time, naming what it waits for."""
